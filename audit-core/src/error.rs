@@ -1,0 +1,82 @@
+//! The crate's error type.
+
+use std::fmt;
+
+/// An error from building an event, parsing a value, or configuring the pipeline.
+///
+/// The kind is private so it can grow; ask with the `is_*` predicates and show the message to a
+/// person: it names the value and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: Kind,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    InvalidEventType,
+    UnknownCategory,
+    InvalidValue,
+    Config,
+}
+
+impl Error {
+    pub(crate) fn invalid_event_type(value: &str, reason: &str) -> Error {
+        Error {
+            kind: Kind::InvalidEventType,
+            message: format!("invalid event type {value:?}: {reason}"),
+        }
+    }
+
+    pub(crate) fn unknown_category(event_type: &str) -> Error {
+        Error {
+            kind: Kind::UnknownCategory,
+            message: format!(
+                "cannot derive a category for event type {event_type:?}: its first segment is not \
+                 one of auth, data, admin, security, system; set the category explicitly"
+            ),
+        }
+    }
+
+    pub(crate) fn invalid_value(what: &str, value: &str) -> Error {
+        Error {
+            kind: Kind::InvalidValue,
+            message: format!("invalid {what}: {value}"),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Config,
+            message: message.into(),
+        }
+    }
+
+    /// The event type was empty, not dotted, or not lowercase.
+    pub fn is_invalid_event_type(&self) -> bool {
+        self.kind == Kind::InvalidEventType
+    }
+
+    /// No category was given and none follows from the event type.
+    pub fn is_unknown_category(&self) -> bool {
+        self.kind == Kind::UnknownCategory
+    }
+
+    /// A value (timestamp, category name, …) could not be parsed or is out of range.
+    pub fn is_invalid_value(&self) -> bool {
+        self.kind == Kind::InvalidValue
+    }
+
+    /// A pipeline or sink setting is unusable (e.g. zero capacity, duplicate sink name).
+    pub fn is_config(&self) -> bool {
+        self.kind == Kind::Config
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

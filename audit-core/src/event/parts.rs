@@ -1,0 +1,277 @@
+//! The nested parts of an event: actor, target, context, HTTP facts and integrity.
+
+use serde::{Deserialize, Serialize};
+
+/// Rough fixed cost of one part, for [`AuditEvent::approx_size`](super::AuditEvent::approx_size).
+pub(super) const PART_OVERHEAD: usize = 64;
+
+/// Generates `with_<field>` setters for optional string fields.
+macro_rules! string_setters {
+    ($($(#[$doc:meta])* $setter:ident => $field:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $setter(mut self, value: impl Into<String>) -> Self {
+                self.$field = Some(value.into());
+                self
+            }
+        )*
+    };
+}
+
+/// Sums the lengths of optional string fields.
+macro_rules! strings_len {
+    ($self:ident: $($field:ident),*) => {
+        0 $(+ $self.$field.as_ref().map_or(0, String::len))*
+    };
+}
+
+/// Who performed the action.
+///
+/// `ipAddress` and `userAgent` describe the connection the action came from; the user agent is
+/// whatever the client sent and is recorded as untrusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Actor {
+    /// `user`, `service`, `api_key`, `anonymous`, `system`, …
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Stable id of the principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// E-mail address, when the principal is a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Role at the time of the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Client IP address as resolved by the capture layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// The `User-Agent` the client sent (untrusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// OAuth client / application id the action came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Actor {
+    /// An actor of the given kind and id.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Actor {
+        Actor {
+            kind: Some(kind.into()),
+            id: Some(id.into()),
+            ..Actor::default()
+        }
+    }
+
+    /// A human user.
+    pub fn user(id: impl Into<String>) -> Actor {
+        Actor::new("user", id)
+    }
+
+    /// A service or workload acting on its own behalf.
+    pub fn service(id: impl Into<String>) -> Actor {
+        Actor::new("service", id)
+    }
+
+    string_setters! {
+        /// Sets the kind (`user`, `service`, …).
+        with_kind => kind;
+        /// Sets the id.
+        with_id => id;
+        /// Sets the e-mail address.
+        with_email => email;
+        /// Sets the role.
+        with_role => role;
+        /// Sets the client IP address.
+        with_ip_address => ip_address;
+        /// Sets the user agent.
+        with_user_agent => user_agent;
+        /// Sets the OAuth client id.
+        with_client_id => client_id;
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        strings_len!(self: kind, id, email, role, ip_address, user_agent, client_id)
+    }
+}
+
+/// The resource acted on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Target {
+    /// Resource type, e.g. `index`, `api_key`, `organization`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Resource id. Never a secret: for an API key this is the key's id, not the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Target {
+    /// A target of the given type and id.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Target {
+        Target {
+            kind: Some(kind.into()),
+            id: Some(id.into()),
+            name: None,
+        }
+    }
+
+    string_setters! {
+        /// Sets the resource type.
+        with_kind => kind;
+        /// Sets the resource id.
+        with_id => id;
+        /// Sets the display name.
+        with_name => name;
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        strings_len!(self: kind, id, name)
+    }
+}
+
+/// Correlation ids and the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Context {
+    /// The request id (validated inbound, or generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// W3C trace id (32 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// W3C span id (16 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// The session the action belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// The service that recorded the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+impl Context {
+    string_setters! {
+        /// Sets the request id.
+        with_request_id => request_id;
+        /// Sets the trace id.
+        with_trace_id => trace_id;
+        /// Sets the span id.
+        with_span_id => span_id;
+        /// Sets the session id.
+        with_session_id => session_id;
+        /// Sets the tenant.
+        with_organization_id => organization_id;
+        /// Sets the recording service's name.
+        with_service => service;
+    }
+
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Context::default()
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        strings_len!(self: request_id, trace_id, span_id, session_id, organization_id, service)
+    }
+}
+
+/// Facts about the HTTP exchange an event was captured from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HttpFacts {
+    /// Request method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Route template, e.g. `/v1/indexes/{index}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The concrete path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Response status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Time from request to response, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+}
+
+impl HttpFacts {
+    string_setters! {
+        /// Sets the method.
+        with_method => method;
+        /// Sets the route template.
+        with_route => route;
+        /// Sets the concrete path.
+        with_path => path;
+    }
+
+    /// Sets the response status.
+    #[must_use]
+    pub fn with_status_code(mut self, status: u16) -> Self {
+        self.status_code = Some(status);
+        self
+    }
+
+    /// Sets the latency in milliseconds.
+    #[must_use]
+    pub fn with_duration_ms(mut self, ms: f64) -> Self {
+        self.duration_ms = Some(ms);
+        self
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        strings_len!(self: method, route, path)
+    }
+}
+
+/// Where an event sits in its stream: the stream name, a gap-free sequence number, and (when
+/// the hash chain is on) the hashes linking it to its predecessor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Integrity {
+    /// The stream (one per `Auditor`).
+    pub stream: String,
+    /// Position in the stream, starting at 1. Numbers lost to overload are reported by a
+    /// `system.audit.dropped` event, so every gap is explained.
+    pub seq: u64,
+    /// Hash of the previous event in the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// Hash of this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl Integrity {
+    /// Stream position without hashes.
+    pub fn new(stream: impl Into<String>, seq: u64) -> Integrity {
+        Integrity {
+            stream: stream.into(),
+            seq,
+            prev_hash: None,
+            hash: None,
+        }
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        self.stream.len() + strings_len!(self: prev_hash, hash)
+    }
+}

@@ -1,0 +1,405 @@
+//! [`Auditor`], the handle applications record through, and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::dispatch::{Command, Dispatcher, Reply, Shared};
+use super::ingress::Ingress;
+use super::options::{OverflowPolicy, SinkOptions};
+use super::report::{Metrics, ShutdownReport};
+use super::sink_task::{self, SinkShared};
+use crate::{AuditEvent, Error, Sink};
+
+/// Why [`Auditor::record`] did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordError {
+    seq: Option<u64>,
+}
+
+impl RecordError {
+    pub(crate) fn dropped(seq: u64) -> RecordError {
+        RecordError { seq: Some(seq) }
+    }
+
+    pub(crate) fn closed() -> RecordError {
+        RecordError { seq: None }
+    }
+
+    /// The buffer was full under the overflow policy; the loss is counted and will be
+    /// reported by a `system.audit.dropped` event.
+    pub fn is_dropped(&self) -> bool {
+        self.seq.is_some()
+    }
+
+    /// The auditor has been shut down.
+    pub fn is_closed(&self) -> bool {
+        self.seq.is_none()
+    }
+
+    /// The sequence number the lost event was given, when it was dropped.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "audit buffer full: event {seq} dropped"),
+            None => f.write_str("auditor is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The handle events are recorded through. Cheap to clone; all clones feed one pipeline.
+///
+/// `record` is synchronous and never awaits: it takes a short lock, gives the event its
+/// sequence number and buffers it. A dedicated worker thread (`audit-worker`, running its own
+/// single-threaded Tokio runtime) does everything else, so the application's runtime, or the
+/// lack of one, never decides whether audit events move.
+///
+/// ```
+/// use std::time::Duration;
+/// use audit_core::{AuditEvent, Auditor, SinkOptions};
+/// # use audit_core::{Batch, Sink, SinkError};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Clone, Default)] struct Collect(Arc<Mutex<Vec<String>>>);
+/// # impl Sink for Collect {
+/// #     fn name(&self) -> &str { "collect" }
+/// #     async fn deliver(&mut self, b: &Batch) -> Result<(), SinkError> {
+/// #         self.0.lock().unwrap().extend(b.iter().map(|e| e.event_type.to_string()));
+/// #         Ok(())
+/// #     }
+/// # }
+///
+/// let collected = Collect::default();
+/// let auditor = Auditor::builder()
+///     .service("billing")
+///     .sink(collected.clone())
+///     .build()?;
+///
+/// let seq = auditor.record(AuditEvent::builder("auth.logout").build()?).unwrap();
+/// assert_eq!(seq, 1);
+///
+/// let report = auditor.shutdown_blocking(Duration::from_secs(5));
+/// assert!(report.complete);
+/// assert_eq!(*collected.0.lock().unwrap(), ["auth.logout"]);
+/// # Ok::<(), audit_core::Error>(())
+/// ```
+///
+/// # Ordering and loss
+/// Every event gets the next sequence number of this auditor's stream when `record` is
+/// called, and each sink receives events in that order. An event that cannot be buffered
+/// (see [`OverflowPolicy`]) keeps its number, is counted, and is reported by a
+/// `system.audit.dropped` event, so every gap in a stream is explained.
+///
+/// # Shutdown
+/// Call [`shutdown`](Self::shutdown) (or [`shutdown_blocking`](Self::shutdown_blocking))
+/// before exiting: it delivers what is buffered and queued, flushes every sink, and reports
+/// exactly what did not make it. If every handle is dropped without it, the worker still
+/// drains for [`AuditorBuilder::drain_on_drop`] in the background, but nothing waits for it.
+#[derive(Clone)]
+pub struct Auditor {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    overflow: OverflowPolicy,
+}
+
+impl fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auditor")
+            .field("stream", &self.shared.stream)
+            .field("sinks", &self.shared.sinks.len())
+            .field("overflow", &self.overflow)
+            .finish()
+    }
+}
+
+impl Auditor {
+    /// Starts configuring an auditor.
+    pub fn builder() -> AuditorBuilder {
+        AuditorBuilder::default()
+    }
+
+    /// Buffers an event for delivery under the auditor's overflow policy and returns its
+    /// sequence number.
+    ///
+    /// Never awaits and does no I/O or serialisation. Under
+    /// [`OverflowPolicy::Block`] it may block the calling thread up to the timeout when the
+    /// buffer is full.
+    pub fn record(&self, event: AuditEvent) -> Result<u64, RecordError> {
+        self.shared.ingress.push(event, self.overflow)
+    }
+
+    /// Like [`record`](Self::record), with an overflow policy for this one event (e.g.
+    /// `DropNewest` on a latency-critical path, a longer `Block` for an event that must not
+    /// be lost).
+    pub fn record_with(
+        &self,
+        event: AuditEvent,
+        policy: OverflowPolicy,
+    ) -> Result<u64, RecordError> {
+        self.shared.ingress.push(event, policy)
+    }
+
+    /// This auditor's stream name (stamped into every event's `integrity.stream`).
+    pub fn stream(&self) -> &str {
+        &self.shared.stream
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
+    /// Waits until everything recorded before the call has been delivered (or given up) by
+    /// every sink, or `timeout` passes. Returns true when everything was delivered.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        if self
+            .commands
+            .send(Command::Flush { deadline, reply })
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Stops accepting events, delivers everything buffered and queued, flushes every sink,
+    /// and reports what was delivered and what was still pending when `timeout` ran out.
+    ///
+    /// Later calls (from any clone) return the same report.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.shared.ingress.close();
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Shutdown {
+            deadline: Instant::now() + timeout,
+            reply: Reply::Async(tx),
+        };
+        if self.commands.send(cmd).is_ok() {
+            if let Ok(report) = rx.await {
+                return report;
+            }
+        }
+        self.report_after_exit()
+    }
+
+    /// [`shutdown`](Self::shutdown) for synchronous code (e.g. after the runtime has
+    /// stopped). Blocks the calling thread; do not call it from async code.
+    pub fn shutdown_blocking(&self, timeout: Duration) -> ShutdownReport {
+        self.shared.ingress.close();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cmd = Command::Shutdown {
+            deadline: Instant::now() + timeout,
+            reply: Reply::Blocking(tx),
+        };
+        if self.commands.send(cmd).is_ok() {
+            if let Ok(report) = rx.recv() {
+                return report;
+            }
+        }
+        self.report_after_exit()
+    }
+
+    /// The worker has already stopped (an earlier shutdown): its report, or the counters as
+    /// they stand.
+    fn report_after_exit(&self) -> ShutdownReport {
+        if let Some(report) = self.shared.final_report.get() {
+            return report.clone();
+        }
+        let metrics = self.shared.metrics();
+        ShutdownReport {
+            complete: metrics.sinks.iter().all(|s| s.pending == 0) && metrics.buffered == 0,
+            metrics,
+        }
+    }
+}
+
+type SpawnSink =
+    Box<dyn FnOnce(Arc<Ingress>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + 'static>;
+
+struct Registration {
+    shared: Arc<SinkShared>,
+    spawn: SpawnSink,
+}
+
+/// Configures and starts an [`Auditor`].
+///
+/// Defaults: a 32 MiB buffer, [`OverflowPolicy::default`], the worker woken every 5 ms or
+/// when 512 events are waiting, a 5 s drain when every handle is dropped, and a stream named
+/// `<service>-<8 random hex digits>` (or `audit-…` without a service).
+#[must_use]
+pub struct AuditorBuilder {
+    service: Option<String>,
+    stream: Option<String>,
+    buffer_bytes: usize,
+    overflow: OverflowPolicy,
+    interval: Duration,
+    watermark: usize,
+    drain_on_drop: Duration,
+    sinks: Vec<Registration>,
+}
+
+impl Default for AuditorBuilder {
+    fn default() -> Self {
+        AuditorBuilder {
+            service: None,
+            stream: None,
+            buffer_bytes: 32 << 20,
+            overflow: OverflowPolicy::default(),
+            interval: Duration::from_millis(5),
+            watermark: 512,
+            drain_on_drop: Duration::from_secs(5),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for AuditorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditorBuilder")
+            .field("service", &self.service)
+            .field("stream", &self.stream)
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("overflow", &self.overflow)
+            .field(
+                "sinks",
+                &self
+                    .sinks
+                    .iter()
+                    .map(|r| &r.shared.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditorBuilder {
+    /// The service name, stamped into `context.service` of events that have none.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = Some(name.into());
+        self
+    }
+
+    /// The stream name for `integrity.stream`. Give each running instance its own: sequence
+    /// numbers and (later) hash chains are per stream.
+    pub fn stream(mut self, name: impl Into<String>) -> Self {
+        self.stream = Some(name.into());
+        self
+    }
+
+    /// Bound on buffered events, in bytes by [`AuditEvent::approx_size`].
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
+    }
+
+    /// What `record` does when the buffer is full.
+    pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// How often the worker looks at the buffer when fewer than the watermark's events wait.
+    /// This bounds the latency added before batching; it is not a per-event cost.
+    pub fn dispatch_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// How long the worker keeps delivering after every handle was dropped without
+    /// [`Auditor::shutdown`].
+    pub fn drain_on_drop(mut self, grace: Duration) -> Self {
+        self.drain_on_drop = grace;
+        self
+    }
+
+    /// Adds a sink with default [`SinkOptions`].
+    pub fn sink<S: Sink>(self, sink: S) -> Self {
+        self.sink_with(sink, SinkOptions::default())
+    }
+
+    /// Adds a sink with its own batching, queue bound, retry and filter.
+    pub fn sink_with<S: Sink>(mut self, sink: S, options: SinkOptions) -> Self {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| sink.name().to_owned());
+        let shared = Arc::new(SinkShared::new(name, options));
+        let task_shared = Arc::clone(&shared);
+        let spawn: SpawnSink =
+            Box::new(move |ingress| Box::pin(sink_task::run(sink, task_shared, ingress)));
+        self.sinks.push(Registration { shared, spawn });
+        self
+    }
+
+    /// Validates the settings and starts the worker thread.
+    ///
+    /// Errors on a zero-byte buffer, duplicate sink names, or when the worker thread or its
+    /// runtime cannot be created.
+    pub fn build(self) -> Result<Auditor, Error> {
+        if self.buffer_bytes == 0 {
+            return Err(Error::config("buffer_bytes must be greater than zero"));
+        }
+        let mut names: Vec<&str> = self.sinks.iter().map(|r| r.shared.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(format!(
+                "two sinks are named {:?}; give one a distinct name with SinkOptions::name",
+                dup[0]
+            )));
+        }
+        let stream = self.stream.unwrap_or_else(|| {
+            format!(
+                "{}-{:08x}",
+                self.service.as_deref().unwrap_or("audit"),
+                fastrand::u32(..)
+            )
+        });
+        let ingress = Arc::new(Ingress::new(self.buffer_bytes, self.watermark));
+        let shared = Arc::new(Shared {
+            ingress: Arc::clone(&ingress),
+            sinks: self.sinks.iter().map(|r| Arc::clone(&r.shared)).collect(),
+            stream,
+            service: self.service,
+            final_report: std::sync::OnceLock::new(),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("audit-worker")
+            .build()
+            .map_err(|e| Error::config(format!("cannot start the audit runtime: {e}")))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker_shared = Arc::clone(&shared);
+        let (interval, drain) = (self.interval, self.drain_on_drop);
+        let spawns: Vec<SpawnSink> = self.sinks.into_iter().map(|r| r.spawn).collect();
+        std::thread::Builder::new()
+            .name("audit-worker".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let tasks = spawns
+                        .into_iter()
+                        .map(|spawn| tokio::spawn(spawn(Arc::clone(&ingress))))
+                        .collect();
+                    Dispatcher::new(worker_shared, rx, tasks, interval, drain)
+                        .run()
+                        .await;
+                });
+            })
+            .map_err(|e| Error::config(format!("cannot start the audit worker thread: {e}")))?;
+        Ok(Auditor {
+            shared,
+            commands: tx,
+            overflow: self.overflow,
+        })
+    }
+}

@@ -1,0 +1,220 @@
+//! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
+//! queues; runs flush and shutdown.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::ingress::{Ingress, Queued};
+use super::report::{Metrics, ShutdownReport};
+use super::sink_task::{Item, SinkShared};
+use super::system_events;
+use crate::{AuditEvent, Context, Integrity};
+
+/// The worker-side stages every event passes before any sink sees it.
+fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
+    if let Some(service) = &shared.service {
+        let ctx = event.context.get_or_insert_with(Context::default);
+        if ctx.service.is_none() {
+            ctx.service = Some(service.clone());
+        }
+    }
+    event.integrity = Some(Integrity::new(shared.stream.clone(), seq));
+    event
+}
+
+/// A request from an `Auditor` handle to the worker.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Flush {
+        deadline: Instant,
+        reply: oneshot::Sender<bool>,
+    },
+    Shutdown {
+        deadline: Instant,
+        reply: Reply,
+    },
+}
+
+/// Where the shutdown report goes: an async or a blocking waiter.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Async(oneshot::Sender<ShutdownReport>),
+    Blocking(std::sync::mpsc::Sender<ShutdownReport>),
+}
+
+impl Reply {
+    fn send(self, report: ShutdownReport) {
+        // A waiter that gave up is not an error.
+        let _ = match self {
+            Reply::Async(tx) => tx.send(report).map_err(drop),
+            Reply::Blocking(tx) => tx.send(report).map_err(drop),
+        };
+    }
+}
+
+/// Everything the worker and the handles share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) ingress: Arc<Ingress>,
+    pub(crate) sinks: Vec<Arc<SinkShared>>,
+    pub(crate) stream: String,
+    pub(crate) service: Option<String>,
+    pub(crate) final_report: std::sync::OnceLock<ShutdownReport>,
+}
+
+impl Shared {
+    pub(crate) fn metrics(&self) -> Metrics {
+        let c = self.ingress.counts();
+        Metrics {
+            recorded: c.accepted,
+            dropped: c.dropped,
+            rejected: c.rejected,
+            buffered: c.queued as u64,
+            buffered_bytes: c.queued_bytes as u64,
+            sinks: self.sinks.iter().map(|s| s.metrics()).collect(),
+        }
+    }
+}
+
+pub(crate) struct Dispatcher {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) interval: Duration,
+    pub(crate) drain_on_drop: Duration,
+    buf: VecDeque<Queued>,
+    per_sink: Vec<Vec<Item>>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        tasks: Vec<JoinHandle<()>>,
+        interval: Duration,
+        drain_on_drop: Duration,
+    ) -> Dispatcher {
+        let per_sink = shared.sinks.iter().map(|_| Vec::new()).collect();
+        Dispatcher {
+            shared,
+            commands,
+            tasks,
+            interval,
+            drain_on_drop,
+            buf: VecDeque::new(),
+            per_sink,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let ingress = Arc::clone(&self.shared.ingress);
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Flush { deadline, reply }) => {
+                        let done = self.quiesce(deadline).await;
+                        let _ = reply.send(done);
+                    }
+                    Some(Command::Shutdown { deadline, reply }) => {
+                        let report = self.shutdown(deadline).await;
+                        reply.send(report);
+                        return;
+                    }
+                    None => {
+                        // Every handle is gone without an explicit shutdown: deliver what we
+                        // have within the configured grace period.
+                        self.shared.ingress.close();
+                        self.shutdown(Instant::now() + self.drain_on_drop).await;
+                        return;
+                    }
+                },
+                () = ingress.wake.notified() => {}
+                () = tokio::time::sleep(self.interval) => {}
+            }
+            self.round();
+        }
+    }
+
+    /// One pass: take everything buffered, stamp it, hand it to the sinks' queues.
+    fn round(&mut self) {
+        let ingress = &self.shared.ingress;
+        if let Some(run) = ingress.drain(&mut self.buf) {
+            ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
+        }
+        for q in self.buf.drain(..) {
+            let event = Arc::new(stamp(&self.shared, q.event, q.seq));
+            for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
+                if sink.accepts(&event) {
+                    out.push(Item {
+                        event: Arc::clone(&event),
+                        size: q.size,
+                        seq: q.seq,
+                        internal: q.internal,
+                    });
+                }
+            }
+        }
+        for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
+            sink.enqueue(out);
+            if let Some(run) = sink.take_drop_run_if_room() {
+                ingress.push_internal(system_events::dropped(
+                    run,
+                    Some(&sink.name),
+                    "sink_queue_full",
+                ));
+            }
+        }
+    }
+
+    /// Delivers everything recorded so far; true if all sinks went idle before `deadline`.
+    async fn quiesce(&mut self, deadline: Instant) -> bool {
+        for s in &self.shared.sinks {
+            s.set_flushing(true);
+        }
+        let done = loop {
+            self.round();
+            // Sinks first: a sink records its health events before it reports idle, so an
+            // idle sink's events are already visible in the buffer checked next.
+            if self.shared.sinks.iter().all(|s| s.is_idle()) && self.shared.ingress.is_empty() {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        for s in &self.shared.sinks {
+            s.set_flushing(false);
+        }
+        done
+    }
+
+    async fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
+        let drained = self.quiesce(deadline).await;
+        for s in &self.shared.sinks {
+            s.close();
+        }
+        let mut all_finished = true;
+        for task in &mut self.tasks {
+            match tokio::time::timeout_at(deadline.into(), &mut *task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    all_finished = false;
+                    task.abort();
+                }
+            }
+        }
+        // Events recorded by sinks during their final flush still count in the report.
+        self.round();
+        let metrics = self.shared.metrics();
+        let complete = drained && all_finished && metrics.sinks.iter().all(|s| s.pending == 0);
+        let report = ShutdownReport { complete, metrics };
+        let _ = self.shared.final_report.set(report.clone());
+        report
+    }
+}

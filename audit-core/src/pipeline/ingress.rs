@@ -1,0 +1,239 @@
+//! The caller-facing buffer: a byte-bounded queue that `record` pushes into and the worker
+//! drains in bulk.
+//!
+//! One short mutex section per event: assign the sequence number, check room, push. The worker
+//! is woken only when the queue crosses a watermark (or by its own timer), never per event.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::{OverflowPolicy, RecordError};
+use crate::AuditEvent;
+
+/// An event waiting for the worker, with its sequence number and charged size.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) seq: u64,
+    pub(crate) size: usize,
+    pub(crate) event: AuditEvent,
+    /// Made by the pipeline itself (drop reports, sink health): never dropped by a bound.
+    pub(crate) internal: bool,
+}
+
+/// A run of consecutive losses, reported as one `system.audit.dropped` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DropRun {
+    pub(crate) count: u64,
+    pub(crate) first_seq: u64,
+    pub(crate) last_seq: u64,
+}
+
+impl DropRun {
+    pub(crate) fn note(run: &mut Option<DropRun>, seq: u64) {
+        match run {
+            Some(r) => {
+                r.count += 1;
+                r.last_seq = seq;
+            }
+            None => {
+                *run = Some(DropRun {
+                    count: 1,
+                    first_seq: seq,
+                    last_seq: seq,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<Queued>,
+    bytes: usize,
+    next_seq: u64,
+    closed: bool,
+    wake_sent: bool,
+    waiters: usize,
+    drop_run: Option<DropRun>,
+    accepted: u64,
+    dropped: u64,
+    rejected: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Ingress {
+    state: Mutex<State>,
+    space: Condvar,
+    pub(crate) wake: Notify,
+    capacity: usize,
+    watermark: usize,
+}
+
+/// Counters read by `Auditor::metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct IngressCounts {
+    pub(crate) accepted: u64,
+    pub(crate) dropped: u64,
+    pub(crate) rejected: u64,
+    pub(crate) queued: usize,
+    pub(crate) queued_bytes: usize,
+}
+
+impl Ingress {
+    pub(crate) fn new(capacity: usize, watermark: usize) -> Ingress {
+        Ingress {
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(watermark * 2),
+                bytes: 0,
+                next_seq: 1,
+                closed: false,
+                wake_sent: false,
+                waiters: 0,
+                drop_run: None,
+                accepted: 0,
+                dropped: 0,
+                rejected: 0,
+            }),
+            space: Condvar::new(),
+            wake: Notify::new(),
+            capacity,
+            watermark,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something ever did, the queue is still
+        // consistent (every mutation is a single push/pop), so keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hot path: buffer an event from a caller, under `policy` when full.
+    pub(crate) fn push(
+        &self,
+        event: AuditEvent,
+        policy: OverflowPolicy,
+    ) -> Result<u64, RecordError> {
+        let size = event.approx_size();
+        let mut st = self.lock();
+        if st.closed {
+            st.rejected += 1;
+            return Err(RecordError::closed());
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        if !st.has_room(size, self.capacity) {
+            if let OverflowPolicy::Block { timeout } = policy {
+                st = self.wait_for_room(st, size, Instant::now() + timeout);
+            }
+            if !st.has_room(size, self.capacity) || st.closed {
+                st.dropped += 1;
+                DropRun::note(&mut st.drop_run, seq);
+                return Err(RecordError::dropped(seq));
+            }
+        }
+        st.accepted += 1;
+        st.enqueue(seq, size, event, false);
+        if !st.wake_sent && (st.queue.len() >= self.watermark || st.bytes >= self.capacity / 2) {
+            st.wake_sent = true;
+            drop(st);
+            self.wake.notify_one();
+        }
+        Ok(seq)
+    }
+
+    fn wait_for_room<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        size: usize,
+        deadline: Instant,
+    ) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        self.wake.notify_one();
+        while !st.has_room(size, self.capacity) && !st.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .space
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.waiters -= 1;
+        st
+    }
+
+    /// Buffers an event made by the pipeline itself (drop reports, sink health). These
+    /// bypass the capacity bound and the closed flag so that reports of loss are never lost
+    /// to the same overload, and health changes during the final flush still arrive.
+    pub(crate) fn push_internal(&self, event: AuditEvent) -> u64 {
+        let size = event.approx_size();
+        let mut st = self.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.accepted += 1;
+        st.enqueue(seq, size, event, true);
+        seq
+    }
+
+    /// Moves everything buffered into `into` (which must be empty) and returns the run of
+    /// losses to report, now that there is room again.
+    pub(crate) fn drain(&self, into: &mut VecDeque<Queued>) -> Option<DropRun> {
+        debug_assert!(into.is_empty());
+        let mut st = self.lock();
+        std::mem::swap(&mut st.queue, into);
+        st.bytes = 0;
+        st.wake_sent = false;
+        let run = st.drop_run.take();
+        let waiters = st.waiters > 0;
+        drop(st);
+        if waiters {
+            self.space.notify_all();
+        }
+        run
+    }
+
+    /// Refuses further records from callers; wakes blocked callers so they give up.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.space.notify_all();
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let st = self.lock();
+        st.queue.is_empty() && st.drop_run.is_none()
+    }
+
+    pub(crate) fn counts(&self) -> IngressCounts {
+        let st = self.lock();
+        IngressCounts {
+            accepted: st.accepted,
+            dropped: st.dropped,
+            rejected: st.rejected,
+            queued: st.queue.len(),
+            queued_bytes: st.bytes,
+        }
+    }
+}
+
+impl State {
+    /// An empty queue always has room, so one event larger than the whole bound still passes.
+    fn has_room(&self, size: usize, capacity: usize) -> bool {
+        self.queue.is_empty() || self.bytes + size <= capacity
+    }
+
+    fn enqueue(&mut self, seq: u64, size: usize, event: AuditEvent, internal: bool) {
+        self.bytes += size;
+        self.queue.push_back(Queued {
+            seq,
+            size,
+            event,
+            internal,
+        });
+    }
+}

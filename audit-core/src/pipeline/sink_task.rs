@@ -1,0 +1,329 @@
+//! One sink's queue and the task that batches, delivers and retries from it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::ingress::{DropRun, Ingress};
+use super::options::{Backoff, SinkOptions};
+use super::report::SinkMetrics;
+use super::system_events;
+use crate::{AuditEvent, Batch, Sink, SinkError};
+
+/// One event in a sink's queue.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) event: Arc<AuditEvent>,
+    pub(crate) size: usize,
+    pub(crate) seq: u64,
+    /// A pipeline event: exempt from the queue bound, and its loss is not re-reported.
+    pub(crate) internal: bool,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<Item>,
+    bytes: usize,
+    /// When the oldest queued event arrived; the batch is due `max_wait` later.
+    oldest_at: Option<Instant>,
+    /// Size of the batch being delivered (still pending until it succeeds or fails).
+    in_flight: usize,
+    /// Deliver without waiting for batches to fill (flush/shutdown).
+    flushing: bool,
+    /// Exit once the queue is empty.
+    closed: bool,
+    drop_run: Option<DropRun>,
+}
+
+/// State shared between the dispatcher (producer) and the sink's task (consumer).
+pub(crate) struct SinkShared {
+    pub(crate) name: String,
+    options: SinkOptions,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for SinkShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkShared")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkShared {
+    pub(crate) fn new(name: String, options: SinkOptions) -> SinkShared {
+        SinkShared {
+            name,
+            options,
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn accepts(&self, event: &AuditEvent) -> bool {
+        self.options.filter.as_ref().is_none_or(|f| f(event))
+    }
+
+    /// Appends a round's events, dropping (and counting) those that exceed the bound.
+    /// Pipeline events always fit: a report of loss must not be lost to the same bound.
+    pub(crate) fn enqueue(&self, events: &mut Vec<Item>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut dropped = 0;
+        let mut q = self.lock();
+        if q.events.is_empty() {
+            q.oldest_at = Some(Instant::now());
+        }
+        for item in events.drain(..) {
+            if item.internal
+                || q.events.is_empty()
+                || q.bytes + item.size <= self.options.queue_bytes
+            {
+                q.bytes += item.size;
+                q.events.push_back(item);
+            } else {
+                dropped += 1;
+                DropRun::note(&mut q.drop_run, item.seq);
+            }
+        }
+        drop(q);
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.notify.notify_one();
+    }
+
+    /// The run of this sink's losses, once its queue has room again.
+    pub(crate) fn take_drop_run_if_room(&self) -> Option<DropRun> {
+        let mut q = self.lock();
+        if q.drop_run.is_some() && q.bytes <= self.options.queue_bytes / 2 {
+            q.drop_run.take()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn set_flushing(&self, on: bool) {
+        self.lock().flushing = on;
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn close(&self) {
+        let mut q = self.lock();
+        q.flushing = true;
+        q.closed = true;
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Nothing queued, nothing being delivered, no loss waiting to be reported.
+    pub(crate) fn is_idle(&self) -> bool {
+        let q = self.lock();
+        q.events.is_empty() && q.in_flight == 0 && q.drop_run.is_none()
+    }
+
+    pub(crate) fn metrics(&self) -> SinkMetrics {
+        let q = self.lock();
+        let pending = (q.events.len() + q.in_flight) as u64;
+        drop(q);
+        SinkMetrics {
+            name: self.name.clone(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            pending,
+            dropped: self.dropped.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            healthy: self.healthy.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn set_last_error(&self, message: &str) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(message.to_owned());
+    }
+
+    /// Waits until a batch is due and takes it; `None` once closed and empty.
+    async fn next_batch(&self) -> Option<Taken> {
+        loop {
+            let due_at = {
+                let mut q = self.lock();
+                let n = q.events.len();
+                if n == 0 {
+                    if q.closed {
+                        return None;
+                    }
+                    None
+                } else {
+                    let due = q
+                        .oldest_at
+                        .map_or_else(Instant::now, |t| t + self.options.max_wait);
+                    if q.flushing
+                        || n >= self.options.max_batch_events
+                        || q.bytes >= self.options.max_batch_bytes
+                        || Instant::now() >= due
+                    {
+                        return Some(self.take_batch(&mut q));
+                    }
+                    Some(due)
+                }
+            };
+            match due_at {
+                None => self.notify.notified().await,
+                Some(due) => {
+                    tokio::select! {
+                        () = self.notify.notified() => {}
+                        () = tokio::time::sleep_until(due.into()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_batch(&self, q: &mut Queue) -> Taken {
+        let mut events = Vec::with_capacity(q.events.len().min(self.options.max_batch_events));
+        let mut bytes = 0;
+        let mut only_internal = true;
+        while let Some(next) = q.events.front() {
+            if !events.is_empty()
+                && (events.len() >= self.options.max_batch_events
+                    || bytes + next.size > self.options.max_batch_bytes)
+            {
+                break;
+            }
+            let Some(item) = q.events.pop_front() else {
+                break;
+            };
+            bytes += item.size;
+            only_internal &= item.internal;
+            events.push(item.event);
+        }
+        q.bytes = q.bytes.saturating_sub(bytes);
+        q.in_flight = events.len();
+        q.oldest_at = (!q.events.is_empty()).then(Instant::now);
+        Taken {
+            batch: Batch::from(events),
+            only_internal,
+        }
+    }
+
+    fn finish_batch(&self) {
+        self.lock().in_flight = 0;
+    }
+}
+
+/// A batch and whether it holds only pipeline events.
+struct Taken {
+    batch: Batch,
+    only_internal: bool,
+}
+
+/// Runs one sink until its queue is closed and empty, then flushes it.
+pub(crate) async fn run<S: Sink>(mut sink: S, shared: Arc<SinkShared>, ingress: Arc<Ingress>) {
+    while let Some(taken) = shared.next_batch().await {
+        deliver(&mut sink, &taken, &shared, &ingress).await;
+        shared.finish_batch();
+    }
+    if let Err(e) = sink.flush().await {
+        shared.set_last_error(&format!("final flush failed: {e}"));
+        shared.healthy.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Delivers one batch, retrying per policy; reports health transitions and give-ups.
+///
+/// Internal events are recorded *before* the batch is marked finished, so a flush that sees
+/// the sink idle also sees those events in the ingress queue.
+async fn deliver<S: Sink>(sink: &mut S, taken: &Taken, shared: &SinkShared, ingress: &Ingress) {
+    let batch = &taken.batch;
+    let mut backoff = Backoff::new(shared.options.retry);
+    let mut down_since: Option<Instant> = None;
+    loop {
+        match sink.deliver(batch).await {
+            Ok(()) => {
+                shared
+                    .delivered
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if !shared.healthy.swap(true, Ordering::Relaxed) {
+                    let down_for = down_since.map_or(Duration::ZERO, |t| t.elapsed());
+                    ingress.push_internal(system_events::sink_recovered(
+                        &shared.name,
+                        backoff.failures(),
+                        down_for,
+                    ));
+                }
+                return;
+            }
+            Err(err) => {
+                shared.set_last_error(err.message());
+                let delay = backoff.next_delay(err.retry_after());
+                if shared.healthy.swap(false, Ordering::Relaxed) {
+                    down_since = Some(Instant::now());
+                    ingress.push_internal(system_events::sink_unhealthy(&shared.name, &err));
+                }
+                if err.is_permanent() || backoff.exhausted() {
+                    give_up(taken, shared, ingress, &err);
+                    return;
+                }
+                shared.retried.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Counts a batch as failed and reports it, unless it held only pipeline events: reporting
+/// the loss of reports to the sink that cannot take them would never end.
+fn give_up(taken: &Taken, shared: &SinkShared, ingress: &Ingress, err: &SinkError) {
+    let batch = &taken.batch;
+    shared
+        .failed
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if taken.only_internal {
+        return;
+    }
+    let seqs = batch.iter().filter_map(AuditEvent::seq);
+    let run = seqs.fold(None, |mut run, seq| {
+        DropRun::note(&mut run, seq);
+        run
+    });
+    if let Some(mut run) = run {
+        run.count = batch.len() as u64;
+        ingress.push_internal(system_events::dropped(
+            run,
+            Some(&shared.name),
+            if err.is_permanent() {
+                "rejected_by_sink"
+            } else {
+                "retries_exhausted"
+            },
+        ));
+    }
+}

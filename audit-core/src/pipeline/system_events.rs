@@ -1,0 +1,91 @@
+//! The events the pipeline records about itself.
+//!
+//! | event type | when | details |
+//! |---|---|---|
+//! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or a batch a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer) |
+//! | `system.sink.unhealthy` | a sink's delivery failed after succeeding | `sink`, `error` |
+//! | `system.sink.recovered` | a delivery succeeded after failures | `sink`, `failedAttempts`, `downForMs` |
+
+use std::time::Duration;
+
+use super::ingress::DropRun;
+use crate::{AuditEvent, Category, Severity, SinkError, Target};
+
+fn system(event_type: &str) -> crate::AuditEventBuilder {
+    AuditEvent::builder(event_type).category(Category::System)
+}
+
+fn sink_target(name: &str) -> Target {
+    Target::new("audit_sink", name)
+}
+
+fn build(builder: crate::AuditEventBuilder) -> AuditEvent {
+    match builder.build() {
+        Ok(e) => e,
+        // The event types above are constants that pass validation; a test proves it.
+        Err(e) => unreachable!("pipeline event failed validation: {e}"),
+    }
+}
+
+pub(crate) fn dropped(run: DropRun, sink: Option<&str>, reason: &str) -> AuditEvent {
+    let mut b = system("system.audit.dropped")
+        .severity(Severity::Critical)
+        .description(match sink {
+            Some(s) => format!("{} audit events were not delivered to sink {s}", run.count),
+            None => format!("{} audit events were dropped: buffer full", run.count),
+        })
+        .detail("count", run.count)
+        .detail("firstSeq", run.first_seq)
+        .detail("lastSeq", run.last_seq)
+        .detail("reason", reason);
+    if let Some(s) = sink {
+        b = b.detail("sink", s).target(sink_target(s));
+    }
+    build(b)
+}
+
+pub(crate) fn sink_unhealthy(name: &str, err: &SinkError) -> AuditEvent {
+    build(
+        system("system.sink.unhealthy")
+            .severity(Severity::Error)
+            .description(format!("audit sink {name} failed: {err}"))
+            .target(sink_target(name))
+            .detail("sink", name)
+            .detail("error", err.message())
+            .detail("permanent", err.is_permanent()),
+    )
+}
+
+pub(crate) fn sink_recovered(name: &str, failed_attempts: u32, down_for: Duration) -> AuditEvent {
+    build(
+        system("system.sink.recovered")
+            .severity(Severity::Notice)
+            .description(format!("audit sink {name} recovered"))
+            .target(sink_target(name))
+            .detail("sink", name)
+            .detail("failedAttempts", failed_attempts)
+            .detail("downForMs", down_for.as_millis() as u64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_events_are_valid() {
+        let run = DropRun {
+            count: 3,
+            first_seq: 5,
+            last_seq: 9,
+        };
+        let e = dropped(run, None, "buffer_full");
+        assert_eq!(e.event_type.as_str(), "system.audit.dropped");
+        assert_eq!(e.details["count"], 3);
+        assert!(e.details.get("sink").is_none());
+        let e = sink_unhealthy("file", &SinkError::retryable("disk full"));
+        assert_eq!(e.details["error"], "disk full");
+        let e = sink_recovered("file", 2, Duration::from_millis(1500));
+        assert_eq!(e.details["downForMs"], 1500);
+    }
+}

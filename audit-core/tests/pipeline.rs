@@ -1,0 +1,499 @@
+//! The pipeline's promises, proved through the public API: nothing lost, nothing silent,
+//! order kept, failing sinks isolated, shutdown reports the truth.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use audit_core::{
+    AuditEvent, Auditor, Batch, Category, OverflowPolicy, RetryPolicy, Sink, SinkError, SinkOptions,
+};
+
+/// A sink that keeps what it receives and can be told to fail or stall.
+#[derive(Clone, Default)]
+struct Probe {
+    name: &'static str,
+    got: Arc<Mutex<Vec<Arc<AuditEvent>>>>,
+    /// Fail this many more deliveries.
+    fail_next: Arc<AtomicUsize>,
+    /// Fail every delivery, permanently.
+    reject: Arc<AtomicBool>,
+    /// Hold every delivery until cleared.
+    stall: Arc<AtomicBool>,
+    attempts: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    fn named(name: &'static str) -> Probe {
+        Probe {
+            name,
+            ..Probe::default()
+        }
+    }
+
+    fn events(&self) -> Vec<Arc<AuditEvent>> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn of_type(&self, event_type: &str) -> Vec<Arc<AuditEvent>> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.event_type.as_str() == event_type)
+            .collect()
+    }
+
+    /// Sequence numbers of the user events (type `data.item.create`) received.
+    fn user_seqs(&self) -> Vec<u64> {
+        self.of_type("data.item.create")
+            .iter()
+            .map(|e| e.seq().unwrap())
+            .collect()
+    }
+}
+
+impl Sink for Probe {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        while self.stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if self.reject.load(Ordering::SeqCst) {
+            return Err(SinkError::permanent("receiver rejects the payload"));
+        }
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SinkError::retryable("connection refused"));
+        }
+        self.got
+            .lock()
+            .unwrap()
+            .extend(batch.events().iter().cloned());
+        Ok(())
+    }
+}
+
+fn item(n: usize) -> AuditEvent {
+    AuditEvent::builder("data.item.create")
+        .detail("n", n)
+        .build()
+        .unwrap()
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .initial_backoff(Duration::from_millis(2))
+        .max_backoff(Duration::from_millis(20))
+}
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_sink_that_fails_then_recovers_gets_everything_in_order() {
+    let probe = Probe::named("flaky");
+    probe.fail_next.store(5, Ordering::SeqCst);
+    let auditor = Auditor::builder()
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new()
+                .max_batch_events(7)
+                .max_wait(Duration::from_millis(1))
+                .retry(fast_retry()),
+        )
+        .build()
+        .unwrap();
+    let n = 500;
+    let seqs: Vec<u64> = (0..n).map(|i| auditor.record(item(i)).unwrap()).collect();
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(report.complete, "{report}");
+
+    assert_eq!(probe.user_seqs(), seqs, "every event, once, in order");
+    let details: Vec<u64> = probe
+        .of_type("data.item.create")
+        .iter()
+        .map(|e| e.details["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(details, (0..n as u64).collect::<Vec<_>>());
+
+    assert_eq!(probe.of_type("system.sink.unhealthy").len(), 1);
+    let recovered = probe.of_type("system.sink.recovered");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].details["failedAttempts"], 5);
+    assert_eq!(recovered[0].details["sink"], "flaky");
+
+    let m = &report.metrics.sinks[0];
+    assert_eq!(m.retried, 5);
+    assert_eq!((m.failed, m.dropped, m.pending), (0, 0, 0));
+    assert!(m.healthy);
+    assert_eq!(m.last_error.as_deref(), Some("connection refused"));
+}
+
+#[test]
+fn drop_newest_reports_exactly_what_was_lost() {
+    let probe = Probe::named("slow");
+    probe.stall.store(true, Ordering::SeqCst);
+    let auditor = Auditor::builder()
+        .buffer_bytes(16 * 1024)
+        .overflow(OverflowPolicy::DropNewest)
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new()
+                .max_batch_events(10)
+                .queue_bytes(16 * 1024),
+        )
+        .build()
+        .unwrap();
+    let n = 5_000;
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..n {
+        match auditor.record(item(i)) {
+            Ok(seq) => accepted.push(seq),
+            Err(e) => {
+                assert!(e.is_dropped());
+                refused.push(e.seq().unwrap());
+            }
+        }
+    }
+    assert!(!refused.is_empty(), "the buffer must overflow in this test");
+    probe.stall.store(false, Ordering::SeqCst);
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(report.complete, "{report}");
+
+    let delivered = probe.user_seqs();
+    let reports = probe.of_type("system.audit.dropped");
+    assert!(!reports.is_empty());
+    let reported: u64 = reports
+        .iter()
+        .map(|e| e.details["count"].as_u64().unwrap())
+        .sum();
+    // Losses are either at the shared buffer or in this sink's queue; together they are
+    // exactly the events that did not arrive.
+    assert_eq!(delivered.len() as u64 + reported, n as u64);
+    assert_eq!(
+        report.metrics.dropped + report.metrics.sinks[0].dropped,
+        reported
+    );
+    assert_eq!(report.metrics.dropped, refused.len() as u64);
+    // Every lost seq lies inside a reported run, and no delivered seq is counted lost.
+    let runs: Vec<(u64, u64)> = reports
+        .iter()
+        .map(|e| {
+            (
+                e.details["firstSeq"].as_u64().unwrap(),
+                e.details["lastSeq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for seq in &refused {
+        assert!(runs.iter().any(|(a, b)| a <= seq && seq <= b), "{seq}");
+    }
+    let mut all: Vec<u64> = delivered.clone();
+    all.extend(&refused);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), delivered.len() + refused.len());
+    assert!(
+        reports
+            .iter()
+            .all(|e| e.severity == audit_core::Severity::Critical)
+    );
+}
+
+#[test]
+fn block_policy_waits_for_room_instead_of_dropping() {
+    let probe = Probe::named("steady");
+    let auditor = Auditor::builder()
+        .buffer_bytes(8 * 1024)
+        .overflow(OverflowPolicy::Block {
+            timeout: Duration::from_secs(5),
+        })
+        .dispatch_interval(Duration::from_millis(1))
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new().max_wait(Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    let n = 3_000;
+    for i in 0..n {
+        auditor.record(item(i)).unwrap();
+    }
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(report.metrics.dropped, 0);
+    assert_eq!(probe.user_seqs().len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_everything_recorded_before_it() {
+    let probe = Probe::named("batched");
+    let auditor = Auditor::builder()
+        .sink_with(
+            probe.clone(),
+            // A long max wait: only shutdown's flush can deliver the tail.
+            SinkOptions::new()
+                .max_batch_events(64)
+                .max_wait(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    let clones: Vec<Auditor> = (0..4).map(|_| auditor.clone()).collect();
+    let mut handles = Vec::new();
+    for (t, a) in clones.into_iter().enumerate() {
+        handles.push(tokio::task::spawn_blocking(move || {
+            for i in 0..1_001 {
+                a.record(item(t * 10_000 + i)).unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let report = auditor.shutdown(DEADLINE).await;
+    assert!(report.complete, "{report}");
+    let seqs = probe.user_seqs();
+    assert_eq!(seqs.len(), 4_004);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence order kept");
+    assert_eq!(report.metrics.sinks[0].delivered, 4_004);
+
+    // Afterwards the auditor refuses, visibly, and a second shutdown repeats the report.
+    let err = auditor.record(item(0)).unwrap_err();
+    assert!(err.is_closed());
+    let again = auditor.shutdown(Duration::from_millis(10)).await;
+    assert_eq!(again.metrics.sinks[0].delivered, 4_004);
+    assert_eq!(auditor.metrics().rejected, 1);
+}
+
+#[test]
+fn a_dead_sink_does_not_stall_the_others_and_shutdown_reports_it() {
+    let dead = Probe::named("dead");
+    dead.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let healthy = Probe::named("healthy");
+    let auditor = Auditor::builder()
+        .sink_with(dead.clone(), SinkOptions::new().retry(fast_retry()))
+        .sink_with(
+            healthy.clone(),
+            SinkOptions::new().max_wait(Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        auditor.record(item(i)).unwrap();
+    }
+    let report = auditor.shutdown_blocking(Duration::from_millis(500));
+    assert!(!report.complete);
+    assert_eq!(healthy.user_seqs().len(), 200);
+    assert_eq!(healthy.of_type("system.sink.unhealthy").len(), 1);
+    let dead_m = report
+        .metrics
+        .sinks
+        .iter()
+        .find(|s| s.name == "dead")
+        .unwrap();
+    assert_eq!(dead_m.delivered, 0);
+    assert!(!dead_m.healthy);
+    assert!(dead_m.pending >= 200, "{dead_m:?}");
+    assert!(report.undelivered() >= 200);
+    assert!(report.to_string().contains("INCOMPLETE"));
+}
+
+#[test]
+fn permanent_rejections_are_counted_and_reported_not_retried() {
+    let picky = Probe::named("picky");
+    picky.reject.store(true, Ordering::SeqCst);
+    let witness = Probe::named("witness");
+    let auditor = Auditor::builder()
+        .sink_with(
+            picky.clone(),
+            SinkOptions::new()
+                .max_batch_events(1000)
+                .retry(fast_retry()),
+        )
+        .sink(witness.clone())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        auditor.record(item(i)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    picky.reject.store(false, Ordering::SeqCst);
+    let report = auditor.shutdown_blocking(DEADLINE);
+    let m = report
+        .metrics
+        .sinks
+        .iter()
+        .find(|s| s.name == "picky")
+        .unwrap();
+    assert!(m.failed >= 10, "{m:?}");
+    assert_eq!(m.retried, 0);
+    let drops = witness.of_type("system.audit.dropped");
+    assert!(
+        drops
+            .iter()
+            .any(|e| e.details["reason"] == "rejected_by_sink" && e.details["sink"] == "picky")
+    );
+    let lost: u64 = drops
+        .iter()
+        .filter(|e| e.details["sink"] == "picky")
+        .map(|e| e.details["count"].as_u64().unwrap())
+        .sum();
+    // All ten user events are reported lost; the sink's failures on the pipeline's own
+    // events are counted in `failed` but not re-reported.
+    assert_eq!(lost, 10);
+}
+
+#[test]
+fn bounded_attempts_give_up_and_report() {
+    let down = Probe::named("down");
+    down.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let witness = Probe::named("witness");
+    let auditor = Auditor::builder()
+        .sink_with(
+            down.clone(),
+            SinkOptions::new()
+                .max_wait(Duration::from_millis(1))
+                .retry(fast_retry().max_attempts(Some(3))),
+        )
+        .sink(witness.clone())
+        .build()
+        .unwrap();
+    auditor.record(item(1)).unwrap();
+    let report = auditor.shutdown_blocking(DEADLINE);
+    let m = report
+        .metrics
+        .sinks
+        .iter()
+        .find(|s| s.name == "down")
+        .unwrap();
+    // The user event, and the pipeline's own events about the failure, were all given up;
+    // only the user event's loss is reported (reporting lost reports would never end).
+    assert!(m.failed >= 1, "{m:?}");
+    let attempts = down.attempts.load(Ordering::SeqCst) as u64;
+    assert_eq!(attempts % 3, 0, "every batch got exactly three attempts");
+    assert_eq!(m.retried, attempts / 3 * 2);
+    let drops = witness.of_type("system.audit.dropped");
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(drops[0].details["reason"], "retries_exhausted");
+    assert_eq!(drops[0].details["firstSeq"], 1);
+}
+
+#[test]
+fn filters_route_events_and_stamps_are_applied() {
+    let admin = Probe::named("admin");
+    let all = Probe::named("all");
+    let auditor = Auditor::builder()
+        .service("vector-api")
+        .stream("vector-api-1")
+        .sink_with(
+            admin.clone(),
+            SinkOptions::new().filter(|e| e.category == Category::Admin),
+        )
+        .sink(all.clone())
+        .build()
+        .unwrap();
+    assert_eq!(auditor.stream(), "vector-api-1");
+    auditor
+        .record(AuditEvent::builder("admin.role.assign").build().unwrap())
+        .unwrap();
+    auditor.record(item(0)).unwrap();
+    auditor
+        .record(
+            AuditEvent::builder("auth.logout")
+                .service("other-svc")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    let admin_events = admin.events();
+    assert_eq!(admin_events.len(), 1);
+    assert_eq!(admin_events[0].event_type.as_str(), "admin.role.assign");
+    let all_events = all.events();
+    assert_eq!(all_events.len(), 3);
+    let integrity = all_events[1].integrity.as_ref().unwrap();
+    assert_eq!(
+        (integrity.stream.as_str(), integrity.seq),
+        ("vector-api-1", 2)
+    );
+    assert_eq!(
+        all_events[0].context.as_ref().unwrap().service.as_deref(),
+        Some("vector-api")
+    );
+    assert_eq!(
+        all_events[2].context.as_ref().unwrap().service.as_deref(),
+        Some("other-svc"),
+        "an event's own service is kept"
+    );
+}
+
+#[tokio::test]
+async fn flush_waits_for_delivery_without_closing() {
+    let probe = Probe::named("p");
+    let auditor = Auditor::builder()
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new().max_wait(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    auditor.record(item(1)).unwrap();
+    assert!(auditor.flush(DEADLINE).await);
+    assert_eq!(probe.user_seqs(), [1]);
+    auditor.record(item(2)).unwrap();
+    assert!(auditor.flush(DEADLINE).await);
+    assert_eq!(probe.user_seqs(), [1, 2]);
+    assert!(auditor.shutdown(DEADLINE).await.complete);
+}
+
+#[test]
+fn dropping_every_handle_still_drains() {
+    let probe = Probe::named("p");
+    let auditor = Auditor::builder()
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new().max_wait(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    auditor.record(item(1)).unwrap();
+    drop(auditor);
+    for _ in 0..500 {
+        if probe.user_seqs() == [1] {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("event not delivered after the last handle was dropped");
+}
+
+#[test]
+fn configuration_mistakes_are_errors() {
+    let err = Auditor::builder()
+        .sink(Probe::named("same"))
+        .sink(Probe::named("same"))
+        .build()
+        .unwrap_err();
+    assert!(err.is_config());
+    assert!(err.to_string().contains("\"same\""), "{err}");
+    assert!(
+        Auditor::builder()
+            .buffer_bytes(0)
+            .build()
+            .unwrap_err()
+            .is_config()
+    );
+    // Renaming one resolves the clash.
+    let a = Auditor::builder()
+        .sink(Probe::named("same"))
+        .sink_with(Probe::named("same"), SinkOptions::new().name("same-2"))
+        .build()
+        .unwrap();
+    assert!(a.shutdown_blocking(DEADLINE).complete);
+}
