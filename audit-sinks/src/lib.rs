@@ -1,1 +1,48 @@
-//! placeholder
+//! Sinks that deliver audit events, and the formats they write.
+//!
+//! Each sink is a module behind its own Cargo feature; `full` turns all of them on.
+//!
+//! | feature | sink | what it writes |
+//! |---|---|---|
+//! | `stdout` (default) | [`StdoutSink`] | JSON lines on standard output |
+//! | `file` (default) | [`FileSink`] | JSON lines in a rotating local file |
+//! | `memory` (default) | [`MemorySink`] | a bounded in-memory window, for tests |
+//!
+//! ```
+//! use std::time::Duration;
+//! use audit_core::{AuditEvent, Auditor, Category, SinkOptions};
+//! use audit_sinks::MemorySink;
+//!
+//! let everything = MemorySink::new(100);
+//! let admin_only = MemorySink::new(100);
+//! let auditor = Auditor::builder()
+//!     .sink(everything.clone())
+//!     .sink_with(
+//!         admin_only.clone(),
+//!         SinkOptions::new().name("admin").filter(|e| e.category == Category::Admin),
+//!     )
+//!     .build()?;
+//! auditor.record(AuditEvent::builder("admin.role.assign").build()?).unwrap();
+//! auditor.record(AuditEvent::builder("auth.logout").build()?).unwrap();
+//! assert!(auditor.shutdown_blocking(Duration::from_secs(5)).complete);
+//! assert_eq!((everything.len(), admin_only.len()), (2, 1));
+//! # Ok::<(), audit_core::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod format;
+
+#[cfg(feature = "file")]
+pub mod file;
+#[cfg(feature = "memory")]
+pub mod memory;
+#[cfg(feature = "stdout")]
+pub mod stdout;
+
+#[cfg(feature = "file")]
+pub use file::{FileSink, FsyncPolicy};
+#[cfg(feature = "memory")]
+pub use memory::MemorySink;
+#[cfg(feature = "stdout")]
+pub use stdout::StdoutSink;
