@@ -1,6 +1,8 @@
 //! The event's JSON contract: seed 000's example reads and writes back unchanged, and every
 //! event we build round-trips through serde without loss.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use audit_core::{
     Actor, AuditEvent, Category, Context, HttpFacts, Outcome, Severity, Target, Timestamp,
 };

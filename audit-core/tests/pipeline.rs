@@ -1,6 +1,8 @@
 //! The pipeline's promises, proved through the public API: nothing lost, nothing silent,
 //! order kept, failing sinks isolated, shutdown reports the truth.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -277,7 +279,7 @@ fn a_dead_sink_does_not_stall_the_others_and_shutdown_reports_it() {
     dead.fail_next.store(usize::MAX, Ordering::SeqCst);
     let healthy = Probe::named("healthy");
     let auditor = Auditor::builder()
-        .sink_with(dead.clone(), SinkOptions::new().retry(fast_retry()))
+        .sink_with(dead, SinkOptions::new().retry(fast_retry()))
         .sink_with(
             healthy.clone(),
             SinkOptions::new().max_wait(Duration::from_millis(1)),

@@ -46,3 +46,8 @@ pub use file::{FileSink, FsyncPolicy};
 pub use memory::MemorySink;
 #[cfg(feature = "stdout")]
 pub use stdout::StdoutSink;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(all(doctest, feature = "file"))]
+#[doc = include_str!("../../README.md")]
+mod readme {}

@@ -4,6 +4,8 @@
 //! Needs root to mount a small tmpfs. Without it the test prints why and passes, unless
 //! `AUDIT_REQUIRE_SERVICES=1` (set by CI) demands that it runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,7 @@ fn a_full_disk_delays_but_loses_nothing() {
     let filler = dir.path().join("filler");
     let mut f = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .open(&filler)
         .unwrap();

@@ -1,6 +1,8 @@
 //! The file sink through the whole pipeline: rotation loses and repeats nothing, a file
 //! deleted or moved away mid-run is noticed, reported and replaced without losing events.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -72,7 +74,7 @@ fn size_rotation_loses_and_duplicates_no_line() {
         "expected many rotations, got {}",
         files.len()
     );
-    files.push(path.clone());
+    files.push(path);
     let mut all = Vec::new();
     for f in &files {
         let len = std::fs::metadata(f).unwrap().len();
@@ -141,10 +143,10 @@ fn record_with_interruption(auditor: &Auditor, n: usize, mid: impl FnOnce()) -> 
     let mut recorded = Vec::new();
     for i in 0..n {
         recorded.push(auditor.record(item(i)).unwrap());
-        if i == n / 2 {
-            if let Some(f) = mid.take() {
-                f();
-            }
+        if i == n / 2
+            && let Some(f) = mid.take()
+        {
+            f();
         }
         if i % 10 == 0 {
             std::thread::sleep(Duration::from_millis(1));

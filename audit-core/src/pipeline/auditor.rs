@@ -185,10 +185,10 @@ impl Auditor {
             deadline: Instant::now() + timeout,
             reply: Reply::Async(tx),
         };
-        if self.commands.send(cmd).is_ok() {
-            if let Ok(report) = rx.await {
-                return report;
-            }
+        if self.commands.send(cmd).is_ok()
+            && let Ok(report) = rx.await
+        {
+            return report;
         }
         self.report_after_exit()
     }
@@ -202,10 +202,10 @@ impl Auditor {
             deadline: Instant::now() + timeout,
             reply: Reply::Blocking(tx),
         };
-        if self.commands.send(cmd).is_ok() {
-            if let Ok(report) = rx.recv() {
-                return report;
-            }
+        if self.commands.send(cmd).is_ok()
+            && let Ok(report) = rx.recv()
+        {
+            return report;
         }
         self.report_after_exit()
     }

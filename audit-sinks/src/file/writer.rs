@@ -104,10 +104,11 @@ impl Writer {
 
     /// Best-effort sync of the file being let go (it may already be deleted).
     fn release_file(&mut self) {
-        if let Some(f) = self.file.take() {
-            if self.unsynced && self.cfg.fsync != FsyncPolicy::Never {
-                let _ = f.sync_data();
-            }
+        if let Some(f) = self.file.take()
+            && self.unsynced
+            && self.cfg.fsync != FsyncPolicy::Never
+        {
+            let _ = f.sync_data();
         }
         self.unsynced = false;
     }
