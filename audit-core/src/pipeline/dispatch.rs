@@ -142,6 +142,7 @@ impl Dispatcher {
 
     /// One pass: take everything buffered, stamp it, hand it to the sinks' queues.
     fn round(&mut self) {
+        self.reap_dead_sinks();
         let ingress = &self.shared.ingress;
         if let Some(run) = ingress.drain(&mut self.buf) {
             ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
@@ -167,6 +168,24 @@ impl Dispatcher {
                     Some(&sink.name),
                     "sink_queue_full",
                 ));
+            }
+        }
+    }
+
+    /// A sink task that ended while its queue is open panicked in `deliver`: say so, once,
+    /// rather than letting its queue fill in silence.
+    fn reap_dead_sinks(&mut self) {
+        for (sink, task) in self.shared.sinks.iter().zip(&self.tasks) {
+            if task.is_finished() && !sink.is_dead() && !sink.is_closed() {
+                let why = "sink task ended unexpectedly (its deliver panicked); \
+                           events for it are counted as dropped";
+                sink.mark_dead(why);
+                self.shared
+                    .ingress
+                    .push_internal(system_events::sink_unhealthy(
+                        &sink.name,
+                        &crate::SinkError::permanent(why),
+                    ));
             }
         }
     }

@@ -32,6 +32,18 @@ pub(crate) struct DropRun {
 }
 
 impl DropRun {
+    /// Folds `other` into `run` (counts add; the range widens).
+    pub(crate) fn merge(run: &mut Option<DropRun>, other: DropRun) {
+        *run = Some(match *run {
+            None => other,
+            Some(r) => DropRun {
+                count: r.count + other.count,
+                first_seq: r.first_seq.min(other.first_seq),
+                last_seq: r.last_seq.max(other.last_seq),
+            },
+        });
+    }
+
     pub(crate) fn note(run: &mut Option<DropRun>, seq: u64) {
         match run {
             Some(r) => {

@@ -31,6 +31,8 @@ struct Queue {
     oldest_at: Option<Instant>,
     /// Size of the batch being delivered (still pending until it succeeds or fails).
     in_flight: usize,
+    /// The application events of that batch, in case the sink dies delivering it.
+    in_flight_app: Option<DropRun>,
     /// Deliver without waiting for batches to fill (flush/shutdown).
     flushing: bool,
     /// Exit once the queue is empty.
@@ -49,6 +51,8 @@ pub(crate) struct SinkShared {
     retried: AtomicU64,
     failed: AtomicU64,
     healthy: AtomicBool,
+    /// The sink's task ended early (its `deliver` panicked): nothing will drain the queue.
+    dead: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -72,8 +76,40 @@ impl SinkShared {
             retried: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            dead: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }
+    }
+
+    /// Marks the sink's task as gone: what it held and everything sent to it from now on is
+    /// counted as dropped (and reported, for application events).
+    pub(crate) fn mark_dead(&self, why: &str) {
+        self.dead.store(true, Ordering::Relaxed);
+        self.healthy.store(false, Ordering::Relaxed);
+        self.set_last_error(why);
+        let mut q = self.lock();
+        let lost: Vec<Item> = q.events.drain(..).collect();
+        let in_flight = std::mem::take(&mut q.in_flight);
+        q.bytes = 0;
+        if let Some(run) = q.in_flight_app.take() {
+            DropRun::merge(&mut q.drop_run, run);
+        }
+        Self::note_lost(&mut q, &lost);
+        drop(q);
+        self.dropped
+            .fetch_add((lost.len() + in_flight) as u64, Ordering::Relaxed);
+    }
+
+    /// Notes application events in a loss report; a lost pipeline event is only counted, so
+    /// reports about a dead sink never feed more reports.
+    fn note_lost(q: &mut Queue, lost: &[Item]) {
+        for item in lost.iter().filter(|i| !i.internal) {
+            DropRun::note(&mut q.drop_run, item.seq);
+        }
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -88,6 +124,13 @@ impl SinkShared {
     /// Pipeline events always fit: a report of loss must not be lost to the same bound.
     pub(crate) fn enqueue(&self, events: &mut Vec<Item>) {
         if events.is_empty() {
+            return;
+        }
+        if self.is_dead() {
+            Self::note_lost(&mut self.lock(), events);
+            self.dropped
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            events.clear();
             return;
         }
         let mut dropped = 0;
@@ -135,6 +178,10 @@ impl SinkShared {
         q.closed = true;
         drop(q);
         self.notify.notify_one();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Nothing queued, nothing being delivered, no loss waiting to be reported.
@@ -211,6 +258,7 @@ impl SinkShared {
         let mut events = Vec::with_capacity(q.events.len().min(self.options.max_batch_events));
         let mut bytes = 0;
         let mut only_internal = true;
+        let mut app = None;
         while let Some(next) = q.events.front() {
             if !events.is_empty()
                 && (events.len() >= self.options.max_batch_events
@@ -223,10 +271,14 @@ impl SinkShared {
             };
             bytes += item.size;
             only_internal &= item.internal;
+            if !item.internal {
+                DropRun::note(&mut app, item.seq);
+            }
             events.push(item.event);
         }
         q.bytes = q.bytes.saturating_sub(bytes);
         q.in_flight = events.len();
+        q.in_flight_app = app;
         q.oldest_at = (!q.events.is_empty()).then(Instant::now);
         Taken {
             batch: Batch::from(events),
@@ -235,7 +287,9 @@ impl SinkShared {
     }
 
     fn finish_batch(&self) {
-        self.lock().in_flight = 0;
+        let mut q = self.lock();
+        q.in_flight = 0;
+        q.in_flight_app = None;
     }
 }
 
