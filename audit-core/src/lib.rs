@@ -35,19 +35,21 @@
 //!
 //! # Trust boundaries
 //! Everything in an event is treated as data: the pipeline never interprets `details`, and
-//! the capture layers decide what is trusted (e.g. an inbound request id).
+//! the capture layers decide what is trusted (e.g. an inbound request id). Every event is
+//! [redacted](redact) on the pipeline's worker before any sink sees it.
 
 #![forbid(unsafe_code)]
 
 mod error;
 pub mod event;
 pub mod pipeline;
+pub mod redact;
 pub mod sink;
 
 pub use error::Error;
 pub use event::{
-    Actor, AuditEvent, AuditEventBuilder, Category, Context, EventId, EventType, HttpFacts,
-    Integrity, Outcome, Severity, Target, Timestamp,
+    Actor, AuditEvent, AuditEventBuilder, CapturedBody, Category, Context, EventId, EventType,
+    HttpFacts, Integrity, Outcome, Severity, Target, Timestamp,
 };
 pub use pipeline::{
     Auditor, AuditorBuilder, Metrics, OverflowPolicy, RecordError, RetryPolicy, ShutdownReport,

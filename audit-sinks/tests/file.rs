@@ -280,3 +280,40 @@ fn restart_appends_to_the_existing_file() {
         .collect();
     assert_eq!(ids, all);
 }
+
+#[test]
+fn secrets_never_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let auditor = Auditor::builder()
+        .sink(FileSink::new(&path).unwrap())
+        .build()
+        .unwrap();
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.aGVsbG8td29ybGQtc2lnbmF0dXJl";
+    auditor
+        .record(
+            AuditEvent::builder("auth.login.success")
+                .detail("password", "hunter2-but-longer")
+                .detail("echo", format!("Authorization: Bearer {jwt}"))
+                .http(
+                    audit_core::HttpFacts::default()
+                        .with_header("cookie", "session=s3cr3t-cookie-value")
+                        .with_query("api_key=AKIAIOSFODNN7EXAMPLE"),
+                )
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for secret in [
+        "hunter2-but-longer",
+        jwt,
+        "s3cr3t-cookie-value",
+        "AKIAIOSFODNN7EXAMPLE",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the file: {text}");
+    }
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["redactedFields"].as_array().unwrap().len(), 4);
+}

@@ -32,7 +32,7 @@ mod time;
 
 pub use builder::AuditEventBuilder;
 pub use id::EventId;
-pub use parts::{Actor, Context, HttpFacts, Integrity, Target};
+pub use parts::{Actor, CapturedBody, Context, HttpFacts, Integrity, Target};
 pub use taxonomy::{Category, EventType, Outcome, Severity};
 pub use time::Timestamp;
 
@@ -140,13 +140,13 @@ impl AuditEvent {
 
 const VALUE_OVERHEAD: usize = 32;
 
-fn map_size(map: &Map<String, Value>) -> usize {
+pub(crate) fn map_size(map: &Map<String, Value>) -> usize {
     map.iter()
         .map(|(k, v)| k.len() + VALUE_OVERHEAD + value_size(v))
         .sum()
 }
 
-fn value_size(v: &Value) -> usize {
+pub(crate) fn value_size(v: &Value) -> usize {
     match v {
         Value::String(s) => s.len(),
         Value::Array(a) => a.iter().map(|v| VALUE_OVERHEAD + value_size(v)).sum(),

@@ -1,6 +1,7 @@
 //! The nested parts of an event: actor, target, context, HTTP facts and integrity.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// Rough fixed cost of one part, for [`AuditEvent::approx_size`](super::AuditEvent::approx_size).
 pub(super) const PART_OVERHEAD: usize = 64;
@@ -210,6 +211,19 @@ pub struct HttpFacts {
     /// Time from request to response, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
+    /// The raw query string (without `?`), as received. Redaction decodes it to find
+    /// secrets by parameter name and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Captured request headers, lowercase name → value (an array for repeated headers).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub headers: Map<String, Value>,
+    /// The captured request body, at the `request` and `request_response` levels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<CapturedBody>,
+    /// The captured response body, at the `request_response` level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<CapturedBody>,
 }
 
 impl HttpFacts {
@@ -236,8 +250,78 @@ impl HttpFacts {
         self
     }
 
+    /// Sets the raw query string.
+    #[must_use]
+    pub fn with_query(mut self, query: impl Into<String>) -> Self {
+        self.query = Some(query.into());
+        self
+    }
+
+    /// Adds a header (name lowercased).
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers
+            .insert(name.to_ascii_lowercase(), Value::String(value.into()));
+        self
+    }
+
+    /// Sets the captured request body.
+    #[must_use]
+    pub fn with_request_body(mut self, body: CapturedBody) -> Self {
+        self.request_body = Some(body);
+        self
+    }
+
     pub(super) fn strings_len(&self) -> usize {
-        strings_len!(self: method, route, path)
+        let bodies = [&self.request_body, &self.response_body]
+            .into_iter()
+            .flatten()
+            .map(CapturedBody::approx_size)
+            .sum::<usize>();
+        strings_len!(self: method, route, path, query) + super::map_size(&self.headers) + bodies
+    }
+}
+
+/// A request or response body as captured: its content when small enough (JSON parsed, or
+/// text), and its size and hash when cut at the capture limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CapturedBody {
+    /// The `Content-Type` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The body's full size in bytes.
+    pub size: u64,
+    /// True when `content` holds only the first part of the body.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// SHA-256 (hex) of the whole body, when truncated. Removed by redaction when the body
+    /// held a secret, since a hash of a secret is not safe to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The content: parsed JSON, or text (form bodies stay text and are decoded by
+    /// redaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+}
+
+impl CapturedBody {
+    /// A body captured whole.
+    pub fn new(content_type: Option<&str>, size: u64, content: Value) -> CapturedBody {
+        CapturedBody {
+            content_type: content_type.map(str::to_owned),
+            size,
+            truncated: false,
+            sha256: None,
+            content: Some(content),
+        }
+    }
+
+    fn approx_size(&self) -> usize {
+        PART_OVERHEAD
+            + strings_len!(self: content_type, sha256)
+            + self.content.as_ref().map_or(0, super::value_size)
     }
 }
 

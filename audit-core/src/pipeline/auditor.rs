@@ -13,6 +13,7 @@ use super::ingress::Ingress;
 use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
+use crate::redact::Redactor;
 use crate::{AuditEvent, Error, Sink};
 
 /// Why [`Auditor::record`] did not take an event.
@@ -234,8 +235,8 @@ struct Registration {
 
 /// Configures and starts an [`Auditor`].
 ///
-/// Defaults: a 32 MiB buffer, [`OverflowPolicy::default`], the worker woken every 5 ms or
-/// when 512 events are waiting, a 5 s drain when every handle is dropped, and a stream named
+/// Defaults: a 32 MiB buffer, [`OverflowPolicy::default`], [`Redactor::default`], the worker
+/// woken every 5 ms or when 512 events are waiting, a 5 s drain when every handle is dropped, and a stream named
 /// `<service>-<8 random hex digits>` (or `audit-…` without a service).
 #[must_use]
 pub struct AuditorBuilder {
@@ -246,6 +247,7 @@ pub struct AuditorBuilder {
     interval: Duration,
     watermark: usize,
     drain_on_drop: Duration,
+    redactor: Redactor,
     sinks: Vec<Registration>,
 }
 
@@ -259,6 +261,7 @@ impl Default for AuditorBuilder {
             interval: Duration::from_millis(5),
             watermark: 512,
             drain_on_drop: Duration::from_secs(5),
+            redactor: Redactor::default(),
             sinks: Vec::new(),
         }
     }
@@ -323,6 +326,13 @@ impl AuditorBuilder {
         self
     }
 
+    /// The redaction rules every event passes before any sink sees it (default:
+    /// [`Redactor::default`]). Redaction cannot be turned off, only configured.
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
         self.sink_with(sink, SinkOptions::default())
@@ -371,6 +381,7 @@ impl AuditorBuilder {
             sinks: self.sinks.iter().map(|r| Arc::clone(&r.shared)).collect(),
             stream,
             service: self.service,
+            redactor: self.redactor,
             final_report: std::sync::OnceLock::new(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -14,8 +14,10 @@ use super::sink_task::{Item, SinkShared};
 use super::system_events;
 use crate::{AuditEvent, Context, Integrity};
 
-/// The worker-side stages every event passes before any sink sees it.
+/// The worker-side stages every event passes before any sink sees it: redaction first, so
+/// nothing downstream (sinks, and later the spool and the hash chain) sees a secret.
 fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
+    shared.redactor.redact(&mut event);
     if let Some(service) = &shared.service {
         let ctx = event.context.get_or_insert_with(Context::default);
         if ctx.service.is_none() {
@@ -63,6 +65,7 @@ pub(crate) struct Shared {
     pub(crate) sinks: Vec<Arc<SinkShared>>,
     pub(crate) stream: String,
     pub(crate) service: Option<String>,
+    pub(crate) redactor: crate::redact::Redactor,
     pub(crate) final_report: std::sync::OnceLock<ShutdownReport>,
 }
 

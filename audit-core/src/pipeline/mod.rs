@@ -2,7 +2,7 @@
 //! feeds each [`Sink`](crate::Sink) from its own batching, retrying queue.
 //!
 //! ```text
-//! record() ─► buffer (bytes-bounded, seq assigned) ─► worker: stamp service + integrity
+//! record() ─► buffer (bytes-bounded, seq assigned) ─► worker: redact, stamp service + integrity
 //!          ─► per-sink queue (filter, bound) ─► batch (events / bytes / max wait)
 //!          ─► Sink::deliver ─► retry with backoff + jitter ─► health events
 //! ```

@@ -1,0 +1,957 @@
+//! Finding secrets inside text.
+//!
+//! One aho-corasick automaton holds the literal that every built-in secret starts with
+//! (`eyJ`, `AKIA`, `ghp_`, `-----BEGIN`, `://`, `Bearer`, …) and the words of secret-like
+//! key names (for `password=…` inside free text). Clean text costs one pass of its SIMD
+//! prefilter; each hit is then checked by a small exact matcher. Card numbers have no literal
+//! prefix: a word-at-a-time digit count skips text with fewer than 13 digits in any 32 bytes
+//! before the exact Luhn check runs.
+
+use std::ops::ControlFlow;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::Regex;
+
+use super::rules::{KeyRules, SecretKind};
+
+/// A secret at `start..end` of the scanned text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) kind: SecretKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Jwt,
+    Bearer,
+    Basic,
+    Aws,
+    Github,
+    GithubPat,
+    Slack,
+    Stripe,
+    Google,
+    OpenAi,
+    Pem,
+    Url,
+    KeyWord,
+}
+
+const VALUE_TRIGGERS: &[(&str, Trigger)] = &[
+    ("eyJ", Trigger::Jwt),
+    ("Bearer", Trigger::Bearer),
+    ("bearer", Trigger::Bearer),
+    ("BEARER", Trigger::Bearer),
+    ("Basic", Trigger::Basic),
+    ("basic", Trigger::Basic),
+    ("BASIC", Trigger::Basic),
+    ("AKIA", Trigger::Aws),
+    ("ASIA", Trigger::Aws),
+    ("ghp_", Trigger::Github),
+    ("gho_", Trigger::Github),
+    ("ghu_", Trigger::Github),
+    ("ghs_", Trigger::Github),
+    ("ghr_", Trigger::Github),
+    ("github_pat_", Trigger::GithubPat),
+    ("xoxa-", Trigger::Slack),
+    ("xoxb-", Trigger::Slack),
+    ("xoxp-", Trigger::Slack),
+    ("xoxr-", Trigger::Slack),
+    ("xoxs-", Trigger::Slack),
+    ("sk_live_", Trigger::Stripe),
+    ("rk_live_", Trigger::Stripe),
+    ("sk_test_", Trigger::Stripe),
+    ("rk_test_", Trigger::Stripe),
+    ("AIza", Trigger::Google),
+    ("sk-", Trigger::OpenAi),
+    ("-----BEGIN", Trigger::Pem),
+    ("://", Trigger::Url),
+];
+
+/// Words that end or make up secret-like key names, in the spellings text uses.
+const KEY_WORDS: &[&str] = &[
+    "password",
+    "Password",
+    "PASSWORD",
+    "passwd",
+    "pwd",
+    "PWD",
+    "secret",
+    "Secret",
+    "SECRET",
+    "token",
+    "Token",
+    "TOKEN",
+    "key",
+    "Key",
+    "KEY",
+    "authorization",
+    "Authorization",
+    "AUTHORIZATION",
+    "cookie",
+    "Cookie",
+    "COOKIE",
+    "session",
+    "Session",
+    "SESSION",
+    "credential",
+    "Credential",
+];
+
+/// Finds secrets in text; built once per redactor.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanner {
+    ac: AhoCorasick,
+    triggers: Vec<Trigger>,
+    keys: KeyRules,
+    emails: bool,
+    ips: bool,
+    custom: Vec<(Regex, SecretKind)>,
+}
+
+impl Scanner {
+    pub(crate) fn new(
+        keys: KeyRules,
+        emails: bool,
+        ips: bool,
+        custom: Vec<(Regex, SecretKind)>,
+    ) -> Result<Scanner, String> {
+        let mut patterns: Vec<&str> = VALUE_TRIGGERS.iter().map(|(p, _)| *p).collect();
+        let mut triggers: Vec<Trigger> = VALUE_TRIGGERS.iter().map(|(_, t)| *t).collect();
+        patterns.extend(KEY_WORDS);
+        triggers.extend(KEY_WORDS.iter().map(|_| Trigger::KeyWord));
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .map_err(|e| format!("cannot build the redaction automaton: {e}"))?;
+        Ok(Scanner {
+            ac,
+            triggers,
+            keys,
+            emails,
+            ips,
+            custom,
+        })
+    }
+
+    /// Every finding in `s`, sorted by start, overlapping ones merged.
+    pub(crate) fn find_all(&self, s: &str, out: &mut Vec<Finding>) {
+        out.clear();
+        let _ = self.scan(s, &mut |f| {
+            out.push(f);
+            ControlFlow::Continue(())
+        });
+        out.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+        let mut merged: Vec<Finding> = Vec::with_capacity(out.len());
+        for f in out.drain(..) {
+            match merged.last_mut() {
+                Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+                _ => merged.push(f),
+            }
+        }
+        *out = merged;
+    }
+
+    /// True as soon as anything in `s` is a secret.
+    pub(crate) fn any(&self, s: &str) -> bool {
+        self.scan(s, &mut |_| ControlFlow::Break(())).is_break()
+    }
+
+    fn scan(&self, s: &str, emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
+        let b = s.as_bytes();
+        let emit = &mut |f: Finding| {
+            if is_redaction_marker(&b[f.start..f.end]) {
+                ControlFlow::Continue(())
+            } else {
+                emit(f)
+            }
+        };
+        for m in self.ac.find_iter(b) {
+            let at = m.start();
+            let found = match self.triggers[m.pattern().as_usize()] {
+                Trigger::Jwt => jwt(b, at),
+                Trigger::Bearer => bearer(b, at),
+                Trigger::Basic => basic(b, at),
+                Trigger::Aws => {
+                    if let Some(f) = aws_access_key(b, at) {
+                        emit(f)?;
+                        if let Some(secret) = aws_secret_key(b) {
+                            emit(secret)?;
+                        }
+                    }
+                    None
+                }
+                Trigger::Github => prefixed(b, at, 4, 36, is_alnum, SecretKind::GithubToken),
+                Trigger::GithubPat => prefixed(b, at, 11, 22, is_word, SecretKind::GithubToken),
+                Trigger::Slack => prefixed(b, at, 5, 10, is_slack, SecretKind::SlackToken),
+                Trigger::Stripe => prefixed(b, at, 8, 10, is_alnum, SecretKind::StripeKey),
+                Trigger::Google => prefixed(b, at, 4, 30, is_b64url, SecretKind::GoogleApiKey),
+                Trigger::OpenAi => prefixed(b, at, 3, 20, is_b64url, SecretKind::OpenAiKey),
+                Trigger::Pem => pem(b, at),
+                Trigger::Url => url_password(b, at),
+                Trigger::KeyWord => self.inline_secret(b, at),
+            };
+            if let Some(f) = found {
+                emit(f)?;
+            }
+        }
+        cards(b, emit)?;
+        if self.emails {
+            emails(b, emit)?;
+        }
+        if self.ips {
+            ipv4s(b, emit)?;
+        }
+        for (re, kind) in &self.custom {
+            for m in re.find_iter(s) {
+                if !m.is_empty() {
+                    emit(Finding {
+                        start: m.start(),
+                        end: m.end(),
+                        kind: kind.clone(),
+                    })?;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `password=…`, `"api_key": "…"`, `Authorization: Bearer …` inside free text.
+    fn inline_secret(&self, b: &[u8], at: usize) -> Option<Finding> {
+        let start = (0..at)
+            .rev()
+            .find(|&i| !is_key_char(b[i]))
+            .map_or(0, |i| i + 1);
+        let key_end = run(b, at, is_key_char);
+        let key = std::str::from_utf8(&b[start..key_end]).ok()?;
+        let kind = self.keys.classify(key)?.clone();
+        let mut i = key_end;
+        if matches!(b.get(i), Some(b'"' | b'\'')) {
+            i += 1;
+        }
+        i = run(b, i, |c| c == b' ' || c == b'\t');
+        if !matches!(b.get(i), Some(b'=' | b':')) {
+            return None;
+        }
+        i = run(b, i + 1, |c| c == b' ' || c == b'\t');
+        let (vstart, vend) = match b.get(i) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != q {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                (i + 1, j.min(b.len()))
+            }
+            // A bracketed value (`[REDACTED]`) is taken whole, so it is seen as a marker.
+            Some(b'[') => match b[i..].iter().position(|&c| c == b']') {
+                Some(close) => (i, i + close + 1),
+                None => (i, run(b, i, is_value_char)),
+            },
+            _ => {
+                let end = run(b, i, is_value_char);
+                // `Bearer abc`, `Basic abc`: the credential is the word after the scheme.
+                let word = &b[i..end];
+                let scheme = [&b"bearer"[..], b"basic", b"digest", b"token"]
+                    .iter()
+                    .any(|s| word.eq_ignore_ascii_case(s));
+                if scheme && b.get(end) == Some(&b' ') {
+                    (i, run(b, end + 1, is_value_char))
+                } else {
+                    (i, end)
+                }
+            }
+        };
+        (vend > vstart).then_some(Finding {
+            start: vstart,
+            end: vend,
+            kind,
+        })
+    }
+}
+
+/// What redaction itself writes (`[REDACTED]`, `[JWT]`, `****4242`, `hmac-sha256:…`), so a
+/// second pass over redacted text finds nothing new.
+fn is_redaction_marker(v: &[u8]) -> bool {
+    (v.first() == Some(&b'[') && v.last() == Some(&b']'))
+        || v.starts_with(b"****")
+        || v.starts_with(b"hmac-sha256:")
+}
+
+fn is_alnum(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+fn is_slack(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-'
+}
+
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.'
+}
+
+fn is_value_char(c: u8) -> bool {
+    !(c.is_ascii_whitespace() || b"&,;\"'})]>\0".contains(&c))
+}
+
+/// End of the run of bytes satisfying `pred` from `i`.
+fn run(b: &[u8], i: usize, pred: impl Fn(u8) -> bool) -> usize {
+    let mut j = i;
+    while j < b.len() && pred(b[j]) {
+        j += 1;
+    }
+    j
+}
+
+fn boundary_before(b: &[u8], at: usize, pred: impl Fn(u8) -> bool) -> bool {
+    at == 0 || !pred(b[at - 1])
+}
+
+/// `prefix` of `plen` bytes at `at`, then at least `min` bytes of `body`, on word boundaries.
+fn prefixed(
+    b: &[u8],
+    at: usize,
+    plen: usize,
+    min: usize,
+    body: fn(u8) -> bool,
+    kind: SecretKind,
+) -> Option<Finding> {
+    if !boundary_before(b, at, is_alnum) {
+        return None;
+    }
+    let end = run(b, at + plen, body);
+    (end - (at + plen) >= min).then_some(Finding {
+        start: at,
+        end,
+        kind,
+    })
+}
+
+fn jwt(b: &[u8], at: usize) -> Option<Finding> {
+    if !boundary_before(b, at, is_b64url) {
+        return None;
+    }
+    let h = run(b, at, is_b64url);
+    if h - at < 10 || b.get(h) != Some(&b'.') {
+        return None;
+    }
+    let p = run(b, h + 1, is_b64url);
+    if p - (h + 1) < 4 || b.get(p) != Some(&b'.') {
+        return None;
+    }
+    Some(Finding {
+        start: at,
+        end: run(b, p + 1, is_b64url),
+        kind: SecretKind::Jwt,
+    })
+}
+
+fn token68(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-._~+/".contains(&c)
+}
+
+/// The token after `Bearer` (at least 16 characters, so prose like "bearer of" is left).
+fn bearer(b: &[u8], at: usize) -> Option<Finding> {
+    if !boundary_before(b, at, is_alnum) {
+        return None;
+    }
+    let sp = at + 6;
+    let start = run(b, sp, |c| c == b' ');
+    if start == sp {
+        return None;
+    }
+    let end = run(b, run(b, start, token68), |c| c == b'=');
+    // A JWT after `Bearer` is reported (and tagged) as the JWT it is.
+    let is_jwt = b[start..end].starts_with(b"eyJ") && jwt(b, start).is_some();
+    (end - start >= 16 && !is_jwt).then_some(Finding {
+        start,
+        end,
+        kind: SecretKind::BearerToken,
+    })
+}
+
+/// The credential after `Basic`, only when it decodes to `user:password`.
+fn basic(b: &[u8], at: usize) -> Option<Finding> {
+    if !boundary_before(b, at, is_alnum) {
+        return None;
+    }
+    let sp = at + 5;
+    let start = run(b, sp, |c| c == b' ');
+    if start == sp {
+        return None;
+    }
+    let end = run(
+        b,
+        run(b, start, |c| {
+            c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+        }),
+        |c| c == b'=',
+    );
+    if end - start < 8 {
+        return None;
+    }
+    let decoded = base64_decode(&b[start..end])?;
+    let printable = decoded.iter().all(|c| (0x20..0x7f).contains(c));
+    (printable && decoded.contains(&b':')).then_some(Finding {
+        start,
+        end,
+        kind: SecretKind::BasicCredential,
+    })
+}
+
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in s.iter().take_while(|c| **c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn aws_access_key(b: &[u8], at: usize) -> Option<Finding> {
+    if !boundary_before(b, at, is_alnum) {
+        return None;
+    }
+    let end = at + 20;
+    let body = b.get(at + 4..end)?;
+    let ok = body
+        .iter()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b.get(end).is_none_or(|c| !is_alnum(*c));
+    ok.then_some(Finding {
+        start: at,
+        end,
+        kind: SecretKind::AwsAccessKey,
+    })
+}
+
+/// A 40-character secret key in the same text as an access key: mixed case (so hex digests
+/// are not taken for one), delimited by non-key characters.
+fn aws_secret_key(b: &[u8]) -> Option<Finding> {
+    let key_char = |c: u8| c.is_ascii_alphanumeric() || c == b'/' || c == b'+';
+    let mut i = 0;
+    while i < b.len() {
+        if key_char(b[i]) {
+            let end = run(b, i, key_char);
+            let word = &b[i..end];
+            if word.len() == 40
+                && word.iter().any(u8::is_ascii_lowercase)
+                && word.iter().any(u8::is_ascii_uppercase)
+                && b.get(end) != Some(&b'=')
+            {
+                return Some(Finding {
+                    start: i,
+                    end,
+                    kind: SecretKind::AwsSecretKey,
+                });
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn pem(b: &[u8], at: usize) -> Option<Finding> {
+    let head_end = at + 80.min(b.len() - at);
+    let header = &b[at..head_end];
+    let marker = b"PRIVATE KEY-----";
+    header.windows(marker.len()).position(|w| w == marker)?;
+    let end = find(b, at + 10, b"-----END")
+        .and_then(|e| find(b, e + 8, b"-----").map(|f| f + 5))
+        .unwrap_or(b.len());
+    Some(Finding {
+        start: at,
+        end,
+        kind: SecretKind::PrivateKey,
+    })
+}
+
+fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    b.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// The password of `scheme://user:password@host`.
+fn url_password(b: &[u8], at: usize) -> Option<Finding> {
+    let scheme_start = (0..at)
+        .rev()
+        .find(|&i| !(b[i].is_ascii_alphanumeric() || b"+.-".contains(&b[i])))
+        .map_or(0, |i| i + 1);
+    if scheme_start == at || !b[scheme_start].is_ascii_alphabetic() {
+        return None;
+    }
+    let auth = at + 3;
+    let end = run(b, auth, |c| {
+        !(c.is_ascii_whitespace() || b"/?#@\"'<>\0".contains(&c))
+    });
+    if b.get(end) != Some(&b'@') {
+        return None;
+    }
+    let colon = b[auth..end].iter().position(|&c| c == b':')? + auth;
+    (end > colon + 1).then_some(Finding {
+        start: colon + 1,
+        end,
+        kind: SecretKind::UrlPassword,
+    })
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `w` that may belong to a card number: digits, space, and
+/// `-`, `.`, `/` (the range `-`..=`9`; the last two only cost an exact look).
+fn card_byte_mask(w: u64) -> u64 {
+    let low = w & !HIGH;
+    let in_range = (low + ONES * (0x80 - 0x2D)) & !(low + ONES * (0x80 - 0x3A));
+    let x = w ^ (ONES * 0x20);
+    let space = !(((x & !HIGH) + !HIGH) | x);
+    (in_range | space) & !w & HIGH
+}
+
+/// One bit per byte of a block of at most 64 bytes: set where the byte may belong to a card
+/// number. Full blocks take a branch-free path the compiler vectorises.
+fn card_bits(block: &[u8]) -> u64 {
+    // Gather the eight high bits of a word's mask into one byte.
+    let pack = |high: u64| (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    let mut bits = 0u64;
+    if let Ok(full) = <&[u8; 64]>::try_from(block) {
+        for (j, w) in full.chunks_exact(8).enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            bits |= pack(card_byte_mask(u64::from_le_bytes(word))) << (8 * j);
+        }
+    } else {
+        // Zero bytes are not candidates, so padding the last word cannot invent a run.
+        for (j, w) in block.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..w.len()].copy_from_slice(w);
+            bits |= pack(card_byte_mask(u64::from_le_bytes(word))) << (8 * j);
+        }
+    }
+    bits
+}
+
+/// Card numbers: 13–19 digits, optionally grouped by single spaces or dashes, a known
+/// leading digit (2–6), Luhn-valid, not part of a longer word or number.
+///
+/// A card needs at least 13 consecutive bytes that are digits, spaces or dashes. A 64-byte
+/// block's candidate bytes become a bitmask; shifts find runs of 13 set bits, and only
+/// blocks with such a run (or one crossing from the previous block) get the exact check.
+/// Prose, timestamps and UUIDs never qualify.
+fn cards(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
+    let mut carry = 0usize; // candidate run ending at the previous block's end
+    let mut scanned_to = 0;
+    for base in (0..b.len()).step_by(64) {
+        let ok = card_bits(&b[base..(base + 64).min(b.len())]);
+        let lead = ok.trailing_ones() as usize;
+        let r2 = ok & (ok >> 1);
+        let r4 = r2 & (r2 >> 2);
+        let r8 = r4 & (r4 >> 4);
+        let r13 = r8 & (r8 >> 5);
+        if r13 != 0 || carry + lead >= 13 {
+            let from = (base - carry).max(scanned_to);
+            let to = (base + 64 + 24).min(b.len());
+            card_stretch(b, from, to, emit)?;
+            scanned_to = to;
+        }
+        carry = if ok == u64::MAX {
+            carry + 64
+        } else {
+            ok.leading_ones() as usize
+        };
+    }
+    ControlFlow::Continue(())
+}
+
+/// The exact check over `b[from..to]`, a stretch of digits, spaces and dashes.
+fn card_stretch(
+    b: &[u8],
+    from: usize,
+    to: usize,
+    emit: &mut dyn FnMut(Finding) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let mut i = from;
+    while i < to {
+        if b[i].is_ascii_digit() && boundary_before(b, i, is_alnum) {
+            let (end, found) = card_at(b, i);
+            if let Some(f) = found {
+                emit(f)?;
+            }
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Groupings printed cards use when digits are separated.
+const CARD_GROUPS: &[&[usize]] = &[
+    &[4, 4, 4, 4],
+    &[4, 6, 5],
+    &[4, 6, 4],
+    &[4, 4, 4, 4, 3],
+    &[4, 4, 4, 3],
+    &[4, 4, 4, 1],
+];
+
+fn card_at(b: &[u8], start: usize) -> (usize, Option<Finding>) {
+    let mut digits = [0u8; 19];
+    let mut groups = [0usize; 19];
+    let (mut n, mut g) = (0, 0);
+    let mut sep = None;
+    let mut i = start;
+    let mut end = start;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            if n == digits.len() {
+                return (run(b, i, |c| c.is_ascii_digit()), None);
+            }
+            digits[n] = c - b'0';
+            n += 1;
+            groups[g] += 1;
+            i += 1;
+            end = i;
+        } else if (c == b' ' || c == b'-')
+            && sep.is_none_or(|s| s == c)
+            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        {
+            sep = Some(c);
+            g += 1;
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let grouped = g == 0 || CARD_GROUPS.iter().any(|pat| *pat == &groups[..=g]);
+    let bounded = b.get(end).is_none_or(|c| !is_alnum(*c));
+    let ok = bounded
+        && grouped
+        && (13..=19).contains(&n)
+        && (2..=6).contains(&digits[0])
+        && luhn(&digits[..n]);
+    (
+        end,
+        ok.then_some(Finding {
+            start,
+            end,
+            kind: SecretKind::CardNumber,
+        }),
+    )
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn emails(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
+    let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    for at in memchr::memchr_iter(b'@', b) {
+        let start = (0..at).rev().find(|&i| !local(b[i])).map_or(0, |i| i + 1);
+        let mut end = run(b, at + 1, domain);
+        while end > at + 1 && b[end - 1] == b'.' {
+            end -= 1;
+        }
+        let host = &b[at + 1..end];
+        let tld_ok = host.iter().rposition(|&c| c == b'.').is_some_and(|dot| {
+            host.len() - dot > 2 && host[dot + 1..].iter().all(u8::is_ascii_alphabetic)
+        });
+        if start < at && tld_ok {
+            emit(Finding {
+                start,
+                end,
+                kind: SecretKind::Email,
+            })?;
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+fn ipv4s(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() && boundary_before(b, i, |c| is_alnum(c) || c == b'.') {
+            if let Some(end) = ipv4_at(b, i) {
+                emit(Finding {
+                    start: i,
+                    end,
+                    kind: SecretKind::IpAddress,
+                })?;
+                i = end;
+                continue;
+            }
+            i = run(b, i, |c| c.is_ascii_digit() || c == b'.');
+        } else {
+            i += 1;
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+fn ipv4_at(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    for part in 0..4 {
+        let end = run(b, i, |c| c.is_ascii_digit());
+        if end == i || end - i > 3 {
+            return None;
+        }
+        let v: u32 = std::str::from_utf8(&b[i..end]).ok()?.parse().ok()?;
+        if v > 255 {
+            return None;
+        }
+        i = end;
+        if part < 3 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    let next_is_part = b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+    (b.get(i).is_none_or(|c| !is_alnum(*c)) && !next_is_part).then_some(i)
+}
+
+/// Decodes `%XX` escapes (and nothing else); `None` when there are none.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let first = memchr::memchr(b'%', b)?;
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..first]);
+    let mut changed = false;
+    let mut i = first;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            changed = true;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::rules::default_key_rules;
+
+    fn scanner() -> Scanner {
+        Scanner::new(
+            KeyRules::new(default_key_rules()).unwrap(),
+            true,
+            true,
+            Vec::new(),
+        )
+        .unwrap()
+    }
+
+    fn kinds(s: &str) -> Vec<(String, SecretKind)> {
+        let mut out = Vec::new();
+        scanner().find_all(s, &mut out);
+        out.into_iter()
+            .map(|f| (s[f.start..f.end].to_owned(), f.kind))
+            .collect()
+    }
+
+    #[test]
+    fn finds_each_builtin_kind() {
+        let jwt =
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert_eq!(
+            kinds(&format!("token {jwt} end")),
+            [(jwt.into(), SecretKind::Jwt)]
+        );
+        assert_eq!(
+            kinds("Authorization: Bearer abcdefghij0123456789"),
+            [(
+                "Bearer abcdefghij0123456789".into(),
+                SecretKind::SecretField
+            )]
+        );
+        assert_eq!(
+            kinds("sent Bearer abcdefghij0123456789"),
+            [("abcdefghij0123456789".into(), SecretKind::BearerToken)]
+        );
+        assert_eq!(
+            kinds("hdr Basic dXNlcjpwYXNz"),
+            [("dXNlcjpwYXNz".into(), SecretKind::BasicCredential)]
+        );
+        let aws = kinds("id AKIAIOSFODNN7EXAMPLE with wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        assert_eq!(
+            aws[0],
+            ("AKIAIOSFODNN7EXAMPLE".into(), SecretKind::AwsAccessKey)
+        );
+        assert_eq!(
+            aws[1],
+            (
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+                SecretKind::AwsSecretKey
+            )
+        );
+        let gh = format!("ghp_{}", "a1B2".repeat(9));
+        assert_eq!(kinds(&gh), [(gh.clone(), SecretKind::GithubToken)]);
+        let slack = "xoxb-123456789012-abcdefABCDEF";
+        assert_eq!(kinds(slack), [(slack.into(), SecretKind::SlackToken)]);
+        let stripe = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+        assert_eq!(kinds(stripe), [(stripe.into(), SecretKind::StripeKey)]);
+        let google = format!("AIza{}", "Sy-abcdefghijklmnopqrstuvwxyz01234");
+        assert_eq!(kinds(&google), [(google.clone(), SecretKind::GoogleApiKey)]);
+        let openai = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+        assert_eq!(kinds(openai), [(openai.into(), SecretKind::OpenAiKey)]);
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(
+            kinds(&format!("x {pem} y")),
+            [(pem.into(), SecretKind::PrivateKey)]
+        );
+        assert_eq!(
+            kinds("postgres://app:s3cr3t@db:5432/x"),
+            [("s3cr3t".into(), SecretKind::UrlPassword)]
+        );
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111."),
+            [("4111 1111 1111 1111".into(), SecretKind::CardNumber)]
+        );
+        assert_eq!(
+            kinds("mail alice@acme.test now"),
+            [("alice@acme.test".into(), SecretKind::Email)]
+        );
+        assert_eq!(
+            kinds("from 192.168.1.100:443"),
+            [("192.168.1.100".into(), SecretKind::IpAddress)]
+        );
+        assert_eq!(
+            kinds(r#"{"password": "hunter2", "user": "bob"}"#),
+            [("hunter2".into(), SecretKind::Password)]
+        );
+        assert_eq!(
+            kinds("login failed password=hunter2&user=bob"),
+            [("hunter2".into(), SecretKind::Password)]
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_clean() {
+        let s = scanner();
+        for clean in [
+            "0193f0c4-7a1b-7c3d-8e4f-0123456789ab",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "2024-12-22T10:30:00.123Z",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "SGVsbG8gd29ybGQ=",
+            "The bearer of this letter is welcome. Basic information follows.",
+            "task-force meeting about risk-management",
+            "max_tokens=100 tokens_used=42 session_id=abc",
+            "1734863400123",
+            "order 12345678901234 shipped",
+            "https://example.com/path?q=1",
+            "user@ no domain and @handle",
+            "version 1.2.3.4.5",
+            "key points: none",
+        ] {
+            assert!(!s.any(clean), "{clean}");
+        }
+    }
+
+    #[test]
+    fn luhn_and_byte_masks() {
+        assert!(luhn(&[4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2]));
+        assert!(!luhn(&[4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 3]));
+        // The bit tricks agree with the plain definition for every byte in every position.
+        let candidate = |c: u8| (b'-'..=b'9').contains(&c) || c == b' ';
+        for c in 0..=255u8 {
+            let mut block = [b'x'; 64];
+            for i in (0..64).step_by(3) {
+                block[i] = c;
+            }
+            block[63] = c.wrapping_add(1);
+            let expect = block
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (i, &b)| m | (u64::from(candidate(b)) << i));
+            assert_eq!(card_bits(&block), expect, "{c}");
+            for len in [1, 7, 8, 9, 33, 63] {
+                let mask = (1u64 << len) - 1;
+                assert_eq!(card_bits(&block[..len]), expect & mask, "{c} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn cards_are_found_at_every_alignment() {
+        let s = scanner();
+        for pad in 1..16 {
+            for card in [
+                "4242424242424242",
+                "4242 4242 4242 4242",
+                "3782-822463-10005",
+            ] {
+                let text = format!("{}{card} x", "a".repeat(pad));
+                // A letter right before the number makes it part of a word: not a card.
+                assert!(!s.any(&text), "{text}");
+                let text = format!("{} {card} x", "a".repeat(pad));
+                let mut out = Vec::new();
+                s.find_all(&text, &mut out);
+                assert_eq!(out.len(), 1, "{text}");
+                assert_eq!(&text[out[0].start..out[0].end], card);
+            }
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%zz").as_deref(), Some("a b%zz"));
+        assert_eq!(percent_decode("plain"), None);
+    }
+}

@@ -1,0 +1,588 @@
+//! Applying redaction to an event: a fast check over every string at once, then, only when
+//! something was found, a walk that rewrites values and records their paths.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use super::Inner;
+use super::detectors::{Finding, percent_decode};
+use super::rules::{Action, MASK, SecretKind};
+use crate::{AuditEvent, CapturedBody};
+
+/// JSON nesting deeper than this is replaced whole rather than walked.
+pub(crate) const MAX_DEPTH: usize = 32;
+/// A string that looks like JSON is parsed and walked when at most this long.
+const MAX_JSON_IN_STRING: usize = 1 << 20;
+const TOO_DEEP: &str = "[REDACTED: nested too deep]";
+
+// ---------------------------------------------------------------------------------------
+// Phase 1: does anything in this event need redaction?
+
+/// Gathers every string of the event into `buf` (`\0`-separated; no detector matches across
+/// `\0`) and checks every key name; true when anything is or may be secret.
+pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bool {
+    buf.clear();
+    let mut g = Gather {
+        r,
+        buf,
+        found: false,
+    };
+    g.opt(&e.description);
+    if let Some(a) = &e.actor {
+        for s in [
+            &a.kind,
+            &a.id,
+            &a.email,
+            &a.role,
+            &a.user_agent,
+            &a.client_id,
+        ] {
+            g.opt(s);
+        }
+        if r.mask_ips
+            && a.ip_address
+                .as_deref()
+                .is_some_and(|ip| ip.parse::<IpAddr>().is_ok())
+        {
+            return true;
+        }
+        g.opt(&a.ip_address);
+    }
+    if let Some(t) = &e.target {
+        for s in [&t.kind, &t.id, &t.name] {
+            g.opt(s);
+        }
+    }
+    if let Some(c) = &e.context {
+        for s in [
+            &c.request_id,
+            &c.trace_id,
+            &c.span_id,
+            &c.session_id,
+            &c.organization_id,
+            &c.service,
+        ] {
+            g.opt(s);
+        }
+    }
+    if let Some(h) = &e.http {
+        for s in [&h.method, &h.route, &h.path] {
+            g.opt(s);
+        }
+        if let Some(q) = &h.query
+            && g.form(q)
+        {
+            return true;
+        }
+        if g.map(&h.headers, 0) {
+            return true;
+        }
+        for body in [&h.request_body, &h.response_body].into_iter().flatten() {
+            if g.body(body) {
+                return true;
+            }
+        }
+    }
+    if g.map(&e.details, 0) {
+        return true;
+    }
+    if g.found || r.scanner.any(buf) {
+        return true;
+    }
+    // `%XX`-encoded secrets: decoding the whole buffer at once decodes every string in it.
+    percent_decode(buf).is_some_and(|decoded| r.scanner.any(&decoded))
+}
+
+/// Strings at least this long are scanned where they are instead of being copied.
+const SCAN_IN_PLACE: usize = 4096;
+
+struct Gather<'a> {
+    r: &'a Inner,
+    buf: &'a mut String,
+    /// A string scanned in place held a secret.
+    found: bool,
+}
+
+impl Gather<'_> {
+    fn push(&mut self, s: &str) {
+        if s.len() >= SCAN_IN_PLACE {
+            self.found = self.found
+                || self.r.scanner.any(s)
+                || percent_decode(s).is_some_and(|d| self.r.scanner.any(&d));
+        } else {
+            self.buf.push_str(s);
+            self.buf.push('\0');
+        }
+    }
+
+    fn opt(&mut self, s: &Option<String>) {
+        if let Some(s) = s {
+            self.push(s);
+        }
+    }
+
+    /// True when a key is secret (or the nesting too deep to trust).
+    fn map(&mut self, m: &Map<String, Value>, depth: usize) -> bool {
+        m.iter()
+            .any(|(k, v)| self.r.keys.classify(k).is_some() || self.value(v, depth + 1))
+    }
+
+    fn value(&mut self, v: &Value, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return true;
+        }
+        match v {
+            Value::String(s) => {
+                self.push(s);
+                false
+            }
+            Value::Number(n) => {
+                if n.as_u64().is_some_and(|n| n >= 1_000_000_000_000) {
+                    self.push(&n.to_string());
+                }
+                false
+            }
+            Value::Array(a) => a.iter().any(|v| self.value(v, depth + 1)),
+            Value::Object(m) => self.map(m, depth),
+            Value::Bool(_) | Value::Null => false,
+        }
+    }
+
+    /// A query string or form body: secret parameter names, and every decoded value.
+    fn form(&mut self, q: &str) -> bool {
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if self.r.keys.classify(&form_decode(k)).is_some() {
+                return true;
+            }
+            self.push(&form_decode(v));
+        }
+        false
+    }
+
+    fn body(&mut self, b: &CapturedBody) -> bool {
+        match &b.content {
+            Some(Value::String(s)) if is_form(b) => self.form(s),
+            Some(v) => self.value(v, 0),
+            None => false,
+        }
+    }
+}
+
+fn is_form(b: &CapturedBody) -> bool {
+    b.content_type
+        .as_deref()
+        .is_some_and(|t| t.contains("x-www-form-urlencoded"))
+}
+
+/// `+` is a space in forms; then `%XX` escapes.
+fn form_decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_decode(&spaced).unwrap_or(spaced)
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Phase 2: rewrite.
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Static(&'static str),
+    Key(String),
+    Index(usize),
+}
+
+pub(crate) struct Apply<'a> {
+    r: &'a Inner,
+    path: Vec<Seg>,
+    paths: Vec<String>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Apply<'a> {
+    pub(crate) fn new(r: &'a Inner) -> Apply<'a> {
+        Apply {
+            r,
+            path: Vec::new(),
+            paths: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Rewrites `e` and lists what changed in `redactedFields`; true when anything did.
+    pub(crate) fn event(mut self, e: &mut AuditEvent) -> bool {
+        self.opt("description", &mut e.description);
+        if let Some(a) = &mut e.actor {
+            self.path.push(Seg::Static("actor"));
+            self.opt("type", &mut a.kind);
+            self.opt("id", &mut a.id);
+            self.opt("email", &mut a.email);
+            self.opt("role", &mut a.role);
+            self.ip_field("ipAddress", &mut a.ip_address);
+            self.opt("userAgent", &mut a.user_agent);
+            self.opt("clientId", &mut a.client_id);
+            self.path.pop();
+        }
+        if let Some(t) = &mut e.target {
+            self.path.push(Seg::Static("target"));
+            self.opt("type", &mut t.kind);
+            self.opt("id", &mut t.id);
+            self.opt("name", &mut t.name);
+            self.path.pop();
+        }
+        if let Some(c) = &mut e.context {
+            self.path.push(Seg::Static("context"));
+            self.opt("requestId", &mut c.request_id);
+            self.opt("traceId", &mut c.trace_id);
+            self.opt("spanId", &mut c.span_id);
+            self.opt("sessionId", &mut c.session_id);
+            self.opt("organizationId", &mut c.organization_id);
+            self.opt("service", &mut c.service);
+            self.path.pop();
+        }
+        if let Some(h) = &mut e.http {
+            self.path.push(Seg::Static("http"));
+            self.opt("method", &mut h.method);
+            self.opt("route", &mut h.route);
+            self.opt("path", &mut h.path);
+            if let Some(q) = &mut h.query {
+                self.path.push(Seg::Static("query"));
+                self.form(q);
+                self.path.pop();
+            }
+            self.path.push(Seg::Static("headers"));
+            self.map(&mut h.headers, 0);
+            self.path.pop();
+            for (name, body) in [
+                ("requestBody", &mut h.request_body),
+                ("responseBody", &mut h.response_body),
+            ] {
+                if let Some(b) = body {
+                    self.path.push(Seg::Static(name));
+                    self.body(b);
+                    self.path.pop();
+                }
+            }
+            self.path.pop();
+        }
+        self.path.push(Seg::Static("details"));
+        self.map(&mut e.details, 0);
+        self.path.pop();
+
+        let changed = !self.paths.is_empty();
+        for p in self.paths {
+            if !e.redacted_fields.contains(&p) {
+                e.redacted_fields.push(p);
+            }
+        }
+        changed
+    }
+
+    fn record(&mut self) {
+        let mut p = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Static(s) => push_key(&mut p, s),
+                Seg::Key(k) => push_key(&mut p, k),
+                Seg::Index(i) => p.push_str(&format!("[{i}]")),
+            }
+        }
+        self.paths.push(p);
+    }
+
+    fn opt(&mut self, name: &'static str, s: &mut Option<String>) {
+        if let Some(s) = s {
+            self.path.push(Seg::Static(name));
+            if self.text(s, 0) {
+                self.record();
+            }
+            self.path.pop();
+        }
+    }
+
+    /// An IP address field: masked as a whole when IP masking is on (IPv4 and IPv6);
+    /// otherwise scanned like any text.
+    fn ip_field(&mut self, name: &'static str, s: &mut Option<String>) {
+        let Some(v) = s else { return };
+        if self.r.mask_ips && v.parse::<IpAddr>().is_ok() {
+            *v = self.replacement(&SecretKind::IpAddress, v);
+            self.path.push(Seg::Static(name));
+            self.record();
+            self.path.pop();
+        } else {
+            self.opt(name, s);
+        }
+    }
+
+    /// Redacts secrets inside one string; true when it changed. A string holding a JSON
+    /// object or array is parsed and walked like `details`.
+    fn text(&mut self, s: &mut String, depth: usize) -> bool {
+        let t = s.trim_start();
+        if (t.starts_with('{') || t.starts_with('['))
+            && s.len() <= MAX_JSON_IN_STRING
+            && let Ok(mut v @ (Value::Object(_) | Value::Array(_))) =
+                serde_json::from_str::<Value>(s)
+        {
+            let before = self.paths.len();
+            let changed = self.value(&mut v, depth + 1);
+            // Inner paths were recorded; the string itself is the one that changed.
+            self.paths.truncate(before);
+            if changed {
+                *s = serde_json::to_string(&v).unwrap_or_else(|_| MASK.to_owned());
+            }
+            return changed;
+        }
+        let mut changed = self.spans(s);
+        if let Some(mut decoded) = percent_decode(s)
+            && self.spans(&mut decoded)
+        {
+            *s = decoded;
+            changed = true;
+        }
+        changed
+    }
+
+    /// Replaces every finding in `s`.
+    fn spans(&mut self, s: &mut String) -> bool {
+        let mut findings = std::mem::take(&mut self.findings);
+        self.r.scanner.find_all(s, &mut findings);
+        let changed = !findings.is_empty();
+        if changed {
+            let mut out = String::with_capacity(s.len());
+            let mut last = 0;
+            for f in &findings {
+                out.push_str(&s[last..f.start]);
+                out.push_str(&self.replacement(&f.kind, &s[f.start..f.end]));
+                last = f.end;
+            }
+            out.push_str(&s[last..]);
+            *s = out;
+        }
+        self.findings = findings;
+        changed
+    }
+
+    fn replacement(&self, kind: &SecretKind, text: &str) -> String {
+        match self.r.action_for(kind) {
+            Action::Remove => String::new(),
+            Action::Mask => MASK.to_owned(),
+            Action::Tag => format!("[{}]", kind.tag()),
+            Action::Partial => partial(kind, text),
+            Action::Hash => self.r.hash(text.as_bytes()),
+        }
+    }
+
+    /// A map whose secret-named keys lose their values whole; true when anything changed.
+    fn map(&mut self, m: &mut Map<String, Value>, depth: usize) -> bool {
+        let mut changed = false;
+        let mut removed = Vec::new();
+        for (k, v) in m.iter_mut() {
+            self.path.push(Seg::Key(k.clone()));
+            if let Some(kind) = self.r.keys.classify(k) {
+                match self.r.action_for(kind) {
+                    Action::Remove => removed.push(k.clone()),
+                    action => *v = self.key_value(kind, action, v),
+                }
+                self.record();
+                changed = true;
+            } else if self.value(v, depth + 1) {
+                changed = true;
+            }
+            self.path.pop();
+        }
+        for k in removed {
+            m.remove(&k);
+        }
+        changed
+    }
+
+    fn key_value(&self, kind: &SecretKind, action: Action, v: &Value) -> Value {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Value::String(match action {
+            Action::Partial if matches!(v, Value::String(_)) => partial(kind, &text),
+            Action::Hash => self.r.hash(text.as_bytes()),
+            Action::Tag => format!("[{}]", kind.tag()),
+            _ => MASK.to_owned(),
+        })
+    }
+
+    fn value(&mut self, v: &mut Value, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            let deep = std::mem::replace(v, Value::String(TOO_DEEP.to_owned()));
+            drop_iteratively(deep);
+            self.record();
+            return true;
+        }
+        match v {
+            Value::String(s) => {
+                let changed = self.text(s, depth);
+                if changed {
+                    self.record();
+                }
+                changed
+            }
+            Value::Number(n) => {
+                let mut text = n.to_string();
+                if n.as_u64().is_some_and(|n| n >= 1_000_000_000_000) && self.spans(&mut text) {
+                    *v = Value::String(text);
+                    self.record();
+                    return true;
+                }
+                false
+            }
+            Value::Array(items) => {
+                let mut changed = false;
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.path.push(Seg::Index(i));
+                    changed |= self.value(item, depth + 1);
+                    self.path.pop();
+                }
+                changed
+            }
+            Value::Object(m) => self.map(m, depth),
+            Value::Bool(_) | Value::Null => false,
+        }
+    }
+
+    /// A query string or form body, rebuilt with secret values replaced (or dropped).
+    fn form(&mut self, q: &mut String) -> bool {
+        let mut out = Vec::new();
+        let mut changed = false;
+        for pair in q.split('&') {
+            let Some((rk, rv)) = pair.split_once('=') else {
+                out.push(pair.to_owned());
+                continue;
+            };
+            let (k, mut v) = (form_decode(rk), form_decode(rv));
+            self.path.push(Seg::Key(k.clone()));
+            if let Some(kind) = self.r.keys.classify(&k) {
+                changed = true;
+                self.record();
+                match self.r.action_for(kind) {
+                    Action::Remove => {}
+                    action => {
+                        let Value::String(nv) = self.key_value(kind, action, &Value::String(v))
+                        else {
+                            unreachable!("key_value always yields a string")
+                        };
+                        out.push(format!("{rk}={}", form_encode(&nv)));
+                    }
+                }
+            } else if self.text(&mut v, 0) {
+                changed = true;
+                self.record();
+                out.push(format!("{rk}={}", form_encode(&v)));
+            } else {
+                out.push(pair.to_owned());
+            }
+            self.path.pop();
+        }
+        if changed {
+            *q = out.join("&");
+        }
+        changed
+    }
+
+    /// A captured body; a body that held a secret loses its hash too (a hash of a secret
+    /// is not safe to keep).
+    fn body(&mut self, b: &mut CapturedBody) {
+        let form = is_form(b);
+        let changed = match &mut b.content {
+            Some(Value::String(s)) if form => self.form(s),
+            Some(Value::String(s)) => {
+                self.path.push(Seg::Static("content"));
+                let changed = self.text(s, 0);
+                if changed {
+                    self.record();
+                }
+                self.path.pop();
+                changed
+            }
+            Some(v) => {
+                self.path.push(Seg::Static("content"));
+                let changed = self.value(v, 0);
+                self.path.pop();
+                changed
+            }
+            None => false,
+        };
+        if changed && b.sha256.take().is_some() {
+            self.path.push(Seg::Static("sha256"));
+            self.record();
+            self.path.pop();
+        }
+    }
+}
+
+/// Dismantles a value without recursion: serde_json drops nested values recursively, and a
+/// value nested thousands deep (built in code; parsing stops at 128) would overflow the stack.
+fn drop_iteratively(v: Value) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(m) => stack.extend(m.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+fn push_key(p: &mut String, key: &str) {
+    if !p.is_empty() {
+        p.push('.');
+    }
+    p.push_str(key);
+}
+
+/// Keeps just enough to recognise a value: last four for cards and tokens, the first
+/// letter and domain of an e-mail address, the network of an IP address.
+fn partial(kind: &SecretKind, text: &str) -> String {
+    match kind {
+        SecretKind::CardNumber => {
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            format!("****{}", &digits[digits.len().saturating_sub(4)..])
+        }
+        SecretKind::Email => match text.split_once('@') {
+            Some((local, domain)) => {
+                let first = local.chars().next().map(String::from).unwrap_or_default();
+                format!("{first}***@{domain}")
+            }
+            None => MASK.to_owned(),
+        },
+        SecretKind::IpAddress => match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0/24")
+            }
+            Ok(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+            Err(_) => MASK.to_owned(),
+        },
+        _ => {
+            let chars: Vec<char> = text.chars().collect();
+            if chars.len() >= 8 {
+                let tail: String = chars[chars.len() - 4..].iter().collect();
+                format!("****{tail}")
+            } else {
+                MASK.to_owned()
+            }
+        }
+    }
+}
