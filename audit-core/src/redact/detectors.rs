@@ -20,6 +20,8 @@ pub(crate) struct Finding {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) kind: SecretKind,
+    /// Overlapping findings were merged into this span: replace it whole, never partially.
+    pub(crate) merged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +149,11 @@ impl Scanner {
         let mut merged: Vec<Finding> = Vec::with_capacity(out.len());
         for f in out.drain(..) {
             match merged.last_mut() {
-                Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+                Some(last) if f.start < last.end => {
+                    // The same span found twice (two trigger words) is not a merge.
+                    last.merged |= (f.start, f.end) != (last.start, last.end);
+                    last.end = last.end.max(f.end);
+                }
                 _ => merged.push(f),
             }
         }
@@ -161,13 +167,6 @@ impl Scanner {
 
     fn scan(&self, s: &str, emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
         let b = s.as_bytes();
-        let emit = &mut |f: Finding| {
-            if is_redaction_marker(&b[f.start..f.end]) {
-                ControlFlow::Continue(())
-            } else {
-                emit(f)
-            }
-        };
         for m in self.ac.find_iter(b) {
             let at = m.start();
             let found = match self.triggers[m.pattern().as_usize()] {
@@ -211,6 +210,7 @@ impl Scanner {
                         start: m.start(),
                         end: m.end(),
                         kind: kind.clone(),
+                        merged: false,
                     })?;
                 }
             }
@@ -238,26 +238,28 @@ impl Scanner {
         i = run(b, i + 1, |c| c == b' ' || c == b'\t');
         let (vstart, vend) = match b.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
+                // A quoted value ends at its closing quote on the same line; without one it
+                // is read like an unquoted value, so its extent never depends on a quote
+                // somewhere far away.
                 let mut j = i + 1;
-                while j < b.len() && b[j] != q {
+                while j < b.len() && b[j] != q && b[j] != b'\n' && b[j] != 0 {
                     j += if b[j] == b'\\' { 2 } else { 1 };
                 }
-                (i + 1, j.min(b.len()))
+                if b.get(j) == Some(&q) {
+                    (i + 1, j)
+                } else {
+                    (i + 1, value_end(b, i + 1))
+                }
             }
-            // A bracketed value (`[REDACTED]`) is taken whole, so it is seen as a marker.
-            Some(b'[') => match b[i..].iter().position(|&c| c == b']') {
-                Some(close) => (i, i + close + 1),
-                None => (i, run(b, i, is_value_char)),
-            },
             _ => {
-                let end = run(b, i, is_value_char);
+                let end = value_end(b, i);
                 // `Bearer abc`, `Basic abc`: the credential is the word after the scheme.
                 let word = &b[i..end];
                 let scheme = [&b"bearer"[..], b"basic", b"digest", b"token"]
                     .iter()
                     .any(|s| word.eq_ignore_ascii_case(s));
                 if scheme && b.get(end) == Some(&b' ') {
-                    (i, run(b, end + 1, is_value_char))
+                    (i, value_end(b, end + 1))
                 } else {
                     (i, end)
                 }
@@ -267,16 +269,9 @@ impl Scanner {
             start: vstart,
             end: vend,
             kind,
+            merged: false,
         })
     }
-}
-
-/// What redaction itself writes (`[REDACTED]`, `[JWT]`, `****4242`, `hmac-sha256:…`), so a
-/// second pass over redacted text finds nothing new.
-fn is_redaction_marker(v: &[u8]) -> bool {
-    (v.first() == Some(&b'[') && v.last() == Some(&b']'))
-        || v.starts_with(b"****")
-        || v.starts_with(b"hmac-sha256:")
 }
 
 fn is_alnum(c: u8) -> bool {
@@ -297,6 +292,23 @@ fn is_slack(c: u8) -> bool {
 
 fn is_key_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.'
+}
+
+/// The end of an unquoted value at `i`. A bracketed value (`[REDACTED]`) is taken whole up
+/// to its `]` on the same line, so a second pass reads exactly what the first wrote.
+fn value_end(b: &[u8], i: usize) -> usize {
+    if b.get(i) == Some(&b'[') {
+        let close = b[i..]
+            .iter()
+            .position(|&c| c == b']' || c == b'\n' || c == 0)
+            .map(|p| i + p);
+        if let Some(c) = close
+            && b[c] == b']'
+        {
+            return c + 1;
+        }
+    }
+    run(b, i, is_value_char)
 }
 
 fn is_value_char(c: u8) -> bool {
@@ -333,6 +345,7 @@ fn prefixed(
         start: at,
         end,
         kind,
+        merged: false,
     })
 }
 
@@ -352,6 +365,7 @@ fn jwt(b: &[u8], at: usize) -> Option<Finding> {
         start: at,
         end: run(b, p + 1, is_b64url),
         kind: SecretKind::Jwt,
+        merged: false,
     })
 }
 
@@ -376,6 +390,7 @@ fn bearer(b: &[u8], at: usize) -> Option<Finding> {
         start,
         end,
         kind: SecretKind::BearerToken,
+        merged: false,
     })
 }
 
@@ -405,6 +420,7 @@ fn basic(b: &[u8], at: usize) -> Option<Finding> {
         start,
         end,
         kind: SecretKind::BasicCredential,
+        merged: false,
     })
 }
 
@@ -445,6 +461,7 @@ fn aws_access_key(b: &[u8], at: usize) -> Option<Finding> {
         start: at,
         end,
         kind: SecretKind::AwsAccessKey,
+        merged: false,
     })
 }
 
@@ -466,6 +483,7 @@ fn aws_secret_key(b: &[u8]) -> Option<Finding> {
                     start: i,
                     end,
                     kind: SecretKind::AwsSecretKey,
+                    merged: false,
                 });
             }
             i = end;
@@ -488,6 +506,7 @@ fn pem(b: &[u8], at: usize) -> Option<Finding> {
         start: at,
         end,
         kind: SecretKind::PrivateKey,
+        merged: false,
     })
 }
 
@@ -519,6 +538,7 @@ fn url_password(b: &[u8], at: usize) -> Option<Finding> {
         start: colon + 1,
         end,
         kind: SecretKind::UrlPassword,
+        merged: false,
     })
 }
 
@@ -664,6 +684,7 @@ fn card_at(b: &[u8], start: usize) -> (usize, Option<Finding>) {
             start,
             end,
             kind: SecretKind::CardNumber,
+            merged: false,
         }),
     )
 }
@@ -704,6 +725,7 @@ fn emails(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> Control
                 start,
                 end,
                 kind: SecretKind::Email,
+                merged: false,
             })?;
         }
     }
@@ -719,6 +741,7 @@ fn ipv4s(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlF
                     start: i,
                     end,
                     kind: SecretKind::IpAddress,
+                    merged: false,
                 })?;
                 i = end;
                 continue;
@@ -751,6 +774,13 @@ fn ipv4_at(b: &[u8], start: usize) -> Option<usize> {
         }
     }
     let next_is_part = b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+    // A CIDR suffix (`/24`) belongs to the address: it is a network, not a path.
+    if b.get(i) == Some(&b'/') {
+        let end = run(b, i + 1, |c| c.is_ascii_digit());
+        if (i + 2..=i + 3).contains(&end) {
+            i = end;
+        }
+    }
     (b.get(i).is_none_or(|c| !is_alnum(*c)) && !next_is_part).then_some(i)
 }
 

@@ -90,6 +90,10 @@ impl HmacKeys {
         Ok(self)
     }
 
+    pub(crate) fn has_id(&self, key_id: &str) -> bool {
+        self.keys.iter().any(|(id, _)| id == key_id)
+    }
+
     /// The current key's id.
     pub fn current_id(&self) -> &str {
         &self.keys[self.current].0

@@ -107,6 +107,22 @@ impl Inner {
         }
     }
 
+    /// A well-formed `hmac-sha256:<keyId>:<64 hex>` under one of the configured key ids.
+    pub(crate) fn is_token(&self, text: &str) -> bool {
+        let Some(keys) = &self.hmac else { return false };
+        let Some(rest) = text.strip_prefix("hmac-sha256:") else {
+            return false;
+        };
+        match rest.split_once(':') {
+            Some((id, hex)) => {
+                keys.has_id(id)
+                    && hex.len() == 64
+                    && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn hash(&self, value: &[u8]) -> String {
         match &self.hmac {
             Some(keys) => keys.token(value),

@@ -358,20 +358,39 @@ impl<'a> Apply<'a> {
     fn spans(&mut self, s: &mut String) -> bool {
         let mut findings = std::mem::take(&mut self.findings);
         self.r.scanner.find_all(s, &mut findings);
-        let changed = !findings.is_empty();
-        if changed {
+        // What a previous pass wrote is found again (`password=[REDACTED]`); leaving text
+        // whose redaction is itself makes a second pass change nothing.
+        findings.retain(|f| f.merged || !self.already_redacted(&f.kind, &s[f.start..f.end]));
+        let mut changed = false;
+        if !findings.is_empty() {
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
             for f in &findings {
                 out.push_str(&s[last..f.start]);
-                out.push_str(&self.replacement(&f.kind, &s[f.start..f.end]));
+                let text = &s[f.start..f.end];
+                match self.r.action_for(&f.kind) {
+                    // Keeping part of a span made of several findings could keep a secret.
+                    Action::Partial if f.merged => out.push_str(MASK),
+                    _ => out.push_str(&self.replacement(&f.kind, text)),
+                }
                 last = f.end;
             }
             out.push_str(&s[last..]);
+            changed = out != *s;
             *s = out;
         }
         self.findings = findings;
         changed
+    }
+
+    /// True when redacting `text` again would give `text` (or it is already a keyed-hash
+    /// token under one of our key ids). Exact: a secret that merely looks like a marker is
+    /// still replaced.
+    fn already_redacted(&self, kind: &SecretKind, text: &str) -> bool {
+        match self.r.action_for(kind) {
+            Action::Hash => self.r.is_token(text),
+            _ => self.replacement(kind, text) == text,
+        }
     }
 
     fn replacement(&self, kind: &SecretKind, text: &str) -> String {
@@ -391,12 +410,19 @@ impl<'a> Apply<'a> {
         for (k, v) in m.iter_mut() {
             self.path.push(Seg::Key(k.clone()));
             if let Some(kind) = self.r.keys.classify(k) {
-                match self.r.action_for(kind) {
-                    Action::Remove => removed.push(k.clone()),
-                    action => *v = self.key_value(kind, action, v),
+                let action = self.r.action_for(kind);
+                let redo = match action {
+                    Action::Remove => true,
+                    _ => self.key_value(kind, action, v) != *v && !self.is_own_token(action, v),
+                };
+                if redo {
+                    match action {
+                        Action::Remove => removed.push(k.clone()),
+                        action => *v = self.key_value(kind, action, v),
+                    }
+                    self.record();
+                    changed = true;
                 }
-                self.record();
-                changed = true;
             } else if self.value(v, depth + 1) {
                 changed = true;
             }
@@ -406,6 +432,10 @@ impl<'a> Apply<'a> {
             m.remove(&k);
         }
         changed
+    }
+
+    fn is_own_token(&self, action: Action, v: &Value) -> bool {
+        action == Action::Hash && matches!(v, Value::String(s) if self.r.is_token(s))
     }
 
     fn key_value(&self, kind: &SecretKind, action: Action, v: &Value) -> Value {
@@ -471,15 +501,15 @@ impl<'a> Apply<'a> {
             let (k, mut v) = (form_decode(rk), form_decode(rv));
             self.path.push(Seg::Key(k.clone()));
             if let Some(kind) = self.r.keys.classify(&k) {
-                changed = true;
-                self.record();
-                match self.r.action_for(kind) {
-                    Action::Remove => {}
-                    action => {
-                        let Value::String(nv) = self.key_value(kind, action, &Value::String(v))
-                        else {
-                            unreachable!("key_value always yields a string")
-                        };
+                let action = self.r.action_for(kind);
+                let old = Value::String(v);
+                let new = self.key_value(kind, action, &old);
+                if action != Action::Remove && (new == old || self.is_own_token(action, &old)) {
+                    out.push(pair.to_owned());
+                } else {
+                    changed = true;
+                    self.record();
+                    if let (Value::String(nv), false) = (new, action == Action::Remove) {
                         out.push(format!("{rk}={}", form_encode(&nv)));
                     }
                 }
@@ -564,7 +594,7 @@ fn partial(kind: &SecretKind, text: &str) -> String {
             }
             None => MASK.to_owned(),
         },
-        SecretKind::IpAddress => match text.parse::<IpAddr>() {
+        SecretKind::IpAddress => match text.split('/').next().unwrap_or(text).parse::<IpAddr>() {
             Ok(IpAddr::V4(v4)) => {
                 let [a, b, c, _] = v4.octets();
                 format!("{a}.{b}.{c}.0/24")
