@@ -1,7 +1,6 @@
 //! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
 //! queues; runs flush and shutdown.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,11 @@ fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
     event.integrity = Some(Integrity::new(shared.stream.clone(), seq));
     event
 }
+
+/// Events taken from the buffer per step; bounds the worker's own buffers.
+const DRAIN_CHUNK: usize = 1024;
+/// Steps per pass before the sink tasks get a turn.
+const ROUND_CHUNKS: usize = 8;
 
 /// A request from an `Auditor` handle to the worker.
 #[derive(Debug)]
@@ -89,7 +93,7 @@ pub(crate) struct Dispatcher {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) interval: Duration,
     pub(crate) drain_on_drop: Duration,
-    buf: VecDeque<Queued>,
+    buf: Vec<Queued>,
     per_sink: Vec<Vec<Item>>,
 }
 
@@ -108,7 +112,7 @@ impl Dispatcher {
             tasks,
             interval,
             drain_on_drop,
-            buf: VecDeque::new(),
+            buf: Vec::with_capacity(DRAIN_CHUNK),
             per_sink,
         }
     }
@@ -139,17 +143,33 @@ impl Dispatcher {
                 () = ingress.wake.notified() => {}
                 () = tokio::time::sleep(self.interval) => {}
             }
-            self.round();
+            while self.round() {
+                tokio::task::yield_now().await;
+            }
         }
     }
 
-    /// One pass: take everything buffered, stamp it, hand it to the sinks' queues.
-    fn round(&mut self) {
+    /// One pass: take what is buffered, a chunk at a time, stamp it, and hand it to the
+    /// sinks' queues. Returns true when it stopped with events still buffered, so the
+    /// caller can let the sink tasks (same runtime) run before the next pass.
+    fn round(&mut self) -> bool {
         self.reap_dead_sinks();
-        let ingress = &self.shared.ingress;
-        if let Some(run) = ingress.drain(&mut self.buf) {
-            ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
+        for _ in 0..ROUND_CHUNKS {
+            let ingress = &self.shared.ingress;
+            if let Some(run) = ingress.drain(&mut self.buf, DRAIN_CHUNK) {
+                ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
+            }
+            let more = self.buf.len() == DRAIN_CHUNK;
+            self.fan_out();
+            if !more {
+                return false;
+            }
         }
+        true
+    }
+
+    fn fan_out(&mut self) {
+        let ingress = &self.shared.ingress;
         for q in self.buf.drain(..) {
             let event = Arc::new(stamp(&self.shared, q.event, q.seq));
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
@@ -232,7 +252,7 @@ impl Dispatcher {
             }
         }
         // Events recorded by sinks during their final flush still count in the report.
-        self.round();
+        while self.round() {}
         let metrics = self.shared.metrics();
         let complete = drained && all_finished && metrics.sinks.iter().all(|s| s.pending == 0);
         let report = ShutdownReport { complete, metrics };

@@ -192,13 +192,15 @@ impl Ingress {
         seq
     }
 
-    /// Moves everything buffered into `into` (which must be empty) and returns the run of
-    /// losses to report, now that there is room again.
-    pub(crate) fn drain(&self, into: &mut VecDeque<Queued>) -> Option<DropRun> {
+    /// Moves up to `max` buffered events into `into` (which must be empty) and returns the
+    /// run of losses to report, now that there is room again. Draining in bounded chunks
+    /// keeps both buffers at a steady size instead of swapping ever-larger ones.
+    pub(crate) fn drain(&self, into: &mut Vec<Queued>, max: usize) -> Option<DropRun> {
         debug_assert!(into.is_empty());
         let mut st = self.lock();
-        std::mem::swap(&mut st.queue, into);
-        st.bytes = 0;
+        let n = st.queue.len().min(max);
+        into.extend(st.queue.drain(..n));
+        st.bytes -= into.iter().map(|q| q.size).sum::<usize>();
         st.wake_sent = false;
         let run = st.drop_run.take();
         let waiters = st.waiters > 0;
