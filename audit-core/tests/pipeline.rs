@@ -22,9 +22,6 @@ struct Probe {
     reject: Arc<AtomicBool>,
     /// Hold every delivery until cleared.
     stall: Arc<AtomicBool>,
-    /// Block the pipeline's worker thread itself while set (a misbehaving sink), so nothing
-    /// is drained from the shared buffer.
-    block_thread: Arc<AtomicBool>,
     attempts: Arc<AtomicUsize>,
 }
 
@@ -63,9 +60,6 @@ impl Sink for Probe {
 
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
-        while self.block_thread.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
         while self.stall.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -163,17 +157,32 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 #[test]
 fn drop_newest_reports_exactly_what_was_lost() {
     let probe = Probe::named("slow");
-    probe.block_thread.store(true, Ordering::SeqCst);
+    // A sink filter runs on the worker thread: one that blocks stalls the worker, so nothing
+    // leaves the shared buffer until it is released.
+    let hold = Arc::new(AtomicBool::new(true));
+    let entered = Arc::new(AtomicBool::new(false));
+    let (h, en) = (Arc::clone(&hold), Arc::clone(&entered));
     let auditor = Auditor::builder()
         .buffer_bytes(16 * 1024)
         .overflow(OverflowPolicy::DropNewest)
-        .sink_with(probe.clone(), SinkOptions::new().max_wait(Duration::ZERO))
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new()
+                .max_wait(Duration::ZERO)
+                .filter(move |_| {
+                    en.store(true, Ordering::SeqCst);
+                    while h.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    true
+                }),
+        )
         .build()
         .unwrap();
-    // Once the first delivery has started, the worker is stuck and the buffer must fill.
+    // Once the worker is stuck on the first event, the buffer must fill.
     let mut accepted = vec![auditor.record(item(0)).unwrap()];
-    wait_for("the first delivery", || {
-        probe.attempts.load(Ordering::SeqCst) > 0
+    wait_for("the worker to take the first event", || {
+        entered.load(Ordering::SeqCst)
     });
     let n = 5_000;
     let mut refused = Vec::new();
@@ -187,7 +196,7 @@ fn drop_newest_reports_exactly_what_was_lost() {
         }
     }
     assert!(refused.len() > n / 2, "only {} refused", refused.len());
-    probe.block_thread.store(false, Ordering::SeqCst);
+    hold.store(false, Ordering::SeqCst);
     let report = auditor.shutdown_blocking(DEADLINE);
     assert!(report.complete, "{report}");
 

@@ -62,9 +62,10 @@ impl std::error::Error for RecordError {}
 /// The handle events are recorded through. Cheap to clone; all clones feed one pipeline.
 ///
 /// `record` is synchronous and never awaits: it takes a short lock, gives the event its
-/// sequence number and buffers it. A dedicated worker thread (`audit-worker`, running its own
-/// single-threaded Tokio runtime) does everything else, so the application's runtime, or the
-/// lack of one, never decides whether audit events move.
+/// sequence number and buffers it. Two dedicated threads, each with its own single-threaded
+/// Tokio runtime, do everything else: `audit-worker` redacts, stamps and fans out,
+/// `audit-sinks` runs the sinks (whose blocking writes go to Tokio's blocking pool). The
+/// application's runtime, or the lack of one, never decides whether audit events move.
 ///
 /// ```
 /// use std::time::Duration;
@@ -300,7 +301,9 @@ impl AuditorBuilder {
         self
     }
 
-    /// Bound on buffered events, in bytes by [`AuditEvent::approx_size`].
+    /// Bound on buffered events, in bytes by [`AuditEvent::approx_size`]. The worker takes
+    /// the whole buffer at once and works through it while the buffer refills, so up to
+    /// twice this much can be held before the sinks' own queues.
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = bytes;
         self
@@ -384,27 +387,44 @@ impl AuditorBuilder {
             redactor: self.redactor,
             final_report: std::sync::OnceLock::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("audit-worker")
-            .build()
-            .map_err(|e| Error::config(format!("cannot start the audit runtime: {e}")))?;
+        // Two threads: the dispatcher (redaction, fan-out) and the sinks' tasks. Apart, a
+        // sink collects a finished write and starts the next one while the dispatcher is in
+        // the middle of a chunk, so neither waits for the other.
+        let runtime = |name: &str| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name(name)
+                .build()
+                .map_err(|e| Error::config(format!("cannot start the {name} runtime: {e}")))
+        };
+        let (worker_rt, sinks_rt) = (runtime("audit-worker")?, runtime("audit-sinks")?);
+        let sinks_handle = sinks_rt.handle().clone();
+        let (sinks_done_tx, sinks_done_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("audit-sinks".into())
+            .spawn(move || {
+                // Runs the sink tasks until the dispatcher is done with them.
+                let _ = sinks_rt.block_on(sinks_done_rx);
+            })
+            .map_err(|e| Error::config(format!("cannot start the audit sinks thread: {e}")))?;
+        let tasks = self
+            .sinks
+            .into_iter()
+            .map(|r| sinks_handle.spawn((r.spawn)(Arc::clone(&ingress))))
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
-        let worker_shared = Arc::clone(&shared);
-        let (interval, drain) = (self.interval, self.drain_on_drop);
-        let spawns: Vec<SpawnSink> = self.sinks.into_iter().map(|r| r.spawn).collect();
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&shared),
+            rx,
+            tasks,
+            self.interval,
+            self.drain_on_drop,
+        );
         std::thread::Builder::new()
             .name("audit-worker".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    let tasks = spawns
-                        .into_iter()
-                        .map(|spawn| tokio::spawn(spawn(Arc::clone(&ingress))))
-                        .collect();
-                    Dispatcher::new(worker_shared, rx, tasks, interval, drain)
-                        .run()
-                        .await;
-                });
+                worker_rt.block_on(dispatcher.run());
+                let _ = sinks_done_tx.send(());
             })
             .map_err(|e| Error::config(format!("cannot start the audit worker thread: {e}")))?;
         Ok(Auditor {

@@ -1,6 +1,7 @@
 //! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
 //! queues; runs flush and shutdown.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
     event
 }
 
-/// Events taken from the buffer per step; bounds the worker's own buffers.
+/// Events redacted and fanned out per step.
 const DRAIN_CHUNK: usize = 1024;
 /// Steps per pass before the sink tasks get a turn.
 const ROUND_CHUNKS: usize = 8;
@@ -93,7 +94,9 @@ pub(crate) struct Dispatcher {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     pub(crate) interval: Duration,
     pub(crate) drain_on_drop: Duration,
-    buf: Vec<Queued>,
+    /// Events taken from the buffer and not yet fanned out.
+    buf: VecDeque<Queued>,
+    chunk: Vec<Queued>,
     per_sink: Vec<Vec<Item>>,
 }
 
@@ -112,7 +115,8 @@ impl Dispatcher {
             tasks,
             interval,
             drain_on_drop,
-            buf: Vec::with_capacity(DRAIN_CHUNK),
+            buf: VecDeque::new(),
+            chunk: Vec::with_capacity(DRAIN_CHUNK),
             per_sink,
         }
     }
@@ -154,23 +158,42 @@ impl Dispatcher {
     /// caller can let the sink tasks (same runtime) run before the next pass.
     fn round(&mut self) -> bool {
         self.reap_dead_sinks();
+        let mut more = true;
         for _ in 0..ROUND_CHUNKS {
-            let ingress = &self.shared.ingress;
-            if let Some(run) = ingress.drain(&mut self.buf, DRAIN_CHUNK) {
-                ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
+            if self.buf.is_empty() {
+                let ingress = &self.shared.ingress;
+                if let Some(run) = ingress.drain(&mut self.buf) {
+                    ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
+                }
+                if self.buf.is_empty() {
+                    more = false;
+                    break;
+                }
             }
-            let more = self.buf.len() == DRAIN_CHUNK;
+            // Chunks keep what is redacted and fanned out small enough to stay in cache.
+            let n = self.buf.len().min(DRAIN_CHUNK);
+            self.chunk.extend(self.buf.drain(..n));
             self.fan_out();
-            if !more {
-                return false;
+        }
+        self.report_sink_losses();
+        more
+    }
+
+    /// A sink whose queue overflowed gets its loss reported once it has room again.
+    fn report_sink_losses(&self) {
+        for sink in &self.shared.sinks {
+            if let Some(run) = sink.take_drop_run_if_room() {
+                self.shared.ingress.push_internal(system_events::dropped(
+                    run,
+                    Some(&sink.name),
+                    "sink_queue_full",
+                ));
             }
         }
-        true
     }
 
     fn fan_out(&mut self) {
-        let ingress = &self.shared.ingress;
-        for q in self.buf.drain(..) {
+        for q in self.chunk.drain(..) {
             let event = Arc::new(stamp(&self.shared, q.event, q.seq));
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
@@ -185,13 +208,6 @@ impl Dispatcher {
         }
         for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
             sink.enqueue(out);
-            if let Some(run) = sink.take_drop_run_if_room() {
-                ingress.push_internal(system_events::dropped(
-                    run,
-                    Some(&sink.name),
-                    "sink_queue_full",
-                ));
-            }
         }
     }
 
@@ -222,7 +238,10 @@ impl Dispatcher {
             self.round();
             // Sinks first: a sink records its health events before it reports idle, so an
             // idle sink's events are already visible in the buffer checked next.
-            if self.shared.sinks.iter().all(|s| s.is_idle()) && self.shared.ingress.is_empty() {
+            if self.shared.sinks.iter().all(|s| s.is_idle())
+                && self.buf.is_empty()
+                && self.shared.ingress.is_empty()
+            {
                 break true;
             }
             if Instant::now() >= deadline {

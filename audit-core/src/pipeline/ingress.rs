@@ -192,15 +192,14 @@ impl Ingress {
         seq
     }
 
-    /// Moves up to `max` buffered events into `into` (which must be empty) and returns the
-    /// run of losses to report, now that there is room again. Draining in bounded chunks
-    /// keeps both buffers at a steady size instead of swapping ever-larger ones.
-    pub(crate) fn drain(&self, into: &mut Vec<Queued>, max: usize) -> Option<DropRun> {
+    /// Swaps everything buffered into `into` (which must be empty) and returns the run of
+    /// losses to report, now that there is room again. A swap keeps the lock for O(1)
+    /// whatever the backlog; the worker then works through `into` in chunks.
+    pub(crate) fn drain(&self, into: &mut VecDeque<Queued>) -> Option<DropRun> {
         debug_assert!(into.is_empty());
         let mut st = self.lock();
-        let n = st.queue.len().min(max);
-        into.extend(st.queue.drain(..n));
-        st.bytes -= into.iter().map(|q| q.size).sum::<usize>();
+        std::mem::swap(&mut st.queue, into);
+        st.bytes = 0;
         st.wake_sent = false;
         let run = st.drop_run.take();
         let waiters = st.waiters > 0;

@@ -166,7 +166,8 @@ impl SinkOptions {
         self
     }
 
-    /// Sends this sink only the events for which `f` returns true.
+    /// Sends this sink only the events for which `f` returns true. It runs on the worker
+    /// thread for every event: keep it quick and never block in it, or every sink waits.
     pub fn filter(mut self, f: impl Fn(&AuditEvent) -> bool + Send + Sync + 'static) -> Self {
         self.filter = Some(Arc::new(f));
         self
