@@ -1,14 +1,57 @@
 //! Tower layers that capture audit events from HTTP and gRPC services.
 //!
-//! Not implemented yet: the request-id layer, the `AuditLayer`, classification and the audit
-//! HTTP API arrive with their own issue. Until then this crate only re-exports
-//! [`audit_core`], so depending on it already gives access to the event model and pipeline.
+//! Add [`AuditLayer`] to an axum, hyper or tonic service and every request a rule (or the
+//! defaults) says to audit becomes an [`AuditEvent`](audit_core::AuditEvent): classified
+//! ([`classify`]), with the actor and tenant your authentication put in the
+//! [`AuditContext`], the client address ([`net`]), a validated or generated request id
+//! ([`request_id`], echoed on the response), the W3C trace context ([`trace_context`]), the
+//! outcome from the status (or `cancelled` when the client went away), and the latency.
+//! [`propagate`] carries the request id and trace onto outgoing calls.
 //!
 //! ```
-//! let event = audit_tower::core::AuditEvent::builder("auth.logout").build().unwrap();
-//! assert_eq!(event.event_type.as_str(), "auth.logout");
+//! use std::time::Duration;
+//! use audit_core::{Actor, Auditor};
+//! use audit_sinks::MemorySink;
+//! use audit_tower::{AuditContext, AuditLayer};
+//! use axum::{routing::post, Extension, Router};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let memory = MemorySink::new(100);
+//! let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+//! let app = Router::new()
+//!     .route("/v1/indexes", post(|Extension(ctx): Extension<AuditContext>| async move {
+//!         ctx.set_actor(Actor::user("user-123"));
+//!         ctx.set_organization_id("acme");
+//!         "created"
+//!     }))
+//!     .layer(AuditLayer::new(auditor.clone()));
+//!
+//! let req = http::Request::post("/v1/indexes").body(axum::body::Body::empty()).unwrap();
+//! let resp = app.oneshot(req).await.unwrap();
+//! let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+//! auditor.shutdown(Duration::from_secs(5)).await;
+//!
+//! let event = &memory.events()[0];
+//! assert_eq!(event.event_type.as_str(), "data.index.create");
+//! assert_eq!(event.organization_id(), Some("acme"));
+//! assert_eq!(event.context.as_ref().unwrap().request_id.as_deref(), Some(request_id.as_str()));
+//! # });
 //! ```
 
 #![forbid(unsafe_code)]
 
+mod audit;
+pub mod classify;
+mod context;
+pub mod net;
+pub mod propagate;
+pub mod request_id;
+pub mod trace_context;
+
+pub use audit::{Audit, AuditLayer, ResponseFuture};
+pub use context::AuditContext;
+pub use request_id::RequestId;
+
+/// The event model and pipeline, re-exported for convenience.
 pub use audit_core as core;

@@ -1,0 +1,213 @@
+//! What the layer captured about a request, and the event it becomes.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use audit_core::{
+    Actor, AuditEvent, Auditor, Category, Context, EventType, HttpFacts, Outcome, OverflowPolicy,
+    Target, Timestamp,
+};
+use http::Request;
+use serde_json::Value;
+
+use super::layer::Config;
+use crate::classify::{Classification, Delivery};
+use crate::context::AuditContext;
+use crate::net::client_addr;
+use crate::request_id::{Rejected, RequestId};
+use crate::trace_context::TraceContext;
+
+/// Status → result: 2xx/3xx success, 401/403 denied, other 4xx failure, 5xx error; a gRPC
+/// status, when present, decides instead.
+pub(crate) fn outcome_for(status: u16, grpc: Option<i32>) -> Outcome {
+    if let Some(code) = grpc {
+        return match code {
+            0 => Outcome::Success,
+            1 => Outcome::Cancelled,
+            7 | 16 => Outcome::Denied,
+            2 | 4 | 13 | 14 | 15 => Outcome::Error,
+            _ => Outcome::Failure,
+        };
+    }
+    match status {
+        401 | 403 => Outcome::Denied,
+        400..=499 => Outcome::Failure,
+        500..=599 => Outcome::Error,
+        _ => Outcome::Success,
+    }
+}
+
+/// Facts captured when the request arrived, finished into an event when it is answered.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    auditor: Auditor,
+    started: Instant,
+    timestamp: Timestamp,
+    method: String,
+    path: String,
+    query: Option<String>,
+    user_agent: Option<String>,
+    client: Option<IpAddr>,
+    chain: Vec<String>,
+    request_id: RequestId,
+    rejected: Option<Rejected>,
+    trace: TraceContext,
+    class: Classification,
+    ctx: AuditContext,
+}
+
+impl Pending {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new<B>(
+        req: &Request<B>,
+        config: &Config,
+        peer: Option<IpAddr>,
+        request_id: RequestId,
+        rejected: Option<Rejected>,
+        trace: TraceContext,
+        class: Classification,
+        ctx: AuditContext,
+    ) -> Pending {
+        let addr = client_addr(req.headers(), peer, &config.trusted_proxies);
+        Pending {
+            auditor: config.auditor.clone(),
+            started: Instant::now(),
+            timestamp: Timestamp::now(),
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().map(str::to_owned),
+            user_agent: req
+                .headers()
+                .get(http::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            client: addr.client,
+            chain: addr.chain,
+            request_id,
+            rejected,
+            trace,
+            class,
+            ctx,
+        }
+    }
+
+    /// Builds and records the event (unless the handler asked to skip it).
+    pub(crate) fn finish(self, response_outcome: Outcome, status: Option<u16>, grpc: Option<i32>) {
+        let state = self.ctx.take();
+        if state.skip {
+            return;
+        }
+        let outcome = state.outcome.unwrap_or(response_outcome);
+        let (mut event_type, mut category, severity) = self.class.finish(outcome, status);
+        let mut details = state.details;
+        if let Some(t) = state.event_type {
+            if EventType::new(&t).is_ok() {
+                category = None;
+                event_type = t;
+            } else {
+                details.insert("invalidEventType".into(), Value::String(t));
+            }
+        }
+        if let Some(why) = self.rejected {
+            details.insert("inboundRequestIdRejected".into(), why.as_str().into());
+        }
+        if let Some(code) = grpc {
+            details.insert("grpcStatus".into(), code.into());
+        }
+        if self.chain.len() > 1 {
+            details.insert("forwardedFor".into(), self.chain.clone().into());
+        }
+        let category = category
+            .or(self.class.category())
+            .or_else(|| Category::from_event_type(&event_type))
+            .unwrap_or(Category::Data);
+
+        let mut actor = state
+            .actor
+            .unwrap_or_else(|| Actor::default().with_kind("anonymous"));
+        if actor.ip_address.is_none() {
+            actor.ip_address = self.client.map(|ip| ip.to_string());
+        }
+        if actor.user_agent.is_none() {
+            actor.user_agent = self.user_agent;
+        }
+        let target = state.target.or_else(|| {
+            self.class
+                .target()
+                .map(|(k, id)| Target::new(k, id))
+                .or_else(|| {
+                    self.class
+                        .target_type()
+                        .map(|k| Target::default().with_kind(k))
+                })
+        });
+        let mut http = HttpFacts::default()
+            .with_method(self.method)
+            .with_path(self.path)
+            .with_duration_ms((self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+        http.route = self.class.route().map(str::to_owned);
+        http.status_code = status;
+        http.query = self.query;
+        let mut context = Context::default()
+            .with_request_id(self.request_id.as_str())
+            .with_trace_id(self.trace.trace_id())
+            .with_span_id(self.trace.span_id());
+        context.organization_id = state.organization_id;
+        context.session_id = state.session_id;
+
+        let mut b = AuditEvent::builder(event_type)
+            .timestamp(self.timestamp)
+            .category(category)
+            .severity(severity)
+            .actor(actor)
+            .context(context)
+            .http(http)
+            .details(details)
+            .result(outcome);
+        if let Some(t) = target {
+            b = b.target(t);
+        }
+        if let Some(d) = state.description {
+            b = b.description(d);
+        }
+        // The event type was validated above or comes from a rule; a rule with a malformed
+        // type is a configuration error we still must not lose the request over.
+        let event = match b.build() {
+            Ok(e) => e,
+            Err(e) => match AuditEvent::builder("system.audit.invalid_rule")
+                .category(Category::System)
+                .detail("error", e.to_string())
+                .request_id(self.request_id.as_str())
+                .build()
+            {
+                Ok(fallback) => fallback,
+                Err(_) => return,
+            },
+        };
+        let policy = match self.class.delivery() {
+            Delivery::BestEffort => OverflowPolicy::DropNewest,
+            Delivery::Block { timeout } => OverflowPolicy::Block { timeout },
+        };
+        // A refusal is counted and reported by the pipeline itself.
+        let _ = self.auditor.record_with(event, policy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_grpc_outcomes() {
+        assert_eq!(outcome_for(200, None), Outcome::Success);
+        assert_eq!(outcome_for(302, None), Outcome::Success);
+        assert_eq!(outcome_for(401, None), Outcome::Denied);
+        assert_eq!(outcome_for(403, None), Outcome::Denied);
+        assert_eq!(outcome_for(404, None), Outcome::Failure);
+        assert_eq!(outcome_for(503, None), Outcome::Error);
+        assert_eq!(outcome_for(200, Some(0)), Outcome::Success);
+        assert_eq!(outcome_for(200, Some(16)), Outcome::Denied);
+        assert_eq!(outcome_for(200, Some(13)), Outcome::Error);
+        assert_eq!(outcome_for(200, Some(5)), Outcome::Failure);
+        assert_eq!(outcome_for(200, Some(1)), Outcome::Cancelled);
+    }
+}

@@ -1,0 +1,92 @@
+//! [`Audit`], the service the layer makes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tower::Service;
+
+use super::ResponseFuture;
+use super::layer::Config;
+use super::record::Pending;
+use crate::classify::Level;
+use crate::context::AuditContext;
+use crate::propagate::RequestScope;
+use crate::trace_context::TraceContext;
+
+/// Audits each request to the inner service; made by [`AuditLayer`](super::AuditLayer).
+#[derive(Debug, Clone)]
+pub struct Audit<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Audit<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Audit<S> {
+        Audit { inner, config }
+    }
+}
+
+fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    req.extensions()
+        .get::<std::net::SocketAddr>()
+        .map(std::net::SocketAddr::ip)
+}
+
+fn route_template<B>(req: &Request<B>) -> Option<String> {
+    #[cfg(feature = "axum")]
+    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str().to_owned());
+    }
+    let _ = req;
+    None
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Audit<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let config = &self.config;
+        let peer = peer_ip(&req);
+        let (request_id, rejected) = config.request_id.resolve(req.headers(), peer);
+        let trace = TraceContext::from_headers(req.headers());
+        let template = route_template(&req);
+        let class = config
+            .rules
+            .classify(req.method(), req.uri().path(), template.as_deref());
+        req.extensions_mut().insert(request_id.clone());
+        let header = config.request_id.header_name().clone();
+        let echo = HeaderValue::from_str(request_id.as_str())
+            .ok()
+            .map(|v| (header.clone(), v));
+        let scope = RequestScope::new(request_id.clone(), trace.clone()).with_header(header);
+
+        let pending = (class.level() != Level::None).then(|| {
+            let ctx = AuditContext::default();
+            req.extensions_mut().insert(ctx.clone());
+            Box::new(Pending::new(
+                &req, config, peer, request_id, rejected, trace, class, ctx,
+            ))
+        });
+        let inner = &mut self.inner;
+        let fut = scope.clone().run_sync(|| inner.call(req));
+        ResponseFuture::new(scope.run(fut), pending, echo)
+    }
+}

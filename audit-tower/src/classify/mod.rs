@@ -1,0 +1,537 @@
+//! Classification: which audit event a request is, decided by an ordered rule table (first
+//! match wins), with sensible defaults when no rule matches.
+//!
+//! ```
+//! use http::Method;
+//! use audit_tower::classify::{Level, Rule, Rules};
+//!
+//! let rules = Rules::new()
+//!     .rule(Rule::any("/health").level(Level::None))
+//!     .rule(Rule::post("/auth/login").event_type("auth.login").outcome_suffix())
+//!     .rule(Rule::delete("/v1/indexes/{name}").event_type("data.index.delete").target("index", "name"));
+//!
+//! let c = rules.classify(&Method::DELETE, "/v1/indexes/products", None);
+//! assert_eq!(c.event_type(), "data.index.delete");
+//! assert_eq!(c.target(), Some(("index", "products")));
+//!
+//! // No rule: the method and first resource segment decide.
+//! let c = rules.classify(&Method::PUT, "/v1/api-keys/k1", None);
+//! assert_eq!(c.event_type(), "data.api_key.update");
+//! assert_eq!(c.target(), Some(("api_key", "k1")));
+//! assert_eq!(rules.classify(&Method::GET, "/health", None).level(), Level::None);
+//! ```
+//!
+//! # Defaults without a matching rule
+//! - `GET`/`HEAD` → `read`, `POST` → `create`, `PUT`/`PATCH` → `update`, `DELETE` → `delete`,
+//!   on the first path segment that is not a version (`v1`, `api`), singularised:
+//!   `DELETE /v1/indexes/products` → `data.index.delete` with target `index`/`products`.
+//! - Routes that look like authentication (`login`, `signin`, `logout`, `token`, `oauth`,
+//!   `mfa`, `password`, `session`) → `auth.<word>.success|failure`.
+//! - `GET /health`, `/healthz`, `/livez`, `/readyz`, `/ready`, `/metrics` are not audited.
+//! - Whatever matched, a 401/403 answer becomes `security.access.denied` and a 429
+//!   `security.rate_limit.triggered` unless the rule pinned its event type
+//!   ([`Rule::keep_on_denial`]).
+
+mod pattern;
+
+pub use pattern::RoutePattern;
+
+use std::time::Duration;
+
+use audit_core::{Category, Outcome, Severity};
+use http::Method;
+
+/// How much of a request is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Level {
+    /// Not audited (health checks).
+    None,
+    /// Who, what, when, where, result — no bodies (the default).
+    #[default]
+    Metadata,
+    /// Metadata and the request body, up to the capture limit.
+    Request,
+    /// Metadata and both bodies.
+    RequestResponse,
+}
+
+/// What happens when the pipeline cannot take the event at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Never block the request; a lost event is counted and reported (the default).
+    #[default]
+    BestEffort,
+    /// Block the response up to `timeout` for room in the buffer.
+    Block {
+        /// Longest wait.
+        timeout: Duration,
+    },
+}
+
+/// One row of the rule table.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Rule {
+    methods: Vec<Method>,
+    pattern: RoutePattern,
+    event_type: Option<String>,
+    outcome_suffix: bool,
+    keep_on_denial: bool,
+    category: Option<Category>,
+    severity: Option<Severity>,
+    target: Option<(String, Option<String>)>,
+    level: Level,
+    delivery: Delivery,
+}
+
+macro_rules! method_ctors {
+    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(pattern: &str) -> Rule {
+                Rule::new(&[Method::$method], pattern)
+            }
+        )*
+    };
+}
+
+impl Rule {
+    /// A rule for `methods` (empty: any) on `pattern`.
+    pub fn new(methods: &[Method], pattern: &str) -> Rule {
+        Rule {
+            methods: methods.to_vec(),
+            pattern: RoutePattern::new(pattern),
+            event_type: None,
+            outcome_suffix: false,
+            keep_on_denial: false,
+            category: None,
+            severity: None,
+            target: None,
+            level: Level::Metadata,
+            delivery: Delivery::BestEffort,
+        }
+    }
+
+    /// Any method on `pattern`.
+    pub fn any(pattern: &str) -> Rule {
+        Rule::new(&[], pattern)
+    }
+
+    method_ctors! {
+        /// `GET` on `pattern`.
+        get => GET;
+        /// `POST` on `pattern`.
+        post => POST;
+        /// `PUT` on `pattern`.
+        put => PUT;
+        /// `PATCH` on `pattern`.
+        patch => PATCH;
+        /// `DELETE` on `pattern`.
+        delete => DELETE;
+    }
+
+    /// The event type (dotted lowercase); validated when the event is built.
+    pub fn event_type(mut self, event_type: &str) -> Self {
+        self.event_type = Some(event_type.to_owned());
+        self
+    }
+
+    /// Appends `.success` or `.failure` to the event type by outcome (`auth.login` →
+    /// `auth.login.failure`).
+    pub fn outcome_suffix(mut self) -> Self {
+        self.outcome_suffix = true;
+        self
+    }
+
+    /// Keeps this rule's event type on 401/403/429 answers instead of the security event
+    /// types (the result still says `denied`).
+    pub fn keep_on_denial(mut self) -> Self {
+        self.keep_on_denial = true;
+        self
+    }
+
+    /// The category (default: from the event type's first segment).
+    pub fn category(mut self, category: Category) -> Self {
+        self.category = Some(category);
+        self
+    }
+
+    /// The severity (default: by outcome).
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// The target's type, and the path parameter that holds its id.
+    pub fn target(mut self, kind: &str, id_param: &str) -> Self {
+        self.target = Some((kind.to_owned(), Some(id_param.to_owned())));
+        self
+    }
+
+    /// The target's type, without an id from the path.
+    pub fn target_type(mut self, kind: &str) -> Self {
+        self.target = Some((kind.to_owned(), None));
+        self
+    }
+
+    /// How much is recorded.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// What happens when the pipeline is full.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    fn matches_method(&self, m: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(m)
+    }
+}
+
+/// An ordered rule table; the first matching rule wins.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Rules {
+    rules: Vec<Rule>,
+    defaults: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules::new()
+    }
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    event_type: String,
+    outcome_suffix: bool,
+    keep_on_denial: bool,
+    category: Option<Category>,
+    severity: Option<Severity>,
+    target: Option<(String, Option<String>)>,
+    level: Level,
+    delivery: Delivery,
+    route: Option<String>,
+}
+
+impl Classification {
+    /// The event type before outcome adjustments.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The target type and id, when known.
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match &self.target {
+            Some((kind, Some(id))) => Some((kind, id)),
+            _ => None,
+        }
+    }
+
+    /// How much is recorded.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The delivery mode.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// The route template used (the matched rule's pattern or axum's `MatchedPath`).
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    pub(crate) fn target_type(&self) -> Option<&str> {
+        self.target.as_ref().map(|(k, _)| k.as_str())
+    }
+
+    pub(crate) fn category(&self) -> Option<Category> {
+        self.category
+    }
+
+    /// The final event type, severity and category for an outcome and status.
+    pub(crate) fn finish(
+        &self,
+        outcome: Outcome,
+        status: Option<u16>,
+    ) -> (String, Option<Category>, Severity) {
+        let security = match status {
+            Some(401 | 403) if !self.keep_on_denial => Some("security.access.denied"),
+            Some(429) if !self.keep_on_denial => Some("security.rate_limit.triggered"),
+            _ => None,
+        };
+        if let Some(t) = security {
+            return (t.to_owned(), Some(Category::Security), Severity::Warning);
+        }
+        let mut event_type = self.event_type.clone();
+        if self.outcome_suffix {
+            event_type.push_str(if outcome == Outcome::Success {
+                ".success"
+            } else {
+                ".failure"
+            });
+        }
+        let severity = self.severity.unwrap_or(match outcome {
+            Outcome::Success | Outcome::Cancelled => Severity::Info,
+            Outcome::Failure | Outcome::Denied => Severity::Warning,
+            _ => Severity::Error,
+        });
+        (event_type, self.category, severity)
+    }
+}
+
+impl Rules {
+    /// An empty table (the defaults still apply to unmatched requests).
+    pub fn new() -> Rules {
+        Rules {
+            rules: Vec::new(),
+            defaults: true,
+        }
+    }
+
+    /// Appends a rule (rules are tried in the order added).
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Turns the built-in defaults off: unmatched requests are not audited.
+    pub fn without_defaults(mut self) -> Self {
+        self.defaults = false;
+        self
+    }
+
+    /// Classifies a request. `template` is the framework's matched route (axum's
+    /// `MatchedPath`) when known; rules match it by shape, else the concrete `path`.
+    pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
+        for rule in &self.rules {
+            if !rule.matches_method(method) {
+                continue;
+            }
+            let by_template = template.is_some_and(|t| rule.pattern.is_template(t));
+            let caps = rule.pattern.captures(path);
+            if !by_template && caps.is_none() {
+                continue;
+            }
+            let target = rule.target.as_ref().map(|(kind, param)| {
+                let id = param.as_ref().and_then(|p| {
+                    caps.as_ref()?
+                        .iter()
+                        .find(|(name, _)| name == p)
+                        .map(|(_, v)| (*v).to_owned())
+                });
+                (kind.clone(), id)
+            });
+            return Classification {
+                event_type: rule
+                    .event_type
+                    .clone()
+                    .unwrap_or_else(|| default_event_type(method, path).0),
+                outcome_suffix: rule.outcome_suffix,
+                keep_on_denial: rule.keep_on_denial,
+                category: rule.category,
+                severity: rule.severity,
+                target,
+                level: rule.level,
+                delivery: rule.delivery,
+                route: Some(template.unwrap_or(rule.pattern.as_str()).to_owned()),
+            };
+        }
+        let (event_type, target, auth) = default_event_type(method, path);
+        let level = if !self.defaults || is_health(method, path) {
+            Level::None
+        } else {
+            Level::Metadata
+        };
+        Classification {
+            event_type,
+            outcome_suffix: auth,
+            keep_on_denial: false,
+            category: None,
+            severity: None,
+            target,
+            level,
+            delivery: Delivery::BestEffort,
+            route: template.map(str::to_owned),
+        }
+    }
+}
+
+fn is_health(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && matches!(
+            path.trim_end_matches('/'),
+            "/health" | "/healthz" | "/livez" | "/readyz" | "/ready" | "/metrics"
+        )
+}
+
+const AUTH_WORDS: &[&str] = &[
+    "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
+];
+
+/// (event type, target, is-authentication) for a request no rule matched.
+fn default_event_type(
+    method: &Method,
+    path: &str,
+) -> (String, Option<(String, Option<String>)>, bool) {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // The last auth-like segment is the most specific (`/oauth/token` → `token`).
+    if let Some(word) = segments.iter().rev().find_map(|s| {
+        let lower = s.to_ascii_lowercase();
+        AUTH_WORDS
+            .iter()
+            .find(|w| lower.trim_end_matches('s') == **w || lower == **w)
+    }) {
+        return (format!("auth.{word}"), None, true);
+    }
+    let verb = match *method {
+        Method::GET | Method::HEAD => "read",
+        Method::POST => "create",
+        Method::PUT | Method::PATCH => "update",
+        Method::DELETE => "delete",
+        _ => "access",
+    };
+    let resource_at = segments.iter().position(|s| !is_version(s));
+    let resource = resource_at
+        .map(|i| singular(&event_segment(segments[i])))
+        .unwrap_or_else(|| "root".to_owned());
+    let target = resource_at.map(|i| {
+        (
+            resource.clone(),
+            segments.get(i + 1).map(|s| (*s).to_owned()),
+        )
+    });
+    (format!("data.{resource}.{verb}"), target, false)
+}
+
+fn is_version(s: &str) -> bool {
+    s.eq_ignore_ascii_case("api")
+        || (s.len() >= 2
+            && s.as_bytes()[0].eq_ignore_ascii_case(&b'v')
+            && s[1..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter.
+fn event_segment(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+        out.insert(0, 'r');
+    }
+    out.truncate(40);
+    out
+}
+
+fn singular(s: &str) -> String {
+    if let Some(stem) = s.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if s.ends_with("sses")
+        || s.ends_with("xes")
+        || s.ends_with("ches")
+        || s.ends_with("shes")
+    {
+        s[..s.len() - 2].to_owned()
+    } else if s.len() > 3 && s.ends_with('s') && !s.ends_with("ss") {
+        s[..s.len() - 1].to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_matrix_first_match_wins() {
+        let rules = Rules::new()
+            .rule(Rule::post("/v1/indexes/{name}/import").event_type("data.bulk.import"))
+            .rule(
+                Rule::any("/v1/indexes/{name}")
+                    .event_type("data.index.any")
+                    .target("index", "name"),
+            )
+            .rule(Rule::delete("/v1/indexes/{name}").event_type("never.reached"));
+        let c = rules.classify(&Method::POST, "/v1/indexes/a/import", None);
+        assert_eq!(c.event_type(), "data.bulk.import");
+        let c = rules.classify(&Method::DELETE, "/v1/indexes/a", None);
+        assert_eq!(c.event_type(), "data.index.any");
+        assert_eq!(c.route(), Some("/v1/indexes/{name}"));
+        // Matched by axum's template even when the concrete path is not given to match.
+        let c = rules.classify(&Method::GET, "/v1/indexes/a", Some("/v1/indexes/{index}"));
+        assert_eq!(c.route(), Some("/v1/indexes/{index}"));
+        assert_eq!(c.target(), Some(("index", "a")));
+    }
+
+    #[test]
+    fn defaults() {
+        let rules = Rules::new();
+        let cases = [
+            (Method::GET, "/v1/indexes", "data.index.read"),
+            (Method::POST, "/v1/indexes", "data.index.create"),
+            (Method::PATCH, "/api/v2/policies/p1", "data.policy.update"),
+            (Method::DELETE, "/boxes/3", "data.box.delete"),
+            (Method::POST, "/auth/login", "auth.login"),
+            (Method::POST, "/oauth/token", "auth.token"),
+            (Method::GET, "/", "data.root.read"),
+            (Method::GET, "/2024/report", "data.r2024.read"),
+            (Method::OPTIONS, "/things", "data.thing.access"),
+        ];
+        for (m, p, t) in cases {
+            let c = rules.classify(&m, p, None);
+            assert_eq!(c.event_type(), t, "{m} {p}");
+            assert!(audit_core::EventType::new(&c.finish(Outcome::Success, Some(200)).0).is_ok());
+        }
+        let login = rules.classify(&Method::POST, "/auth/login", None);
+        assert_eq!(
+            login.finish(Outcome::Failure, Some(400)).0,
+            "auth.login.failure"
+        );
+        assert_eq!(
+            login.finish(Outcome::Success, Some(200)).0,
+            "auth.login.success"
+        );
+        let (t, cat, sev) = login.finish(Outcome::Denied, Some(401));
+        assert_eq!(
+            (t.as_str(), cat, sev),
+            (
+                "security.access.denied",
+                Some(Category::Security),
+                Severity::Warning
+            )
+        );
+        let c = rules.classify(&Method::GET, "/x", None);
+        assert_eq!(
+            c.finish(Outcome::Failure, Some(429)).0,
+            "security.rate_limit.triggered"
+        );
+        assert_eq!(
+            rules.classify(&Method::GET, "/healthz/", None).level(),
+            Level::None
+        );
+        assert_eq!(
+            Rules::new()
+                .without_defaults()
+                .classify(&Method::GET, "/x", None)
+                .level(),
+            Level::None
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Route patterns: `/v1/indexes/{name}/vectors/{id}`, with `{param}` captures and a trailing
+//! `{*rest}` wildcard, in axum's syntax.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest(String),
+}
+
+/// A parsed route pattern.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoutePattern {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+impl fmt::Debug for RoutePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoutePattern({:?})", self.source)
+    }
+}
+
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+impl RoutePattern {
+    /// Parses a pattern. Segments in braces capture one path segment (`{name}`) or the rest
+    /// of the path (`{*rest}`, last only).
+    pub fn new(pattern: &str) -> RoutePattern {
+        let segments = split(pattern)
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => match name.strip_prefix('*') {
+                        Some(rest) => Segment::Rest(rest.to_owned()),
+                        None => Segment::Param(name.to_owned()),
+                    },
+                    None => Segment::Literal(s.to_owned()),
+                },
+            )
+            .collect();
+        RoutePattern {
+            source: pattern.to_owned(),
+            segments,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// True when `template` (e.g. axum's `MatchedPath`) is this same route; parameter
+    /// names may differ.
+    pub(crate) fn is_template(&self, template: &str) -> bool {
+        let other = RoutePattern::new(template);
+        other.segments.len() == self.segments.len()
+            && other
+                .segments
+                .iter()
+                .zip(&self.segments)
+                .all(|(a, b)| match (a, b) {
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Param(_), Segment::Param(_))
+                    | (Segment::Rest(_), Segment::Rest(_)) => true,
+                    _ => false,
+                })
+    }
+
+    /// The captures when `path` matches, `None` otherwise.
+    pub(crate) fn captures<'p>(&self, path: &'p str) -> Option<Vec<(&str, &'p str)>> {
+        let mut parts = split(path);
+        let mut caps = Vec::new();
+        for seg in &self.segments {
+            match seg {
+                Segment::Rest(name) => {
+                    let rest_start = parts.next().map(|first| {
+                        let offset = first.as_ptr() as usize - path.as_ptr() as usize;
+                        &path[offset..]
+                    });
+                    caps.push((name.as_str(), rest_start.unwrap_or("")));
+                    return Some(caps);
+                }
+                Segment::Literal(lit) => {
+                    if parts.next()? != lit {
+                        return None;
+                    }
+                }
+                Segment::Param(name) => caps.push((name.as_str(), parts.next()?)),
+            }
+        }
+        parts.next().is_none().then_some(caps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_and_templates() {
+        let p = RoutePattern::new("/v1/indexes/{name}/vectors/{id}");
+        assert_eq!(
+            p.captures("/v1/indexes/products/vectors/42"),
+            Some(vec![("name", "products"), ("id", "42")])
+        );
+        assert_eq!(p.captures("/v1/indexes/products/vectors"), None);
+        assert_eq!(p.captures("/v1/indexes/products/vectors/42/x"), None);
+        assert!(p.is_template("/v1/indexes/{index}/vectors/{vid}"));
+        assert!(!p.is_template("/v1/indexes/{index}"));
+        assert!(!p.is_template("/v1/indexes/{index}/vectors/latest"));
+        let rest = RoutePattern::new("/files/{*path}");
+        assert_eq!(
+            rest.captures("/files/a/b.txt"),
+            Some(vec![("path", "a/b.txt")])
+        );
+        assert_eq!(RoutePattern::new("/").captures("/"), Some(vec![]));
+    }
+}

@@ -1,0 +1,113 @@
+//! [`AuditContext`]: what the application tells the audit layer about a request.
+//!
+//! The [`AuditLayer`](crate::AuditLayer) puts an `AuditContext` in the request's extensions
+//! before calling the inner service. Authentication middleware (which must therefore run
+//! *inside* the audit layer) records the actor and tenant it established; handlers add the
+//! target, details, or override the event type or outcome when they know better than the
+//! route does.
+//!
+//! ```
+//! use audit_core::{Actor, Outcome, Target};
+//! use audit_tower::AuditContext;
+//!
+//! let ctx = AuditContext::default();
+//! // In auth middleware, after verifying the token:
+//! ctx.set_actor(Actor::user("user-123").with_role("admin"));
+//! ctx.set_organization_id("acme");
+//! // In the handler:
+//! ctx.set_target(Target::new("api_key", "key_7f3a"));
+//! ctx.detail("scopes", 2);
+//! assert_eq!(ctx.organization_id().as_deref(), Some("acme"));
+//! ```
+//!
+//! With axum, take it as `Extension<AuditContext>`. It is a cheap handle: clones share state.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use audit_core::{Actor, Outcome, Target};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) actor: Option<Actor>,
+    pub(crate) organization_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) target: Option<Target>,
+    pub(crate) details: Map<String, Value>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) description: Option<String>,
+    pub(crate) skip: bool,
+}
+
+/// Per-request audit facts set by middleware and handlers; see the [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct AuditContext {
+    state: Arc<Mutex<State>>,
+}
+
+impl AuditContext {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn take(&self) -> State {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Who made the request (as established by your authentication).
+    pub fn set_actor(&self, actor: Actor) {
+        self.lock().actor = Some(actor);
+    }
+
+    /// The tenant.
+    pub fn set_organization_id(&self, tenant: impl Into<String>) {
+        self.lock().organization_id = Some(tenant.into());
+    }
+
+    /// The session.
+    pub fn set_session_id(&self, session: impl Into<String>) {
+        self.lock().session_id = Some(session.into());
+    }
+
+    /// The resource acted on (replaces the one derived from the route).
+    pub fn set_target(&self, target: Target) {
+        self.lock().target = Some(target);
+    }
+
+    /// Adds a detail (redacted like everything else before it leaves memory).
+    pub fn detail(&self, key: impl Into<String>, value: impl Into<Value>) {
+        self.lock().details.insert(key.into(), value.into());
+    }
+
+    /// Replaces the event type decided by the rules (validated when the event is built;
+    /// an invalid one is reported in the event's details and the rule's type is kept).
+    pub fn set_event_type(&self, event_type: impl Into<String>) {
+        self.lock().event_type = Some(event_type.into());
+    }
+
+    /// Replaces the outcome derived from the response status.
+    pub fn set_outcome(&self, outcome: Outcome) {
+        self.lock().outcome = Some(outcome);
+    }
+
+    /// A human sentence for the event.
+    pub fn set_description(&self, description: impl Into<String>) {
+        self.lock().description = Some(description.into());
+    }
+
+    /// Records no event for this request (e.g. the handler recorded its own, richer ones).
+    pub fn skip(&self) {
+        self.lock().skip = true;
+    }
+
+    /// The tenant set so far.
+    pub fn organization_id(&self) -> Option<String> {
+        self.lock().organization_id.clone()
+    }
+
+    /// The actor set so far.
+    pub fn actor(&self) -> Option<Actor> {
+        self.lock().actor.clone()
+    }
+}

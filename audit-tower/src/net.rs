@@ -1,0 +1,241 @@
+//! Client addresses: the peer, and `X-Forwarded-For` / `Forwarded` only through trusted
+//! proxies.
+//!
+//! ```
+//! use audit_tower::net::IpNet;
+//!
+//! let net: IpNet = "10.0.0.0/8".parse().unwrap();
+//! assert!(net.contains("10.20.30.40".parse().unwrap()));
+//! assert!(!net.contains("192.0.2.1".parse().unwrap()));
+//! assert!("not-a-net".parse::<IpNet>().is_err());
+//! ```
+//!
+//! # Trust boundary
+//! A forwarding header is written by whoever sent the request, so it is believed only hop by
+//! hop: starting from the peer, each address that is a trusted proxy hands over to the
+//! address it reports. The client is the first address (from the right) that is not a
+//! trusted proxy. With no trusted proxies, the client is the peer and the headers are only
+//! recorded, never believed.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use http::HeaderMap;
+
+/// An IP network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or
+/// /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// True when `ip` is inside the network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Why a network did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpNetError(String);
+
+impl fmt::Display for IpNetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid IP network {:?}: expected ADDRESS or ADDRESS/PREFIX",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for IpNetError {}
+
+impl FromStr for IpNet {
+    type Err = IpNetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || IpNetError(s.to_owned());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| err())?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(err)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ClientAddr {
+    /// The client as far as trusted proxies vouch for it (else the peer).
+    pub(crate) client: Option<IpAddr>,
+    /// The forwarding chain as sent, left to right, then the peer (recorded, not trusted).
+    pub(crate) chain: Vec<String>,
+}
+
+/// Resolves the client address of a request from `peer` with `headers`.
+pub(crate) fn client_addr(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &[IpNet],
+) -> ClientAddr {
+    let mut chain: Vec<String> = forwarded_for(headers);
+    let Some(peer) = peer else {
+        return ClientAddr {
+            client: None,
+            chain,
+        };
+    };
+    let hops: Vec<Option<IpAddr>> = chain.iter().map(|h| parse_hop(h)).collect();
+    chain.push(peer.to_string());
+    let mut client = canonical(peer);
+    for hop in hops.iter().rev() {
+        if !trusted.iter().any(|n| n.contains(client)) {
+            break;
+        }
+        match hop {
+            Some(ip) => client = canonical(*ip),
+            // An unparseable hop ends what can be believed.
+            None => break,
+        }
+    }
+    ClientAddr {
+        client: Some(client),
+        chain,
+    }
+}
+
+/// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right.
+fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
+    let forwarded: Vec<String> = headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|elem| {
+            elem.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| v.trim().trim_matches('"').to_owned())
+            })
+        })
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]:443`, `2001:db8::1`.
+fn parse_hop(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    s.rsplit_once(':')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn headers_are_believed_only_through_trusted_proxies() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = Some("10.0.0.5".parse().unwrap());
+        let got = client_addr(&xff("203.0.113.9, 10.0.0.7"), peer, &proxies);
+        assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(got.chain, ["203.0.113.9", "10.0.0.7", "10.0.0.5"]);
+
+        // A client forging the header from outside is the client.
+        let outside = Some("198.51.100.4".parse().unwrap());
+        let got = client_addr(&xff("1.2.3.4"), outside, &proxies);
+        assert_eq!(got.client, outside);
+
+        // Without trusted proxies, the header is recorded but not believed.
+        let got = client_addr(&xff("1.2.3.4"), peer, &[]);
+        assert_eq!(got.client, peer);
+        assert_eq!(got.chain, ["1.2.3.4", "10.0.0.5"]);
+
+        // A spoofed hop left of an untrusted one is not reached.
+        let got = client_addr(&xff("6.6.6.6, 203.0.113.9"), peer, &proxies);
+        assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn forwarded_header_and_ports() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::FORWARDED,
+            HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.9"),
+        );
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let got = client_addr(&h, Some("10.0.0.1".parse().unwrap()), &proxies);
+        assert_eq!(got.client, Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn networks() {
+        let v6: IpNet = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let one: IpNet = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("::ffff:192.0.2.7".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Request ids: generated when absent, accepted from the client only under a trust policy and
+//! only when well-formed, echoed on the response, and put in request extensions.
+//!
+//! ```
+//! use audit_tower::request_id::{RequestId, RequestIdPolicy, TrustInbound};
+//!
+//! assert!(RequestId::parse("req-0193f0c4").is_some());
+//! assert!(RequestId::parse("has space").is_none());
+//! assert!(RequestId::parse(&"x".repeat(129)).is_none());
+//!
+//! let policy = RequestIdPolicy::default().trust(TrustInbound::Never);
+//! assert_eq!(policy.header_name().as_str(), "x-request-id");
+//! ```
+//!
+//! # Trust boundary
+//! An inbound id is data the client chose. It is taken only when the policy trusts the
+//! sender ([`TrustInbound`]) and it is 1–128 visible ASCII characters; otherwise a fresh
+//! UUIDv7 replaces it and the event records `details.inboundRequestIdRejected` with the
+//! reason (never the rejected value). Our own [`RequestId`] type is used in extensions so that
+//! tower-http 0.6 and 0.7 ids, which do not see each other, do not matter.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::HeaderName;
+
+use crate::net::IpNet;
+
+/// A validated request id, in request extensions and on the event's `context.requestId`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Longest accepted id, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// A fresh UUIDv7.
+    pub fn generate() -> RequestId {
+        RequestId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Validates an id: 1–128 visible ASCII characters (no spaces, no control characters).
+    pub fn parse(s: &str) -> Option<RequestId> {
+        valid(s).then(|| RequestId(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn valid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= RequestId::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// When an inbound request id is believed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TrustInbound {
+    /// From any client (e.g. the service is only reachable through your own gateway).
+    Always,
+    /// Only when the connection comes from one of these networks (your proxies).
+    FromProxies(Vec<IpNet>),
+    /// Never: always generate (the default for services exposed to the internet).
+    #[default]
+    Never,
+}
+
+/// Why an inbound id was not used; recorded on the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    Untrusted,
+    Malformed,
+}
+
+impl Rejected {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Rejected::Untrusted => "untrusted_sender",
+            Rejected::Malformed => "malformed",
+        }
+    }
+}
+
+/// How request ids are read, generated and echoed.
+#[derive(Debug, Clone)]
+pub struct RequestIdPolicy {
+    header: HeaderName,
+    trust: TrustInbound,
+}
+
+impl Default for RequestIdPolicy {
+    /// Header `x-request-id`, [`TrustInbound::Never`].
+    fn default() -> Self {
+        RequestIdPolicy {
+            header: HeaderName::from_static("x-request-id"),
+            trust: TrustInbound::Never,
+        }
+    }
+}
+
+impl RequestIdPolicy {
+    /// The header read and echoed (default `x-request-id`).
+    #[must_use]
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = name;
+        self
+    }
+
+    /// When an inbound id is believed (default [`TrustInbound::Never`]).
+    #[must_use]
+    pub fn trust(mut self, trust: TrustInbound) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The header name.
+    pub fn header_name(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The id to use for a request from `peer` carrying `headers`, and why an inbound id was
+    /// refused, if one was.
+    pub(crate) fn resolve(
+        &self,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> (RequestId, Option<Rejected>) {
+        let Some(raw) = headers.get(&self.header) else {
+            return (RequestId::generate(), None);
+        };
+        let trusted = match &self.trust {
+            TrustInbound::Always => true,
+            TrustInbound::FromProxies(nets) => {
+                peer.is_some_and(|ip| nets.iter().any(|n| n.contains(ip)))
+            }
+            TrustInbound::Never => false,
+        };
+        if !trusted {
+            return (RequestId::generate(), Some(Rejected::Untrusted));
+        }
+        match raw.to_str().ok().and_then(RequestId::parse) {
+            Some(id) => (id, None),
+            None => (RequestId::generate(), Some(Rejected::Malformed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    fn headers(v: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_bytes(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn trust_and_validity_decide() {
+        let always = RequestIdPolicy::default().trust(TrustInbound::Always);
+        let (id, why) = always.resolve(&headers(b"abc-123"), None);
+        assert_eq!((id.as_str(), why), ("abc-123", None));
+
+        let (id, why) = always.resolve(&headers(b"has space"), None);
+        assert_ne!(id.as_str(), "has space");
+        assert_eq!(why, Some(Rejected::Malformed));
+        let (_, why) = always.resolve(&headers("x".repeat(129).as_bytes()), None);
+        assert_eq!(why, Some(Rejected::Malformed));
+        let (_, why) = always.resolve(&headers(b"caf\xc3\xa9"), None);
+        assert_eq!(why, Some(Rejected::Malformed));
+
+        let never = RequestIdPolicy::default();
+        let (id, why) = never.resolve(&headers(b"abc"), None);
+        assert_ne!(id.as_str(), "abc");
+        assert_eq!(why, Some(Rejected::Untrusted));
+
+        let proxies = RequestIdPolicy::default().trust(TrustInbound::FromProxies(vec![
+            "10.0.0.0/8".parse().unwrap(),
+        ]));
+        let (id, _) = proxies.resolve(&headers(b"abc"), Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(id.as_str(), "abc");
+        let (id, why) = proxies.resolve(&headers(b"abc"), Some("192.0.2.1".parse().unwrap()));
+        assert_ne!(id.as_str(), "abc");
+        assert_eq!(why, Some(Rejected::Untrusted));
+
+        let (id, why) = never.resolve(&HeaderMap::new(), None);
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+        assert_eq!(why, None);
+    }
+}

@@ -1,0 +1,487 @@
+//! The AuditLayer end to end: what lands in the sink for requests through a real axum router
+//! and a real hyper server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_core::{Actor, AuditEvent, Auditor, Category, Outcome};
+use audit_sinks::MemorySink;
+use audit_tower::classify::{Rule, Rules};
+use audit_tower::net::IpNet;
+use audit_tower::request_id::{RequestIdPolicy, TrustInbound};
+use audit_tower::{AuditContext, AuditLayer, RequestId};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
+use http::{HeaderValue, StatusCode};
+use tower::ServiceExt;
+
+struct Harness {
+    memory: MemorySink,
+    auditor: Auditor,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let memory = MemorySink::new(1000);
+        let auditor = Auditor::builder()
+            .service("vector-api")
+            .sink(memory.clone())
+            .build()
+            .unwrap();
+        Harness { memory, auditor }
+    }
+
+    async fn events(&self) -> Vec<Arc<AuditEvent>> {
+        assert!(self.auditor.flush(Duration::from_secs(5)).await);
+        self.memory.events()
+    }
+}
+
+/// Auth middleware as an application would write it: inside the audit layer, it records
+/// the actor it established (here from a header, standing in for a verified token).
+async fn fake_auth(req: Request, next: Next) -> Response {
+    let user = req
+        .headers()
+        .get("x-test-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match (user, req.extensions().get::<AuditContext>().cloned()) {
+        (Some(user), Some(ctx)) => {
+            ctx.set_actor(Actor::user(&user).with_role("admin"));
+            ctx.set_organization_id("acme");
+            next.run(req).await
+        }
+        (None, _) if req.uri().path().starts_with("/v1") => Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .body(Body::empty())
+            .unwrap(),
+        _ => next.run(req).await,
+    }
+}
+
+fn rules() -> Rules {
+    Rules::new()
+        .rule(
+            Rule::post("/auth/login")
+                .event_type("auth.login")
+                .outcome_suffix(),
+        )
+        .rule(
+            Rule::delete("/v1/indexes/{name}")
+                .event_type("data.index.delete")
+                .target("index", "name"),
+        )
+        .rule(
+            Rule::post("/v1/api-keys")
+                .event_type("admin.api_key.create")
+                .target_type("api_key"),
+        )
+}
+
+fn app(layer: AuditLayer) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/auth/login",
+            post(|body: String| async move {
+                if body == "right" {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
+            }),
+        )
+        .route(
+            "/v1/indexes/{name}",
+            delete(|| async { StatusCode::NO_CONTENT }),
+        )
+        .route(
+            "/v1/api-keys",
+            post(|Extension(ctx): Extension<AuditContext>| async move {
+                ctx.set_target(audit_core::Target::new("api_key", "key_1"));
+                ctx.detail("scopes", 2);
+                "created"
+            }),
+        )
+        .route(
+            "/v1/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/v1/limited",
+            get(|| async { StatusCode::TOO_MANY_REQUESTS }),
+        )
+        .route(
+            "/v1/boom",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(middleware::from_fn(fake_auth))
+        .layer(layer.rules(rules()))
+}
+
+fn request(method: &str, uri: &str) -> http::request::Builder {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-test-user", "user-123")
+        .header("user-agent", "curl/8.5")
+}
+
+#[tokio::test]
+async fn rules_actor_tenant_target_and_request_id_land_in_the_event() {
+    let h = Harness::new();
+    let app = app(AuditLayer::new(h.auditor.clone()));
+    let resp = app
+        .oneshot(
+            request("DELETE", "/v1/indexes/products")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let events = h.events().await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.event_type.as_str(), "data.index.delete");
+    assert_eq!(e.category, Category::Data);
+    assert_eq!(e.result, Some(Outcome::Success));
+    let actor = e.actor.as_ref().unwrap();
+    assert_eq!(actor.id.as_deref(), Some("user-123"));
+    assert_eq!(actor.user_agent.as_deref(), Some("curl/8.5"));
+    assert_eq!(e.organization_id(), Some("acme"));
+    let target = e.target.as_ref().unwrap();
+    assert_eq!(
+        (target.kind.as_deref(), target.id.as_deref()),
+        (Some("index"), Some("products"))
+    );
+    let ctx = e.context.as_ref().unwrap();
+    assert_eq!(ctx.request_id.as_deref(), Some(echoed.as_str()));
+    assert_eq!(ctx.service.as_deref(), Some("vector-api"));
+    assert_eq!(ctx.trace_id.as_ref().map(String::len), Some(32));
+    let http = e.http.as_ref().unwrap();
+    assert_eq!(http.route.as_deref(), Some("/v1/indexes/{name}"));
+    assert_eq!(http.path.as_deref(), Some("/v1/indexes/products"));
+    assert_eq!(http.status_code, Some(204));
+    assert!(http.duration_ms.unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn handlers_fill_the_context_and_admin_events_classify() {
+    let h = Harness::new();
+    let app = app(AuditLayer::new(h.auditor.clone()));
+    app.oneshot(request("POST", "/v1/api-keys").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let e = &h.events().await[0];
+    assert_eq!(e.event_type.as_str(), "admin.api_key.create");
+    assert_eq!(e.category, Category::Admin);
+    assert_eq!(e.target.as_ref().unwrap().id.as_deref(), Some("key_1"));
+    assert_eq!(e.details["scopes"], 2);
+}
+
+#[tokio::test]
+async fn outcomes_denials_rate_limits_errors_and_login_suffixes() {
+    let h = Harness::new();
+    let app = app(AuditLayer::new(h.auditor.clone()));
+    let send = |method: &'static str, uri: &'static str, body: &'static str, user: bool| {
+        let app = app.clone();
+        async move {
+            let mut b = http::Request::builder().method(method).uri(uri);
+            if user {
+                b = b.header("x-test-user", "u1");
+            }
+            app.oneshot(b.body(Body::from(body)).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(send("POST", "/auth/login", "wrong", false).await, 401);
+    assert_eq!(send("POST", "/auth/login", "right", false).await, 200);
+    assert_eq!(send("DELETE", "/v1/indexes/x", "", false).await, 401);
+    assert_eq!(send("GET", "/v1/limited", "", true).await, 429);
+    assert_eq!(send("GET", "/v1/boom", "", true).await, 500);
+    assert_eq!(send("GET", "/health", "", false).await, 200);
+
+    let got: Vec<(String, Option<Outcome>)> = h
+        .events()
+        .await
+        .iter()
+        .map(|e| (e.event_type.to_string(), e.result))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("security.access.denied".to_owned(), Some(Outcome::Denied)),
+            ("auth.login.success".to_owned(), Some(Outcome::Success)),
+            ("security.access.denied".to_owned(), Some(Outcome::Denied)),
+            (
+                "security.rate_limit.triggered".to_owned(),
+                Some(Outcome::Failure)
+            ),
+            ("data.boom.read".to_owned(), Some(Outcome::Error)),
+        ],
+        "the health check is not audited"
+    );
+}
+
+#[tokio::test]
+async fn inbound_request_ids_follow_the_trust_policy() {
+    let h = Harness::new();
+    let trusting = app(AuditLayer::new(h.auditor.clone())
+        .request_id(RequestIdPolicy::default().trust(TrustInbound::Always)));
+    let default = app(AuditLayer::new(h.auditor.clone()));
+    let long = [b'x'; 129];
+    let cases: Vec<(&Router, &[u8], bool, Option<&str>)> = vec![
+        (&trusting, b"req-abc-123", true, None),
+        (&trusting, b"has space", false, Some("malformed")),
+        (&trusting, &long, false, Some("malformed")),
+        (&default, b"req-abc-123", false, Some("untrusted_sender")),
+    ];
+    for (app, inbound, kept, why) in cases {
+        let resp = app
+            .clone()
+            .oneshot(
+                request("DELETE", "/v1/indexes/a")
+                    .header("x-request-id", HeaderValue::from_bytes(inbound).unwrap())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(echoed.as_bytes() == inbound, kept);
+        let events = h.events().await;
+        let e = events.last().unwrap();
+        assert_eq!(
+            e.context.as_ref().unwrap().request_id.as_deref(),
+            Some(echoed.as_str())
+        );
+        assert_eq!(
+            e.details
+                .get("inboundRequestIdRejected")
+                .and_then(|v| v.as_str()),
+            why
+        );
+        h.memory.take();
+    }
+}
+
+#[tokio::test]
+async fn traceparent_becomes_the_trace_id_and_the_request_id_reaches_handlers() {
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/echo",
+            get(|Extension(id): Extension<RequestId>| async move { id.to_string() }),
+        )
+        .layer(AuditLayer::new(h.auditor.clone()));
+    let resp = app
+        .oneshot(
+            http::Request::get("/v1/echo")
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+    assert_eq!(body, echoed.as_bytes());
+    let e = &h.events().await[0];
+    let ctx = e.context.as_ref().unwrap();
+    assert_eq!(
+        ctx.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_ne!(ctx.span_id.as_deref(), Some("00f067aa0ba902b7"));
+}
+
+#[tokio::test]
+async fn client_ip_honours_forwarding_only_through_trusted_proxies() {
+    let h = Harness::new();
+    let make = |proxies: Vec<IpNet>| {
+        Router::new()
+            .route("/v1/x", get(|| async { "x" }))
+            .layer(AuditLayer::new(h.auditor.clone()).trusted_proxies(proxies))
+    };
+    let peer: SocketAddr = "10.0.0.5:41000".parse().unwrap();
+    for (proxies, expected) in [
+        (vec!["10.0.0.0/8".parse().unwrap()], "203.0.113.9"),
+        (vec![], "10.0.0.5"),
+    ] {
+        let mut req = http::Request::get("/v1/x")
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        make(proxies).oneshot(req).await.unwrap();
+        let events = h.events().await;
+        let e = events.last().unwrap();
+        assert_eq!(
+            e.actor.as_ref().unwrap().ip_address.as_deref(),
+            Some(expected)
+        );
+        assert_eq!(
+            e.details["forwardedFor"],
+            serde_json::json!(["203.0.113.9", "10.0.0.5"])
+        );
+        h.memory.take();
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_request_is_recorded_as_cancelled() {
+    let h = Harness::new();
+    let app = app(AuditLayer::new(h.auditor.clone()));
+    let fut = app.oneshot(request("GET", "/v1/slow").body(Body::empty()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), fut)
+            .await
+            .is_err()
+    );
+    let events = h.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].result, Some(Outcome::Cancelled));
+    assert_eq!(events[0].http.as_ref().unwrap().status_code, None);
+}
+
+#[tokio::test]
+async fn outgoing_calls_carry_the_request_id_and_trace() {
+    use audit_tower::propagate::PropagateLayer;
+    let h = Harness::new();
+    let seen = Arc::new(std::sync::Mutex::new(None::<http::HeaderMap>));
+    let seen2 = Arc::clone(&seen);
+    let app = Router::new()
+        .route(
+            "/v1/call",
+            get(move || {
+                let seen = Arc::clone(&seen2);
+                async move {
+                    // An outgoing client, wrapped in the propagation layer.
+                    let client = tower::ServiceBuilder::new()
+                        .layer(PropagateLayer::new())
+                        .service_fn(move |req: http::Request<()>| {
+                            let seen = Arc::clone(&seen);
+                            async move {
+                                *seen.lock().unwrap() = Some(req.headers().clone());
+                                Ok::<_, std::convert::Infallible>(http::Response::new(()))
+                            }
+                        });
+                    client.oneshot(http::Request::new(())).await.unwrap();
+                    "called"
+                }
+            }),
+        )
+        .layer(AuditLayer::new(h.auditor.clone()));
+    let resp = app
+        .oneshot(
+            http::Request::get("/v1/call")
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let headers = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(headers["x-request-id"], echoed.as_str());
+    let tp = headers["traceparent"].to_str().unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    let e = &h.events().await[0];
+    assert!(tp.contains(e.context.as_ref().unwrap().span_id.as_deref().unwrap()));
+}
+
+#[tokio::test]
+async fn a_real_hyper_server_and_client_on_loopback() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+
+    let h = Harness::new();
+    // A plain hyper-style service (no axum): Full<Bytes> out, hyper's Incoming in.
+    let svc = tower::ServiceBuilder::new()
+        .layer(
+            AuditLayer::new(h.auditor.clone()).rules(
+                Rules::new().rule(
+                    Rule::put("/v1/vectors/{id}")
+                        .event_type("data.vector.update")
+                        .target("vector", "id"),
+                ),
+            ),
+        )
+        .service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+            let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+            let body = req.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(http::Response::new(Full::new(bytes::Bytes::from(format!(
+                "{} {}",
+                body.len(),
+                id.unwrap_or_default()
+            )))))
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(svc),
+            )
+            .await
+            .unwrap();
+    });
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            http::Request::put("/v1/vectors/42")
+                .header("host", "localhost")
+                .body(Full::new(bytes::Bytes::from_static(b"[0.1,0.2]")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("9 {echoed}").as_bytes());
+    drop(sender);
+    let _ = server.await;
+
+    let e = &h.events().await[0];
+    assert_eq!(e.event_type.as_str(), "data.vector.update");
+    assert_eq!(e.target.as_ref().unwrap().id.as_deref(), Some("42"));
+    assert_eq!(
+        e.context.as_ref().unwrap().request_id.as_deref(),
+        Some(echoed.as_str())
+    );
+    assert_eq!(
+        e.http.as_ref().unwrap().route.as_deref(),
+        Some("/v1/vectors/{id}")
+    );
+}
