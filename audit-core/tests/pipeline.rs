@@ -602,3 +602,46 @@ fn a_sink_that_panics_is_reported_and_its_losses_counted() {
         .sum();
     assert_eq!(lost, 5);
 }
+
+#[test]
+fn reservations_promise_room_and_refuse_when_no_sink_is_healthy() {
+    let probe = Probe::named("p");
+    let auditor = Auditor::builder()
+        .buffer_bytes(4096)
+        .overflow(OverflowPolicy::DropNewest)
+        .sink_with(
+            probe.clone(),
+            SinkOptions::new()
+                .max_wait(Duration::from_millis(1))
+                .retry(fast_retry()),
+        )
+        .build()
+        .unwrap();
+    // A reservation holds room: ordinary records cannot take it.
+    let r = auditor.reserve(4000).unwrap();
+    assert!(auditor.reserve(4000).unwrap_err().is_unavailable());
+    let seq = r.record(item(1)).unwrap();
+    // Dropped unused, a reservation gives its room back.
+    drop(auditor.reserve(2000).unwrap());
+    assert!(block_on(auditor.flush(Duration::from_secs(5))));
+    assert_eq!(probe.user_seqs(), [seq]);
+
+    // With every sink failing, nothing can be promised.
+    probe.fail_next.store(usize::MAX, Ordering::SeqCst);
+    auditor.record(item(2)).unwrap();
+    wait_for("the sink to turn unhealthy", || {
+        !auditor.metrics().sinks[0].healthy
+    });
+    let err = auditor.reserve(100).unwrap_err();
+    assert!(err.is_unavailable());
+    assert!(err.to_string().contains("no audit sink is healthy"));
+}
+
+/// Runs a future (e.g. `flush`) from synchronous test code.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

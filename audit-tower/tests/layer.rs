@@ -485,3 +485,179 @@ async fn a_real_hyper_server_and_client_on_loopback() {
         Some("/v1/vectors/{id}")
     );
 }
+
+/// A sink that always fails, to make the pipeline unable to promise anything.
+struct Down;
+
+impl audit_core::Sink for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    async fn deliver(&mut self, _: &audit_core::Batch) -> Result<(), audit_core::SinkError> {
+        Err(audit_core::SinkError::retryable("receiver unreachable"))
+    }
+}
+
+#[tokio::test]
+async fn strict_routes_refuse_with_503_and_never_run_when_the_trail_cannot_take_them() {
+    use audit_tower::classify::Delivery;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let make = |auditor: Auditor| {
+        let runs = Arc::clone(&runs);
+        Router::new()
+            .route(
+                "/v1/config",
+                axum::routing::put(move || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    async { "changed" }
+                }),
+            )
+            .layer(
+                AuditLayer::new(auditor).rules(
+                    Rules::new().rule(
+                        Rule::put("/v1/config")
+                            .event_type("admin.config.change")
+                            .delivery(Delivery::Strict),
+                    ),
+                ),
+            )
+    };
+
+    // Healthy: the handler runs and the event is recorded.
+    let h = Harness::new();
+    let resp = make(h.auditor.clone())
+        .oneshot(
+            http::Request::put("/v1/config")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        h.events().await[0].event_type.as_str(),
+        "admin.config.change"
+    );
+
+    // Every sink down: refused before the handler, with a JSON error and the request id.
+    let down = Auditor::builder()
+        .sink_with(
+            Down,
+            audit_core::SinkOptions::new().max_wait(Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    down.record(AuditEvent::builder("system.test.ping").build().unwrap())
+        .unwrap();
+    while down.metrics().sinks[0].healthy {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let resp = make(down.clone())
+        .oneshot(
+            http::Request::put("/v1/config")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "AUDIT_UNAVAILABLE");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler did not run");
+}
+
+#[tokio::test]
+async fn request_response_level_captures_the_response_body_with_a_cap() {
+    use audit_tower::classify::Level;
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/small",
+            get(|| async { axum::Json(serde_json::json!({"n": 1})) }),
+        )
+        .route("/v1/big", get(|| async { "z".repeat(100_000) }))
+        .layer(
+            AuditLayer::new(h.auditor.clone())
+                .rules(Rules::new().rule(Rule::get("/v1/{what}").level(Level::RequestResponse))),
+        );
+    for uri in ["/v1/small", "/v1/big"] {
+        let resp = app
+            .clone()
+            .oneshot(http::Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+    }
+    let events = h.events().await;
+    let small = events[0]
+        .http
+        .as_ref()
+        .unwrap()
+        .response_body
+        .as_ref()
+        .unwrap();
+    assert_eq!(small.content, Some(serde_json::json!({"n": 1})));
+    assert!(!small.truncated);
+    let big = events[1]
+        .http
+        .as_ref()
+        .unwrap()
+        .response_body
+        .as_ref()
+        .unwrap();
+    assert!(big.truncated);
+    assert_eq!(big.size, 100_000);
+    assert_eq!(
+        big.content.as_ref().unwrap().as_str().unwrap().len(),
+        64 * 1024
+    );
+    assert_eq!(big.sha256.as_ref().unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn grpc_status_in_trailers_decides_the_outcome() {
+    use http_body_util::StreamBody;
+    let h = Harness::new();
+    let svc = tower::ServiceBuilder::new()
+        .layer(AuditLayer::new(h.auditor.clone()))
+        .service_fn(|_req: http::Request<Body>| async move {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("7"));
+            let frames = vec![
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+                    bytes::Bytes::from_static(b"\0\0\0\0\0"),
+                )),
+                Ok(http_body::Frame::trailers(trailers)),
+            ];
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap(),
+            )
+        });
+    let resp = svc
+        .oneshot(
+            http::Request::post("/pkg.Service/Method")
+                .header("content-type", "application/grpc")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Nothing is recorded until the trailers have been read.
+    use http_body_util::BodyExt;
+    let collected = resp.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "7");
+    let e = &h.events().await[0];
+    assert_eq!(e.result, Some(Outcome::Denied));
+    assert_eq!(e.details["grpcStatus"], 7);
+}

@@ -16,30 +16,67 @@ use super::sink_task::{self, SinkShared};
 use crate::redact::Redactor;
 use crate::{AuditEvent, Error, Sink};
 
-/// Why [`Auditor::record`] did not take an event.
+/// Why [`Auditor::record`] (or [`Auditor::reserve`]) did not take an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordError {
     seq: Option<u64>,
+    kind: RecordErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordErrorKind {
+    Dropped,
+    Closed,
+    NoRoom,
+    NoHealthySink,
 }
 
 impl RecordError {
     pub(crate) fn dropped(seq: u64) -> RecordError {
-        RecordError { seq: Some(seq) }
+        RecordError {
+            seq: Some(seq),
+            kind: RecordErrorKind::Dropped,
+        }
     }
 
     pub(crate) fn closed() -> RecordError {
-        RecordError { seq: None }
+        RecordError {
+            seq: None,
+            kind: RecordErrorKind::Closed,
+        }
+    }
+
+    pub(crate) fn no_room() -> RecordError {
+        RecordError {
+            seq: None,
+            kind: RecordErrorKind::NoRoom,
+        }
+    }
+
+    fn no_healthy_sink() -> RecordError {
+        RecordError {
+            seq: None,
+            kind: RecordErrorKind::NoHealthySink,
+        }
+    }
+
+    /// A reservation was refused: the buffer has no room, or no sink is healthy.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.kind,
+            RecordErrorKind::NoRoom | RecordErrorKind::NoHealthySink
+        )
     }
 
     /// The buffer was full under the overflow policy; the loss is counted and will be
     /// reported by a `system.audit.dropped` event.
     pub fn is_dropped(&self) -> bool {
-        self.seq.is_some()
+        self.kind == RecordErrorKind::Dropped
     }
 
     /// The auditor has been shut down.
     pub fn is_closed(&self) -> bool {
-        self.seq.is_none()
+        self.kind == RecordErrorKind::Closed
     }
 
     /// The sequence number the lost event was given, when it was dropped.
@@ -50,9 +87,15 @@ impl RecordError {
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.seq {
-            Some(seq) => write!(f, "audit buffer full: event {seq} dropped"),
-            None => f.write_str("auditor is shut down"),
+        match (self.kind, self.seq) {
+            (RecordErrorKind::Dropped, Some(seq)) => {
+                write!(f, "audit buffer full: event {seq} dropped")
+            }
+            (RecordErrorKind::Dropped | RecordErrorKind::NoRoom, _) => {
+                f.write_str("audit buffer full")
+            }
+            (RecordErrorKind::Closed, _) => f.write_str("auditor is shut down"),
+            (RecordErrorKind::NoHealthySink, _) => f.write_str("no audit sink is healthy"),
         }
     }
 }
@@ -151,6 +194,22 @@ impl Auditor {
         self.shared.ingress.push(event, policy)
     }
 
+    /// Promises that one event of up to `bytes` (by [`AuditEvent::approx_size`]) will be
+    /// accepted, for callers that must not act unless their audit record is guaranteed (the
+    /// Tower layer's strict mode). Refused when the buffer has no room for it or no sink is
+    /// healthy. Dropping the reservation unused gives the room back.
+    pub fn reserve(&self, bytes: usize) -> Result<Reservation, RecordError> {
+        let sinks = &self.shared.sinks;
+        if sinks.is_empty() || sinks.iter().all(|s| !s.is_healthy()) {
+            return Err(RecordError::no_healthy_sink());
+        }
+        self.shared.ingress.reserve(bytes)?;
+        Ok(Reservation {
+            ingress: Arc::clone(&self.shared.ingress),
+            bytes,
+        })
+    }
+
     /// This auditor's stream name (stamped into every event's `integrity.stream`).
     pub fn stream(&self) -> &str {
         &self.shared.stream
@@ -222,6 +281,31 @@ impl Auditor {
         ShutdownReport {
             complete: metrics.sinks.iter().all(|s| s.pending == 0) && metrics.buffered == 0,
             metrics,
+        }
+    }
+}
+
+/// Room promised by [`Auditor::reserve`] for one event.
+#[derive(Debug)]
+#[must_use = "a reservation holds buffer room until it is used or dropped"]
+pub struct Reservation {
+    ingress: Arc<Ingress>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Records the event into the promised room; only a shutdown can refuse it now.
+    pub fn record(mut self, event: AuditEvent) -> Result<u64, RecordError> {
+        // Taking the bytes leaves nothing for `Drop` to give back.
+        let bytes = std::mem::take(&mut self.bytes);
+        self.ingress.push_reserved(event, bytes)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.ingress.release(self.bytes);
         }
     }
 }

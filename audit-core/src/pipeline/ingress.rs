@@ -69,6 +69,8 @@ struct State {
     closed: bool,
     wake_sent: bool,
     waiters: usize,
+    /// Bytes promised to reservations not yet used.
+    reserved: usize,
     drop_run: Option<DropRun>,
     accepted: u64,
     dropped: u64,
@@ -104,6 +106,7 @@ impl Ingress {
                 closed: false,
                 wake_sent: false,
                 waiters: 0,
+                reserved: 0,
                 drop_run: None,
                 accepted: 0,
                 dropped: 0,
@@ -179,6 +182,50 @@ impl Ingress {
         st
     }
 
+    /// Promises room for one event of up to `bytes`, or says why it cannot.
+    pub(crate) fn reserve(&self, bytes: usize) -> Result<(), RecordError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(RecordError::closed());
+        }
+        if st.bytes + st.reserved + bytes > self.capacity {
+            return Err(RecordError::no_room());
+        }
+        st.reserved += bytes;
+        Ok(())
+    }
+
+    /// Buffers an event into room reserved earlier (it always fits: the room was promised).
+    pub(crate) fn push_reserved(
+        &self,
+        event: AuditEvent,
+        reserved: usize,
+    ) -> Result<u64, RecordError> {
+        let size = event.approx_size();
+        let mut st = self.lock();
+        st.reserved = st.reserved.saturating_sub(reserved);
+        if st.closed {
+            st.rejected += 1;
+            return Err(RecordError::closed());
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.accepted += 1;
+        st.enqueue(seq, size, event, false);
+        Ok(seq)
+    }
+
+    /// Gives back room that was reserved and not used.
+    pub(crate) fn release(&self, reserved: usize) {
+        let mut st = self.lock();
+        st.reserved = st.reserved.saturating_sub(reserved);
+        let waiters = st.waiters > 0;
+        drop(st);
+        if waiters {
+            self.space.notify_all();
+        }
+    }
+
     /// Buffers an event made by the pipeline itself (drop reports, sink health). These
     /// bypass the capacity bound and the closed flag so that reports of loss are never lost
     /// to the same overload, and health changes during the final flush still arrive.
@@ -236,8 +283,10 @@ impl Ingress {
 
 impl State {
     /// An empty queue always has room, so one event larger than the whole bound still passes.
+    /// Reserved bytes count as taken.
     fn has_room(&self, size: usize, capacity: usize) -> bool {
-        self.queue.is_empty() || self.bytes + size <= capacity
+        (self.queue.is_empty() && self.reserved == 0)
+            || self.bytes + self.reserved + size <= capacity
     }
 
     fn enqueue(&mut self, seq: u64, size: usize, event: AuditEvent, internal: bool) {

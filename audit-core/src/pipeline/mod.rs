@@ -27,6 +27,6 @@ mod report;
 mod sink_task;
 mod system_events;
 
-pub use auditor::{Auditor, AuditorBuilder, RecordError};
+pub use auditor::{Auditor, AuditorBuilder, RecordError, Reservation};
 pub use options::{OverflowPolicy, RetryPolicy, SinkOptions};
 pub use report::{Metrics, ShutdownReport, SinkMetrics};

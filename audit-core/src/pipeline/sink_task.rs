@@ -180,6 +180,10 @@ impl SinkShared {
         self.notify.notify_one();
     }
 
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.is_dead()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }

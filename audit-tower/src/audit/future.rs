@@ -1,25 +1,40 @@
-//! [`ResponseFuture`]: finishes the event when the response is ready, or records
-//! `cancelled` when the future is dropped first.
+//! [`ResponseFuture`]: finishes the event when the response is ready (or hands it to the
+//! response body when the body still has something to say), or records `cancelled` when the
+//! future is dropped first.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use audit_core::Outcome;
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http_body::Body;
 use pin_project::{pin_project, pinned_drop};
 use tokio::task::futures::TaskLocalFuture;
 
+use super::body::{Capture, ResponseBody, Tail};
 use super::record::{Pending, outcome_for};
+use crate::classify::Level;
 use crate::propagate::RequestScope;
 
 /// Response future of [`Audit`](super::Audit).
 #[pin_project(PinnedDrop)]
 pub struct ResponseFuture<F> {
     #[pin]
-    inner: TaskLocalFuture<RequestScope, F>,
+    kind: Kind<F>,
     pending: Option<Box<Pending>>,
     echo: Option<(HeaderName, HeaderValue)>,
+}
+
+#[pin_project(project = KindProj)]
+enum Kind<F> {
+    Inner {
+        #[pin]
+        fut: TaskLocalFuture<RequestScope, F>,
+    },
+    Refused {
+        message: String,
+    },
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
@@ -30,13 +45,22 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
-        inner: TaskLocalFuture<RequestScope, F>,
+        fut: TaskLocalFuture<RequestScope, F>,
         pending: Option<Box<Pending>>,
         echo: Option<(HeaderName, HeaderValue)>,
     ) -> ResponseFuture<F> {
         ResponseFuture {
-            inner,
+            kind: Kind::Inner { fut },
             pending,
+            echo,
+        }
+    }
+
+    /// Strict delivery could not be guaranteed: answer 503 without calling the service.
+    pub(crate) fn refused(message: String, echo: Option<(HeaderName, HeaderValue)>) -> Self {
+        ResponseFuture {
+            kind: Kind::Refused { message },
+            pending: None,
             echo,
         }
     }
@@ -45,34 +69,76 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut result = std::task::ready!(this.inner.poll(cx));
-        match &mut result {
-            Ok(resp) => {
+        let result = match this.kind.project() {
+            KindProj::Refused { message } => {
+                let json = serde_json::json!({
+                    "error": {"code": "AUDIT_UNAVAILABLE", "message": message}
+                })
+                .to_string();
+                let mut resp = Response::new(ResponseBody::refused(json));
+                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 if let Some((name, value)) = this.echo.take() {
                     resp.headers_mut().insert(name, value);
                 }
-                let grpc = resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok());
-                let status = resp.status().as_u16();
-                if let Some(p) = this.pending.take() {
-                    p.finish(outcome_for(status, grpc), Some(status), grpc);
-                }
+                return Poll::Ready(Ok(resp));
             }
-            Err(_) => {
+            KindProj::Inner { fut } => std::task::ready!(fut.poll(cx)),
+        };
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
                 if let Some(p) = this.pending.take() {
                     p.finish(Outcome::Error, None, None);
                 }
+                return Poll::Ready(Err(e));
             }
+        };
+        let (mut parts, body) = resp.into_parts();
+        if let Some((name, value)) = this.echo.take() {
+            parts.headers.insert(name, value);
         }
-        Poll::Ready(result)
+        let grpc = parts
+            .headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok());
+        let status = parts.status.as_u16();
+        let tail = this.pending.take().and_then(|mut p| {
+            let capture = (p.level() == Level::RequestResponse).then(|| {
+                Capture::new(
+                    parts
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                )
+            });
+            let wait_for_trailers = p.is_grpc() && grpc.is_none();
+            if (wait_for_trailers || capture.is_some()) && !body.is_end_stream() {
+                // The body still has the status (gRPC trailers) or the content to capture.
+                Some(Box::new(Tail::new(p, status, capture)))
+            } else {
+                if let Some(c) = capture {
+                    p.set_response_body(c.finish());
+                }
+                p.finish(outcome_for(status, grpc), Some(status), grpc);
+                None
+            }
+        });
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            ResponseBody::new(body, tail),
+        )))
     }
 }
 

@@ -1,11 +1,13 @@
 //! The audit layer: one event per request, classified by rules, with the actor and tenant
 //! your authentication set, the outcome from the response, and the latency.
 
+mod body;
 mod future;
 mod layer;
 mod record;
 mod service;
 
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::AuditLayer;
 pub use service::Audit;

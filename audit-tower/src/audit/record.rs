@@ -4,14 +4,14 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use audit_core::{
-    Actor, AuditEvent, Auditor, Category, Context, EventType, HttpFacts, Outcome, OverflowPolicy,
-    Target, Timestamp,
+    Actor, AuditEvent, Auditor, CapturedBody, Category, Context, EventType, HttpFacts, Outcome,
+    OverflowPolicy, Reservation, Target, Timestamp,
 };
 use http::Request;
 use serde_json::Value;
 
 use super::layer::Config;
-use crate::classify::{Classification, Delivery};
+use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
 use crate::net::client_addr;
 use crate::request_id::{Rejected, RequestId};
@@ -54,9 +54,42 @@ pub(crate) struct Pending {
     trace: TraceContext,
     class: Classification,
     ctx: AuditContext,
+    grpc_request: bool,
+    response_body: Option<CapturedBody>,
+    notes: serde_json::Map<String, Value>,
+    reservation: Option<Reservation>,
 }
 
 impl Pending {
+    /// How much is recorded for this request.
+    pub(crate) fn level(&self) -> Level {
+        self.class.level()
+    }
+
+    /// The request is gRPC: its status may come in the response trailers.
+    pub(crate) fn is_grpc(&self) -> bool {
+        self.grpc_request
+    }
+
+    pub(crate) fn set_response_body(&mut self, body: CapturedBody) {
+        self.response_body = Some(body);
+    }
+
+    /// The response body ended early (client gone, stream failed).
+    pub(crate) fn note_incomplete_response(&mut self) {
+        self.notes.insert("responseIncomplete".into(), true.into());
+    }
+
+    /// The event is guaranteed room (strict delivery).
+    pub(crate) fn set_reservation(&mut self, r: Reservation) {
+        self.reservation = Some(r);
+    }
+
+    /// Strict delivery refused the request because the pipeline could not promise room.
+    pub(crate) fn note_refused(&mut self, why: &str) {
+        self.notes.insert("auditUnavailable".into(), why.into());
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new<B>(
         req: &Request<B>,
@@ -87,6 +120,13 @@ impl Pending {
             trace,
             class,
             ctx,
+            grpc_request: req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+            response_body: None,
+            notes: serde_json::Map::new(),
+            reservation: None,
         }
     }
 
@@ -99,6 +139,7 @@ impl Pending {
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = self.class.finish(outcome, status);
         let mut details = state.details;
+        details.extend(self.notes);
         if let Some(t) = state.event_type {
             if EventType::new(&t).is_ok() {
                 category = None;
@@ -147,6 +188,7 @@ impl Pending {
         http.route = self.class.route().map(str::to_owned);
         http.status_code = status;
         http.query = self.query;
+        http.response_body = self.response_body;
         let mut context = Context::default()
             .with_request_id(self.request_id.as_str())
             .with_trace_id(self.trace.trace_id())
@@ -183,12 +225,14 @@ impl Pending {
                 Err(_) => return,
             },
         };
-        let policy = match self.class.delivery() {
-            Delivery::BestEffort => OverflowPolicy::DropNewest,
-            Delivery::Block { timeout } => OverflowPolicy::Block { timeout },
-        };
         // A refusal is counted and reported by the pipeline itself.
-        let _ = self.auditor.record_with(event, policy);
+        let _ = match (self.reservation, self.class.delivery()) {
+            (Some(r), _) => r.record(event),
+            (None, Delivery::Block { timeout }) => self
+                .auditor
+                .record_with(event, OverflowPolicy::Block { timeout }),
+            (None, _) => self.auditor.record_with(event, OverflowPolicy::DropNewest),
+        };
     }
 }
 

@@ -8,12 +8,16 @@ use http::{HeaderValue, Request, Response};
 use tower::Service;
 
 use super::ResponseFuture;
+use super::body::ResponseBody;
 use super::layer::Config;
 use super::record::Pending;
-use crate::classify::Level;
+use crate::classify::{Delivery, Level};
 use crate::context::AuditContext;
 use crate::propagate::RequestScope;
 use crate::trace_context::TraceContext;
+
+/// Room reserved per strict request: larger than any event the layer builds from metadata.
+const STRICT_RESERVATION: usize = 16 * 1024;
 
 /// Audits each request to the inner service; made by [`AuditLayer`](super::AuditLayer).
 #[derive(Debug, Clone)]
@@ -53,8 +57,9 @@ fn route_template<B>(req: &Request<B>) -> Option<String> {
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Audit<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: http_body::Body,
 {
-    type Response = Response<ResB>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -78,13 +83,29 @@ where
             .map(|v| (header.clone(), v));
         let scope = RequestScope::new(request_id.clone(), trace.clone()).with_header(header);
 
-        let pending = (class.level() != Level::None).then(|| {
+        let strict = class.delivery() == Delivery::Strict;
+        let mut pending = (class.level() != Level::None).then(|| {
             let ctx = AuditContext::default();
             req.extensions_mut().insert(ctx.clone());
             Box::new(Pending::new(
                 &req, config, peer, request_id, rejected, trace, class, ctx,
             ))
         });
+        if strict && let Some(p) = pending.as_mut() {
+            match config.auditor.reserve(STRICT_RESERVATION) {
+                Ok(r) => p.set_reservation(r),
+                Err(e) => {
+                    // Not run: its audit record could not be guaranteed. Say so on a
+                    // best-effort basis (counted and reported if it cannot be taken either).
+                    let message = format!("the audit trail cannot accept this request now: {e}");
+                    if let Some(mut p) = pending.take() {
+                        p.note_refused(&e.to_string());
+                        p.finish(audit_core::Outcome::Error, Some(503), None);
+                    }
+                    return ResponseFuture::refused(message, echo);
+                }
+            }
+        }
         let inner = &mut self.inner;
         let fut = scope.clone().run_sync(|| inner.call(req));
         ResponseFuture::new(scope.run(fut), pending, echo)

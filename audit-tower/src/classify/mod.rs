@@ -68,6 +68,9 @@ pub enum Delivery {
         /// Longest wait.
         timeout: Duration,
     },
+    /// Run the handler only if the pipeline promises to take the event (room reserved, a
+    /// sink healthy); otherwise answer `503` with a JSON error and do not run it.
+    Strict,
 }
 
 /// One row of the rule table.

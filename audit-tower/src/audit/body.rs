@@ -1,0 +1,215 @@
+//! [`ResponseBody`]: the response body of [`Audit`](super::Audit). It passes the inner
+//! body through, and when the event can only be finished at the end of the body (a gRPC
+//! status in trailers, a captured response body), it finishes it there.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use audit_core::CapturedBody;
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project::pin_project;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::record::{Pending, outcome_for};
+
+/// How many body bytes are kept for the event (the rest is counted and hashed).
+pub(crate) const CAPTURE_LIMIT: usize = 64 * 1024;
+
+/// Response body of [`Audit`](super::Audit).
+#[pin_project]
+pub struct ResponseBody<B> {
+    #[pin]
+    kind: Kind<B>,
+}
+
+#[pin_project(project = KindProj)]
+enum Kind<B> {
+    Inner {
+        #[pin]
+        body: B,
+        tail: Option<Box<Tail>>,
+    },
+    Refused {
+        json: Option<Bytes>,
+    },
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(body: B, tail: Option<Box<Tail>>) -> ResponseBody<B> {
+        ResponseBody {
+            kind: Kind::Inner { body, tail },
+        }
+    }
+
+    pub(crate) fn refused(json: String) -> ResponseBody<B> {
+        ResponseBody {
+            kind: Kind::Refused {
+                json: Some(Bytes::from(json)),
+            },
+        }
+    }
+}
+
+/// What is still to be learned from the body before the event is finished.
+pub(crate) struct Tail {
+    pending: Option<Box<Pending>>,
+    status: u16,
+    grpc: Option<i32>,
+    capture: Option<Capture>,
+}
+
+impl Tail {
+    pub(crate) fn new(pending: Box<Pending>, status: u16, capture: Option<Capture>) -> Tail {
+        Tail {
+            pending: Some(pending),
+            status,
+            grpc: None,
+            capture,
+        }
+    }
+
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(code) = trailers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            self.grpc = Some(code);
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(mut p) = self.pending.take() {
+            if let Some(c) = self.capture.take() {
+                p.set_response_body(c.finish());
+            }
+            if !complete {
+                p.note_incomplete_response();
+            }
+            p.finish(
+                outcome_for(self.status, self.grpc),
+                Some(self.status),
+                self.grpc,
+            );
+        }
+    }
+}
+
+impl Drop for Tail {
+    /// The body was dropped before its end (client gone, stream cut): record what is known.
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// The first [`CAPTURE_LIMIT`] bytes of a body, its full size and (when cut) its hash.
+pub(crate) struct Capture {
+    content_type: Option<String>,
+    kept: Vec<u8>,
+    size: u64,
+    hasher: Sha256,
+}
+
+impl Capture {
+    pub(crate) fn new(content_type: Option<String>) -> Capture {
+        Capture {
+            content_type,
+            kept: Vec::new(),
+            size: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    pub(crate) fn data(&mut self, chunk: &[u8]) {
+        self.size += chunk.len() as u64;
+        self.hasher.update(chunk);
+        let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+
+    pub(crate) fn finish(self) -> CapturedBody {
+        let truncated = self.size > self.kept.len() as u64;
+        let json = self
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.contains("json"));
+        let content = if json && !truncated {
+            serde_json::from_slice::<Value>(&self.kept).ok()
+        } else {
+            None
+        }
+        .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&self.kept).into_owned()));
+        let mut body = CapturedBody::new(self.content_type.as_deref(), self.size, content);
+        if truncated {
+            body.truncated = true;
+            let digest = self.hasher.finalize();
+            body.sha256 = Some(digest.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        body
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Refused { json } => Poll::Ready(json.take().map(|b| Ok(Frame::data(b)))),
+            KindProj::Inner { body, tail } => {
+                let frame = std::task::ready!(body.poll_frame(cx));
+                if let Some(t) = tail.as_mut() {
+                    match &frame {
+                        Some(Ok(f)) => {
+                            if let Some(data) = f.data_ref()
+                                && let Some(c) = t.capture.as_mut()
+                            {
+                                c.data(data);
+                            }
+                            if let Some(trailers) = f.trailers_ref() {
+                                t.trailers(trailers);
+                            }
+                        }
+                        Some(Err(_)) => {
+                            t.status = t.status.max(500);
+                            t.finish(false);
+                        }
+                        None => t.finish(true),
+                    }
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body, .. } => body.is_end_stream(),
+            Kind::Refused { json } => json.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body, .. } => body.size_hint(),
+            Kind::Refused { json } => {
+                SizeHint::with_exact(json.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
