@@ -49,7 +49,7 @@ pub mod propagate;
 pub mod request_id;
 pub mod trace_context;
 
-pub use audit::{Audit, AuditLayer, ResponseBody, ResponseFuture};
+pub use audit::{Audit, AuditLayer, RequestBody, ResponseBody, ResponseFuture};
 pub use context::AuditContext;
 pub use request_id::RequestId;
 

@@ -12,7 +12,7 @@ use audit_sinks::MemorySink;
 use audit_tower::classify::{Rule, Rules};
 use audit_tower::net::IpNet;
 use audit_tower::request_id::{RequestIdPolicy, TrustInbound};
-use audit_tower::{AuditContext, AuditLayer, RequestId};
+use audit_tower::{AuditContext, AuditLayer, RequestBody, RequestId};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
@@ -420,26 +420,28 @@ async fn a_real_hyper_server_and_client_on_loopback() {
     use hyper_util::rt::TokioIo;
 
     let h = Harness::new();
-    // A plain hyper-style service (no axum): Full<Bytes> out, hyper's Incoming in.
-    let svc = tower::ServiceBuilder::new()
-        .layer(
-            AuditLayer::new(h.auditor.clone()).rules(
-                Rules::new().rule(
-                    Rule::put("/v1/vectors/{id}")
-                        .event_type("data.vector.update")
-                        .target("vector", "id"),
+    // A plain hyper-style service (no axum): hyper's Incoming in (as the layer's
+    // RequestBody), Full<Bytes> out.
+    let svc =
+        tower::ServiceBuilder::new()
+            .layer(
+                AuditLayer::new(h.auditor.clone()).rules(
+                    Rules::new().rule(
+                        Rule::put("/v1/vectors/{id}")
+                            .event_type("data.vector.update")
+                            .target("vector", "id"),
+                    ),
                 ),
-            ),
-        )
-        .service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-            let id = req.extensions().get::<RequestId>().map(ToString::to_string);
-            let body = req.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>(http::Response::new(Full::new(bytes::Bytes::from(format!(
-                "{} {}",
-                body.len(),
-                id.unwrap_or_default()
-            )))))
-        });
+            )
+            .service_fn(
+                |req: http::Request<RequestBody<hyper::body::Incoming>>| async move {
+                    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+                    let body = req.into_body().collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(bytes::Bytes::from(
+                        format!("{} {}", body.len(), id.unwrap_or_default()),
+                    ))))
+                },
+            );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -627,7 +629,7 @@ async fn grpc_status_in_trailers_decides_the_outcome() {
     let h = Harness::new();
     let svc = tower::ServiceBuilder::new()
         .layer(AuditLayer::new(h.auditor.clone()))
-        .service_fn(|_req: http::Request<Body>| async move {
+        .service_fn(|_req: http::Request<RequestBody<Body>>| async move {
             let mut trailers = http::HeaderMap::new();
             trailers.insert("grpc-status", HeaderValue::from_static("7"));
             let frames = vec![
@@ -660,4 +662,86 @@ async fn grpc_status_in_trailers_decides_the_outcome() {
     let e = &h.events().await[0];
     assert_eq!(e.result, Some(Outcome::Denied));
     assert_eq!(e.details["grpcStatus"], 7);
+}
+
+#[tokio::test]
+async fn request_level_captures_the_body_up_to_the_cap_and_redacts_it() {
+    use audit_tower::classify::Level;
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/login-ish",
+            post(|body: String| async move { body.len().to_string() }),
+        )
+        .route(
+            "/v1/upload",
+            post(|body: bytes::Bytes| async move { body.len().to_string() }),
+        )
+        .route("/v1/ignore", post(|| async { "not read" }))
+        .layer(
+            AuditLayer::new(h.auditor.clone())
+                .rules(Rules::new().rule(Rule::post("/v1/{what}").level(Level::Request))),
+        );
+    let send = |uri: &'static str, ct: &'static str, body: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            let resp = app
+                .oneshot(
+                    http::Request::post(uri)
+                        .header("content-type", ct)
+                        .header("content-length", body.len())
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap()
+        }
+    };
+    let json = br#"{"email":"a@acme.test","password":"hunter2"}"#.to_vec();
+    assert_eq!(
+        send("/v1/login-ish", "application/json", json.clone()).await,
+        json.len().to_string()
+    );
+    let big = vec![b'q'; 200_000];
+    assert_eq!(
+        send("/v1/upload", "application/octet-stream", big).await,
+        "200000"
+    );
+    send("/v1/ignore", "text/plain", b"unread body".to_vec()).await;
+
+    let events = h.events().await;
+    let body = |i: usize| {
+        events[i]
+            .http
+            .as_ref()
+            .unwrap()
+            .request_body
+            .clone()
+            .unwrap()
+    };
+    // JSON kept and redacted on the way out: the password never reaches the sink.
+    let login = body(0);
+    assert_eq!(login.content.as_ref().unwrap()["email"], "a@acme.test");
+    assert_eq!(login.content.as_ref().unwrap()["password"], "[REDACTED]");
+    assert!(
+        events[0]
+            .redacted_fields
+            .contains(&"http.requestBody.content.password".to_owned())
+    );
+    // Cut at the cap, with the whole body's size and hash.
+    let upload = body(1);
+    assert!(upload.truncated);
+    assert_eq!(upload.size, 200_000);
+    assert_eq!(
+        upload.content.as_ref().unwrap().as_str().unwrap().len(),
+        64 * 1024
+    );
+    assert_eq!(upload.sha256.as_ref().unwrap().len(), 64);
+    // Never read by the handler: nothing kept, the declared size recorded, no hash.
+    let ignored = body(2);
+    assert!(ignored.truncated && ignored.sha256.is_none());
+    assert_eq!(ignored.size, 11);
 }

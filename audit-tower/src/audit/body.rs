@@ -112,11 +112,16 @@ impl Drop for Tail {
 }
 
 /// The first [`CAPTURE_LIMIT`] bytes of a body, its full size and (when cut) its hash.
+#[derive(Debug)]
 pub(crate) struct Capture {
     content_type: Option<String>,
     kept: Vec<u8>,
     size: u64,
     hasher: Sha256,
+    /// The whole body went through (for a request: the handler read it to the end).
+    pub(crate) complete: bool,
+    /// The size the sender announced (`Content-Length`), for a body not read to the end.
+    declared: Option<u64>,
 }
 
 impl Capture {
@@ -126,7 +131,29 @@ impl Capture {
             kept: Vec::new(),
             size: 0,
             hasher: Sha256::new(),
+            complete: false,
+            declared: None,
         }
+    }
+
+    pub(crate) fn with_declared_size(mut self, size: Option<u64>) -> Capture {
+        self.declared = size;
+        self
+    }
+
+    /// What the event records of a body that may not have been read to the end: the bytes
+    /// kept, and the whole body's hash only when it was all seen.
+    pub(crate) fn snapshot(&mut self) -> CapturedBody {
+        let seen_all = self.complete;
+        let taken = std::mem::replace(self, Capture::new(self.content_type.clone()));
+        let declared = taken.declared;
+        let mut body = taken.finish();
+        if !seen_all {
+            body.truncated = true;
+            body.sha256 = None;
+            body.size = declared.unwrap_or(body.size).max(body.size);
+        }
+        body
     }
 
     pub(crate) fn data(&mut self, chunk: &[u8]) {
@@ -211,5 +238,75 @@ where
                 SizeHint::with_exact(json.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
+    }
+}
+
+/// Request body of the service inside [`Audit`](super::Audit). It passes the client's body
+/// through; at the `request` and `request_response` levels it keeps the first 64 KiB for the
+/// event as the handler reads it (never buffering more), and counts and hashes the rest.
+#[pin_project]
+pub struct RequestBody<B> {
+    #[pin]
+    inner: B,
+    capture: Option<SharedCapture>,
+}
+
+/// A capture shared between the request body (which fills it) and the event (which reads it
+/// when the request is answered).
+pub(crate) type SharedCapture = std::sync::Arc<std::sync::Mutex<Capture>>;
+
+impl<B> std::fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn new(inner: B, capture: Option<SharedCapture>) -> RequestBody<B> {
+        RequestBody { inner, capture }
+    }
+
+    /// The client's body, unwrapped.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let (Some(Ok(f)), Some(c)) = (&frame, this.capture.as_ref())
+            && let Some(data) = f.data_ref()
+        {
+            c.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .data(data);
+        }
+        if frame.is_none()
+            && let Some(c) = this.capture.as_ref()
+        {
+            c.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .complete = true;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -7,7 +7,7 @@ mod layer;
 mod record;
 mod service;
 
-pub use body::ResponseBody;
+pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::AuditLayer;
 pub use service::Audit;

@@ -58,9 +58,14 @@ pub(crate) struct Pending {
     response_body: Option<CapturedBody>,
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
+    request_capture: Option<super::body::SharedCapture>,
 }
 
 impl Pending {
+    pub(crate) fn set_request_capture(&mut self, c: super::body::SharedCapture) {
+        self.request_capture = Some(c);
+    }
+
     /// How much is recorded for this request.
     pub(crate) fn level(&self) -> Level {
         self.class.level()
@@ -127,6 +132,7 @@ impl Pending {
             response_body: None,
             notes: serde_json::Map::new(),
             reservation: None,
+            request_capture: None,
         }
     }
 
@@ -189,6 +195,11 @@ impl Pending {
         http.status_code = status;
         http.query = self.query;
         http.response_body = self.response_body;
+        http.request_body = self.request_capture.map(|c| {
+            c.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .snapshot()
+        });
         let mut context = Context::default()
             .with_request_id(self.request_id.as_str())
             .with_trace_id(self.trace.trace_id())

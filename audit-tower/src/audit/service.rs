@@ -8,7 +8,7 @@ use http::{HeaderValue, Request, Response};
 use tower::Service;
 
 use super::ResponseFuture;
-use super::body::ResponseBody;
+use super::body::{Capture, RequestBody, ResponseBody};
 use super::layer::Config;
 use super::record::Pending;
 use crate::classify::{Delivery, Level};
@@ -56,7 +56,7 @@ fn route_template<B>(req: &Request<B>) -> Option<String> {
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Audit<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<RequestBody<ReqB>>, Response = Response<ResB>>,
     ResB: http_body::Body,
 {
     type Response = Response<ResponseBody<ResB>>;
@@ -106,6 +106,25 @@ where
                 }
             }
         }
+        // At the request levels, the body is teed into the event as the handler reads it.
+        let capture = pending
+            .as_mut()
+            .filter(|p| matches!(p.level(), Level::Request | Level::RequestResponse))
+            .map(|p| {
+                let header = |name| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let declared = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+                let c = Arc::new(std::sync::Mutex::new(
+                    Capture::new(header(http::header::CONTENT_TYPE)).with_declared_size(declared),
+                ));
+                p.set_request_capture(Arc::clone(&c));
+                c
+            });
+        let req = req.map(|b| RequestBody::new(b, capture));
         let inner = &mut self.inner;
         let fut = scope.clone().run_sync(|| inner.call(req));
         ResponseFuture::new(scope.run(fut), pending, echo)
