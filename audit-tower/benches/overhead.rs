@@ -1,0 +1,203 @@
+//! What auditing adds to a request, against what teams assemble today.
+//!
+//! ```text
+//! cargo bench -p audit-tower --bench overhead
+//! ```
+//!
+//! The same axum router, called in-process through `tower::Service` (no sockets), three ways,
+//! in alternating rounds:
+//! - `bare`: the router alone;
+//! - `trace`: tower-http `SetRequestId` + `PropagateRequestId` + `TraceLayer` (span and
+//!   response events at INFO), tracing-subscriber JSON through tracing-appender's
+//!   `non_blocking` writer (not lossy) to a file;
+//! - `audit`: `AuditLayer` with defaults, into the JSONL `FileSink` (redaction included).
+//!
+//! For each: wall time per request on the caller, and whole-process CPU per request (the sum
+//! of every thread's run time, so background writers, redaction and serialisation count),
+//! measured until the background work has drained. Reported as added cost over `bare` and as
+//! the ratio audit / trace. Goals: caller wall ≤ 0.1×, process CPU ≤ 0.25×.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout
+)]
+
+use std::time::{Duration, Instant};
+
+use audit_core::Auditor;
+use audit_sinks::FileSink;
+use audit_tower::AuditLayer;
+use axum::body::Body;
+use axum::routing::put;
+use axum::{Json, Router};
+use tower::{Service, ServiceExt};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+const PER_ROUND: usize = 20_000;
+const ROUNDS: usize = 5;
+
+fn router() -> Router {
+    Router::new().route(
+        "/v1/indexes/{name}/vectors/{id}",
+        put(|| async { Json(serde_json::json!({"upserted": 1})) }),
+    )
+}
+
+fn request() -> http::Request<Body> {
+    http::Request::put("/v1/indexes/products/vectors/42")
+        .header("user-agent", "bench/1.0")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"values":[0.1,0.2,0.3]}"#))
+        .unwrap()
+}
+
+/// CPU time of every thread of this process, from the kernel's scheduler statistics.
+fn process_cpu() -> Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    wall: Duration,
+    cpu: Duration,
+    n: u32,
+}
+
+async fn round<S>(
+    svc: &mut S,
+    settle: impl std::future::Future<Output = ()>,
+) -> (Duration, Duration)
+where
+    S: Service<http::Request<Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    for _ in 0..PER_ROUND {
+        let resp = svc.ready().await.unwrap().call(request()).await.unwrap();
+        axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+    }
+    let wall = t0.elapsed();
+    settle.await;
+    (wall, process_cpu() - cpu0)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    // The "today" stack's logging: JSON lines through a non-lossy background writer.
+    let appender = tracing_appender::rolling::never(dir.path(), "trace.log");
+    let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(appender);
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(writer)
+            .finish(),
+    )
+    .unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let auditor = rt.block_on(async {
+        Auditor::builder()
+            .service("bench")
+            .sink(FileSink::new(dir.path().join("audit.jsonl")).unwrap())
+            .build()
+            .unwrap()
+    });
+
+    let mut bare = router().into_service::<Body>();
+    let mut trace = router()
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .into_service::<Body>();
+    let mut audit = router()
+        .layer(AuditLayer::new(auditor.clone()))
+        .into_service::<Body>();
+
+    let mut totals = [Totals::default(); 3];
+    rt.block_on(async {
+        // Warm-up, unmeasured.
+        round(&mut bare, async {}).await;
+        round(&mut trace, tokio::time::sleep(Duration::from_millis(300))).await;
+        round(&mut audit, async {
+            auditor.flush(Duration::from_secs(30)).await;
+        })
+        .await;
+        for r in 0..ROUNDS {
+            // Alternate the order so drift on a shared machine spreads evenly.
+            let order: [usize; 3] = if r % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            for which in order {
+                let (wall, cpu) = match which {
+                    0 => round(&mut bare, async {}).await,
+                    // The appender has no flush; its queue drains well within this.
+                    1 => round(&mut trace, tokio::time::sleep(Duration::from_millis(300))).await,
+                    _ => {
+                        round(&mut audit, async {
+                            assert!(auditor.flush(Duration::from_secs(30)).await);
+                        })
+                        .await
+                    }
+                };
+                let t = &mut totals[which];
+                t.wall += wall;
+                t.cpu += cpu;
+                t.n += 1;
+            }
+        }
+    });
+    let report = auditor.metrics();
+    assert_eq!(
+        report.dropped, 0,
+        "the audit pipeline dropped events: figures invalid"
+    );
+
+    let per = |t: Totals| {
+        let n = f64::from(t.n) * PER_ROUND as f64;
+        (t.wall.as_nanos() as f64 / n, t.cpu.as_nanos() as f64 / n)
+    };
+    let (bw, bc) = per(totals[0]);
+    let (tw, tc) = per(totals[1]);
+    let (aw, ac) = per(totals[2]);
+    println!("per request, {} rounds x {PER_ROUND} requests:", ROUNDS);
+    println!("  bare   wall {bw:>8.0} ns   process cpu {bc:>8.0} ns");
+    println!(
+        "  trace  wall {tw:>8.0} ns   process cpu {tc:>8.0} ns   added wall {:>7.0} ns  cpu {:>7.0} ns",
+        tw - bw,
+        tc - bc
+    );
+    println!(
+        "  audit  wall {aw:>8.0} ns   process cpu {ac:>8.0} ns   added wall {:>7.0} ns  cpu {:>7.0} ns",
+        aw - bw,
+        ac - bc
+    );
+    println!(
+        "ratio audit/trace of added cost: caller wall {:.2}x (goal <= 0.10x), process cpu {:.2}x (goal <= 0.25x)",
+        (aw - bw) / (tw - bw),
+        (ac - bc) / (tc - bc)
+    );
+    println!("audit events delivered: {}", report.sinks[0].delivered);
+}
