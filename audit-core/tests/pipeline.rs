@@ -645,3 +645,48 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+#[test]
+fn deferred_events_are_built_on_the_worker_in_order_and_a_panic_is_reported() {
+    let probe = Probe::named("p");
+    let auditor = Auditor::builder()
+        .sink_with(probe.clone(), SinkOptions::new().max_wait(Duration::ZERO))
+        .build()
+        .unwrap();
+    let caller = std::thread::current().id();
+    let built_on = Arc::new(Mutex::new(Vec::new()));
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        let built_on = Arc::clone(&built_on);
+        seqs.push(
+            auditor
+                .record_deferred(512, OverflowPolicy::DropNewest, move || {
+                    built_on.lock().unwrap().push(std::thread::current().id());
+                    item(i)
+                })
+                .unwrap(),
+        );
+        if i == 1 {
+            seqs.push(auditor.record(item(99)).unwrap());
+        }
+    }
+    let poisoned = auditor
+        .record_deferred(512, OverflowPolicy::DropNewest, || {
+            panic!("bug in a recipe")
+        })
+        .unwrap();
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    assert_eq!(
+        probe.user_seqs(),
+        seqs,
+        "deferred and ready events keep record order"
+    );
+    assert!(built_on.lock().unwrap().iter().all(|t| *t != caller));
+    let failed = probe.of_type("system.audit.build_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].seq(),
+        Some(poisoned),
+        "the lost event's number is accounted for"
+    );
+}

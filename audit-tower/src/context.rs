@@ -51,6 +51,10 @@ impl AuditContext {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn is_skipped(&self) -> bool {
+        self.lock().skip
+    }
+
     pub(crate) fn take(&self) -> State {
         std::mem::take(&mut *self.lock())
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dispatch::{Command, Dispatcher, Reply, Shared};
-use super::ingress::Ingress;
+use super::ingress::{Entry, Ingress};
 use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
@@ -180,7 +180,7 @@ impl Auditor {
     /// [`OverflowPolicy::Block`] it may block the calling thread up to the timeout when the
     /// buffer is full.
     pub fn record(&self, event: AuditEvent) -> Result<u64, RecordError> {
-        self.shared.ingress.push(event, self.overflow)
+        self.record_with(event, self.overflow)
     }
 
     /// Like [`record`](Self::record), with an overflow policy for this one event (e.g.
@@ -191,7 +191,26 @@ impl Auditor {
         event: AuditEvent,
         policy: OverflowPolicy,
     ) -> Result<u64, RecordError> {
-        self.shared.ingress.push(event, policy)
+        let size = event.approx_size();
+        self.shared.ingress.push(Entry::Ready(event), size, policy)
+    }
+
+    /// Records an event that the worker builds by calling `build`, so the caller pays only
+    /// for moving what `build` captured. The event gets its sequence number now and is
+    /// charged `size_hint` bytes against the buffer (estimate generously: captured strings
+    /// and bodies). Used by the Tower layer on the request path.
+    ///
+    /// `build` runs on the worker thread: keep it free of locks and I/O. If it panics, a
+    /// `system.audit.build_failed` event takes the sequence number instead.
+    pub fn record_deferred(
+        &self,
+        size_hint: usize,
+        policy: OverflowPolicy,
+        build: impl FnOnce() -> AuditEvent + Send + 'static,
+    ) -> Result<u64, RecordError> {
+        self.shared
+            .ingress
+            .push(Entry::Deferred(Box::new(build)), size_hint, policy)
     }
 
     /// Promises that one event of up to `bytes` (by [`AuditEvent::approx_size`]) will be
@@ -298,7 +317,18 @@ impl Reservation {
     pub fn record(mut self, event: AuditEvent) -> Result<u64, RecordError> {
         // Taking the bytes leaves nothing for `Drop` to give back.
         let bytes = std::mem::take(&mut self.bytes);
-        self.ingress.push_reserved(event, bytes)
+        let size = event.approx_size();
+        self.ingress.push_reserved(Entry::Ready(event), size, bytes)
+    }
+
+    /// Like [`Auditor::record_deferred`], into the promised room.
+    pub fn record_deferred(
+        mut self,
+        build: impl FnOnce() -> AuditEvent + Send + 'static,
+    ) -> Result<u64, RecordError> {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.ingress
+            .push_reserved(Entry::Deferred(Box::new(build)), bytes, bytes)
     }
 }
 

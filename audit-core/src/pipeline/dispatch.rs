@@ -194,7 +194,7 @@ impl Dispatcher {
 
     fn fan_out(&mut self) {
         for q in self.chunk.drain(..) {
-            let event = Arc::new(stamp(&self.shared, q.event, q.seq));
+            let event = Arc::new(stamp(&self.shared, q.event.into_event(), q.seq));
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
                     out.push(Item {

@@ -13,12 +13,48 @@ use tokio::sync::Notify;
 use super::{OverflowPolicy, RecordError};
 use crate::AuditEvent;
 
+/// An event, or the recipe for one that the worker builds (so the caller's thread does not).
+///
+/// The ready event is held by value on purpose: boxing it costs an allocation on the caller
+/// that is freed on the worker, and with glibc that made `record` six times slower
+/// (measured: 128 ns → 804 ns median in `benches/record.rs`).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Entry {
+    Ready(AuditEvent),
+    Deferred(Box<dyn FnOnce() -> AuditEvent + Send>),
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Ready(e) => f.debug_tuple("Ready").field(&e.event_type).finish(),
+            Entry::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
+}
+
+impl Entry {
+    /// The event. A recipe that panics becomes a `system.audit.build_failed` event rather
+    /// than taking the worker down.
+    pub(crate) fn into_event(self) -> AuditEvent {
+        match self {
+            Entry::Ready(e) => e,
+            Entry::Deferred(build) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+                    Ok(e) => e,
+                    Err(_) => super::system_events::build_failed(),
+                }
+            }
+        }
+    }
+}
+
 /// An event waiting for the worker, with its sequence number and charged size.
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub(crate) seq: u64,
     pub(crate) size: usize,
-    pub(crate) event: AuditEvent,
+    pub(crate) event: Entry,
     /// Made by the pipeline itself (drop reports, sink health): never dropped by a bound.
     pub(crate) internal: bool,
 }
@@ -128,10 +164,10 @@ impl Ingress {
     /// The hot path: buffer an event from a caller, under `policy` when full.
     pub(crate) fn push(
         &self,
-        event: AuditEvent,
+        event: Entry,
+        size: usize,
         policy: OverflowPolicy,
     ) -> Result<u64, RecordError> {
-        let size = event.approx_size();
         let mut st = self.lock();
         if st.closed {
             st.rejected += 1;
@@ -198,10 +234,10 @@ impl Ingress {
     /// Buffers an event into room reserved earlier (it always fits: the room was promised).
     pub(crate) fn push_reserved(
         &self,
-        event: AuditEvent,
+        event: Entry,
+        size: usize,
         reserved: usize,
     ) -> Result<u64, RecordError> {
-        let size = event.approx_size();
         let mut st = self.lock();
         st.reserved = st.reserved.saturating_sub(reserved);
         if st.closed {
@@ -235,7 +271,7 @@ impl Ingress {
         let seq = st.next_seq;
         st.next_seq += 1;
         st.accepted += 1;
-        st.enqueue(seq, size, event, true);
+        st.enqueue(seq, size, Entry::Ready(event), true);
         seq
     }
 
@@ -289,7 +325,7 @@ impl State {
             || self.bytes + self.reserved + size <= capacity
     }
 
-    fn enqueue(&mut self, seq: u64, size: usize, event: AuditEvent, internal: bool) {
+    fn enqueue(&mut self, seq: u64, size: usize, event: Entry, internal: bool) {
         self.bytes += size;
         self.queue.push_back(Queued {
             seq,

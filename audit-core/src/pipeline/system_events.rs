@@ -5,6 +5,7 @@
 //! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or a batch a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer) |
 //! | `system.sink.unhealthy` | a sink's delivery failed after succeeding | `sink`, `error` |
 //! | `system.sink.recovered` | a delivery succeeded after failures | `sink`, `failedAttempts`, `downForMs` |
+//! | `system.audit.build_failed` | the recipe given to `record_deferred` panicked | — |
 
 use std::time::Duration;
 
@@ -65,6 +66,15 @@ pub(crate) fn sink_recovered(name: &str, failed_attempts: u32, down_for: Duratio
             .detail("sink", name)
             .detail("failedAttempts", failed_attempts)
             .detail("downForMs", down_for.as_millis() as u64),
+    )
+}
+
+/// A deferred event's recipe panicked (a bug in the code that recorded it).
+pub(crate) fn build_failed() -> AuditEvent {
+    build(
+        system("system.audit.build_failed")
+            .severity(Severity::Critical)
+            .description("an audit event could not be built: its recipe panicked"),
     )
 }
 

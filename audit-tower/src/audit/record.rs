@@ -136,12 +136,51 @@ impl Pending {
         }
     }
 
-    /// Builds and records the event (unless the handler asked to skip it).
-    pub(crate) fn finish(self, response_outcome: Outcome, status: Option<u16>, grpc: Option<i32>) {
-        let state = self.ctx.take();
-        if state.skip {
+    /// Records the event (unless the handler asked to skip it). Only the decision and the
+    /// move happen here; the worker assembles the event.
+    pub(crate) fn finish(
+        mut self,
+        response_outcome: Outcome,
+        status: Option<u16>,
+        grpc: Option<i32>,
+    ) {
+        if self.ctx.is_skipped() {
             return;
         }
+        let auditor = self.auditor.clone();
+        let delivery = self.class.delivery();
+        let reservation = self.reservation.take();
+        let hint = self.size_hint();
+        let build = move || self.build(response_outcome, status, grpc);
+        // A refusal is counted and reported by the pipeline itself.
+        let _ = match (reservation, delivery) {
+            (Some(r), _) => r.record_deferred(build),
+            (None, Delivery::Block { timeout }) => {
+                auditor.record_deferred(hint, OverflowPolicy::Block { timeout }, build)
+            }
+            (None, _) => auditor.record_deferred(hint, OverflowPolicy::DropNewest, build),
+        };
+    }
+
+    /// A generous estimate of the event's size, charged against the buffer before it exists.
+    fn size_hint(&self) -> usize {
+        let strings = self.path.len()
+            + self.query.as_ref().map_or(0, String::len)
+            + self.user_agent.as_ref().map_or(0, String::len)
+            + self.chain.iter().map(String::len).sum::<usize>();
+        let bodies = usize::from(self.request_capture.is_some()) * super::body::CAPTURE_LIMIT
+            + usize::from(self.response_body.is_some()) * super::body::CAPTURE_LIMIT;
+        2048 + 2 * strings + bodies
+    }
+
+    /// Assembles the event; runs on the pipeline's worker.
+    fn build(
+        self,
+        response_outcome: Outcome,
+        status: Option<u16>,
+        grpc: Option<i32>,
+    ) -> AuditEvent {
+        let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = self.class.finish(outcome, status);
         let mut details = state.details;
@@ -224,7 +263,7 @@ impl Pending {
         }
         // The event type was validated above or comes from a rule; a rule with a malformed
         // type is a configuration error we still must not lose the request over.
-        let event = match b.build() {
+        match b.build() {
             Ok(e) => e,
             Err(e) => match AuditEvent::builder("system.audit.invalid_rule")
                 .category(Category::System)
@@ -233,17 +272,10 @@ impl Pending {
                 .build()
             {
                 Ok(fallback) => fallback,
-                Err(_) => return,
+                // A constant, valid type; the worker reports a panic here as build_failed.
+                Err(e) => unreachable!("fallback event failed to build: {e}"),
             },
-        };
-        // A refusal is counted and reported by the pipeline itself.
-        let _ = match (self.reservation, self.class.delivery()) {
-            (Some(r), _) => r.record(event),
-            (None, Delivery::Block { timeout }) => self
-                .auditor
-                .record_with(event, OverflowPolicy::Block { timeout }),
-            (None, _) => self.auditor.record_with(event, OverflowPolicy::DropNewest),
-        };
+        }
     }
 }
 

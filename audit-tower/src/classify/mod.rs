@@ -388,12 +388,13 @@ fn default_event_type(
 ) -> (String, Option<(String, Option<String>)>, bool) {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // The last auth-like segment is the most specific (`/oauth/token` → `token`).
-    if let Some(word) = segments.iter().rev().find_map(|s| {
-        let lower = s.to_ascii_lowercase();
+    let auth = segments.iter().rev().find_map(|s| {
+        let singular = s.strip_suffix(['s', 'S']).unwrap_or(s);
         AUTH_WORDS
             .iter()
-            .find(|w| lower.trim_end_matches('s') == **w || lower == **w)
-    }) {
+            .find(|w| s.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
+    });
+    if let Some(word) = auth {
         return (format!("auth.{word}"), None, true);
     }
     let verb = match *method {
