@@ -1,0 +1,465 @@
+//! The demo's HTTP API, its authentication middleware, and the audit rules that name each
+//! route's event.
+
+use std::sync::Arc;
+
+use audit_core::{Actor, Auditor, Outcome, Target};
+use audit_tower::classify::{Level, Rule, Rules};
+use audit_tower::{AuditContext, AuditLayer};
+use axum::extract::{Path, Request, State as Extract};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::state::{Principal, State};
+
+type Shared = Arc<State>;
+
+/// Each route's audit event. Routes not listed fall back to the defaults.
+pub(crate) fn rules() -> Rules {
+    Rules::new()
+        .rule(
+            Rule::post("/auth/login")
+                .event_type("auth.login")
+                .outcome_suffix()
+                .keep_on_denial(),
+        )
+        .rule(Rule::post("/auth/logout").event_type("auth.logout"))
+        .rule(Rule::post("/auth/mfa/enroll").event_type("auth.mfa.enroll"))
+        .rule(Rule::post("/auth/password").event_type("auth.password.change"))
+        .rule(
+            Rule::post("/v1/api-keys")
+                .event_type("admin.api_key.create")
+                .target_type("api_key"),
+        )
+        .rule(
+            Rule::delete("/v1/api-keys/{id}")
+                .event_type("admin.api_key.revoke")
+                .target("api_key", "id"),
+        )
+        .rule(
+            Rule::post("/v1/members/invite")
+                .event_type("admin.member.invite")
+                .target_type("member"),
+        )
+        .rule(
+            Rule::put("/v1/members/{userId}/role")
+                .event_type("admin.role.assign")
+                .target("user", "userId"),
+        )
+        .rule(
+            Rule::put("/v1/config")
+                .event_type("admin.config.change")
+                .target_type("config"),
+        )
+        .rule(
+            Rule::post("/v1/indexes")
+                .event_type("data.index.create")
+                .target_type("index"),
+        )
+        .rule(
+            Rule::delete("/v1/indexes/{name}")
+                .event_type("data.index.delete")
+                .target("index", "name"),
+        )
+        .rule(
+            Rule::put("/v1/indexes/{name}/vectors/{id}")
+                .event_type("data.vector.update")
+                .target("vector", "id"),
+        )
+        .rule(
+            Rule::delete("/v1/indexes/{name}/vectors/{id}")
+                .event_type("data.vector.delete")
+                .target("vector", "id"),
+        )
+        .rule(
+            Rule::post("/v1/indexes/{name}/query")
+                .event_type("data.search.query")
+                .target("index", "name"),
+        )
+        .rule(
+            Rule::post("/v1/indexes/{name}/import")
+                .event_type("data.bulk.import")
+                .target("index", "name"),
+        )
+        .rule(Rule::get("/health").level(Level::None))
+}
+
+/// The whole application: routes, authentication inside the audit layer.
+pub(crate) fn app(state: Shared, auditor: Auditor) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/mfa/enroll", post(mfa_enroll))
+        .route("/auth/password", post(change_password))
+        .route("/v1/api-keys", post(create_key))
+        .route("/v1/api-keys/{id}", delete(revoke_key))
+        .route("/v1/members/invite", post(invite))
+        .route("/v1/members/{user_id}/role", put(set_role))
+        .route("/v1/config", put(set_config))
+        .route("/v1/indexes", post(create_index))
+        .route("/v1/indexes/{name}", delete(delete_index))
+        .route(
+            "/v1/indexes/{name}/vectors/{id}",
+            put(upsert_vector).delete(delete_vector),
+        )
+        .route("/v1/indexes/{name}/query", post(query))
+        .route("/v1/indexes/{name}/import", post(import))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ))
+        .layer(AuditLayer::new(auditor).rules(rules()))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// Resolves the bearer token; records the actor and tenant on the audit context. Routes
+/// under `/v1` and the session routes need a valid token.
+async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: Next) -> Response {
+    let bearer = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let principal = bearer.as_deref().and_then(|b| state.principal(b));
+    if let (Some(p), Some(ctx)) = (&principal, req.extensions().get::<AuditContext>()) {
+        match p {
+            Principal::User(u) => {
+                ctx.set_actor(Actor::user(&u.id).with_email(&u.email).with_role(&u.role));
+                ctx.set_organization_id(&u.org);
+            }
+            Principal::ApiKey { id, org } => {
+                ctx.set_actor(Actor::new("api_key", id));
+                ctx.set_organization_id(org);
+            }
+        }
+    }
+    let path = req.uri().path();
+    let public = path == "/health" || path == "/auth/login";
+    match principal {
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            if let Some(token) = bearer {
+                req.extensions_mut().insert(Bearer(token));
+            }
+            next.run(req).await
+        }
+        None if public => next.run(req).await,
+        None => error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Bearer(String);
+
+fn org_of(p: &Principal) -> &str {
+    match p {
+        Principal::User(u) => &u.org,
+        Principal::ApiKey { org, .. } => org,
+    }
+}
+
+fn is_admin(p: &Principal) -> bool {
+    matches!(p, Principal::User(u) if u.role == "admin")
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    Extract(state): Extract<Shared>,
+    Extension(ctx): Extension<AuditContext>,
+    Json(body): Json<Login>,
+) -> Response {
+    match state.check_password(&body.email, &body.password) {
+        Some(user) => {
+            ctx.set_actor(
+                Actor::user(&user.id)
+                    .with_email(&user.email)
+                    .with_role(&user.role),
+            );
+            ctx.set_organization_id(&user.org);
+            ctx.detail("authMethod", "password");
+            let token = state.open_session(&user.id);
+            Json(json!({"token": token})).into_response()
+        }
+        None => {
+            // The attempted identity is worth auditing; the password never is.
+            ctx.set_actor(Actor::default().with_kind("user").with_email(&body.email));
+            ctx.set_outcome(Outcome::Failure);
+            error(StatusCode::UNAUTHORIZED, "wrong e-mail or password")
+        }
+    }
+}
+
+async fn logout(
+    Extract(state): Extract<Shared>,
+    Extension(bearer): Extension<Bearer>,
+) -> StatusCode {
+    state.close_session(&bearer.0);
+    StatusCode::NO_CONTENT
+}
+
+async fn mfa_enroll(Extension(ctx): Extension<AuditContext>) -> Json<Value> {
+    ctx.detail("mfaType", "totp");
+    Json(json!({"enrolled": true, "type": "totp"}))
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    old: String,
+    new: String,
+}
+
+async fn change_password(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<PasswordChange>,
+) -> Response {
+    let Principal::User(user) = p else {
+        return error(StatusCode::FORBIDDEN, "only users have passwords");
+    };
+    if state.check_password(&user.email, &body.old).is_none() {
+        return error(StatusCode::BAD_REQUEST, "the old password is wrong");
+    }
+    state.set_password(&user.id, &body.new);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn create_key(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+) -> Response {
+    if !is_admin(&p) {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    let (id, key) = state.create_key(org_of(&p));
+    // The key's id is the target; the key itself never goes into the event.
+    ctx.set_target(Target::new("api_key", &id));
+    (StatusCode::CREATED, Json(json!({"id": id, "key": key}))).into_response()
+}
+
+async fn revoke_key(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    if !is_admin(&p) {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    if state.revoke_key(org_of(&p), &id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such key")
+    }
+}
+
+#[derive(Deserialize)]
+struct Invite {
+    email: String,
+}
+
+async fn invite(
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+    Json(body): Json<Invite>,
+) -> Response {
+    if !is_admin(&p) {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    ctx.set_target(Target::new("member", &body.email));
+    (StatusCode::CREATED, Json(json!({"invited": body.email}))).into_response()
+}
+
+#[derive(Deserialize)]
+struct RoleChange {
+    role: String,
+}
+
+async fn set_role(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+    Path(user_id): Path<String>,
+    Json(body): Json<RoleChange>,
+) -> Response {
+    if !is_admin(&p) {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    ctx.detail("role", body.role.clone());
+    if state.set_role(org_of(&p), &user_id, &body.role) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such member")
+    }
+}
+
+async fn set_config(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<Value>,
+) -> Response {
+    if !is_admin(&p) {
+        return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    state.set_config(org_of(&p), body);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct NewIndex {
+    name: String,
+}
+
+async fn create_index(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+    Json(body): Json<NewIndex>,
+) -> Response {
+    ctx.set_target(Target::new("index", &body.name));
+    if state.create_index(org_of(&p), &body.name) {
+        (StatusCode::CREATED, Json(json!({"name": body.name}))).into_response()
+    } else {
+        error(StatusCode::CONFLICT, "index exists")
+    }
+}
+
+async fn delete_index(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Response {
+    if state.delete_index(org_of(&p), &name) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such index")
+    }
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    values: Vec<f32>,
+    #[serde(default)]
+    metadata: Value,
+}
+
+async fn upsert_vector(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Path((name, id)): Path<(String, String)>,
+    Json(body): Json<Vector>,
+) -> Response {
+    match state.with_index(org_of(&p), &name, |ix| {
+        ix.vectors.insert(id, (body.values, body.metadata))
+    }) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such index"),
+    }
+}
+
+async fn delete_vector(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    match state.with_index(org_of(&p), &name, |ix| ix.vectors.remove(&id)) {
+        Some(Some(_)) => StatusCode::NO_CONTENT.into_response(),
+        _ => error(StatusCode::NOT_FOUND, "no such vector"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Query {
+    vector: Vec<f32>,
+    top_k: usize,
+}
+
+async fn query(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+    Path(name): Path<String>,
+    Json(body): Json<Query>,
+) -> Response {
+    let hits = state.with_index(org_of(&p), &name, |ix| {
+        let mut scored: Vec<(f32, String)> = ix
+            .vectors
+            .iter()
+            .map(|(id, (v, _))| {
+                (
+                    v.iter().zip(&body.vector).map(|(a, b)| a * b).sum(),
+                    id.clone(),
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.truncate(body.top_k);
+        scored
+    });
+    match hits {
+        Some(hits) => {
+            ctx.detail("topK", body.top_k);
+            ctx.detail("returned", hits.len());
+            Json(json!({"matches": hits.iter().map(|(s, id)| json!({"id": id, "score": s})).collect::<Vec<_>>()}))
+                .into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such index"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Import {
+    vectors: Vec<Value>,
+}
+
+/// A bulk import says more than its route: how many vectors went in and how many were
+/// rejected, recorded on the request's event.
+async fn import(
+    Extract(state): Extract<Shared>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<AuditContext>,
+    Path(name): Path<String>,
+    Json(body): Json<Import>,
+) -> Response {
+    let result = state.with_index(org_of(&p), &name, |ix| {
+        let (mut imported, mut rejected) = (0usize, 0usize);
+        for v in body.vectors {
+            let id = v.get("id").and_then(Value::as_str).map(str::to_owned);
+            let values: Option<Vec<f32>> = v
+                .get("values")
+                .and_then(|x| serde_json::from_value(x.clone()).ok());
+            match (id, values) {
+                (Some(id), Some(values)) => {
+                    ix.vectors.insert(id, (values, Value::Null));
+                    imported += 1;
+                }
+                _ => rejected += 1,
+            }
+        }
+        (imported, rejected)
+    });
+    match result {
+        Some((imported, rejected)) => {
+            ctx.detail("imported", imported);
+            ctx.detail("rejected", rejected);
+            Json(json!({"imported": imported, "rejected": rejected})).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such index"),
+    }
+}
