@@ -690,3 +690,27 @@ fn deferred_events_are_built_on_the_worker_in_order_and_a_panic_is_reported() {
         "the lost event's number is accounted for"
     );
 }
+
+#[test]
+fn deferred_events_are_charged_their_real_size_in_sink_queues() {
+    let probe = Probe::named("slow");
+    probe.stall.store(true, Ordering::SeqCst);
+    let auditor = Auditor::builder()
+        .sink_with(probe.clone(), SinkOptions::new().queue_bytes(8 * 1024))
+        .build()
+        .unwrap();
+    // Each recipe is charged a 64 KiB estimate at record time; the events it builds are small.
+    for i in 0..5 {
+        auditor
+            .record_deferred(64 * 1024, OverflowPolicy::DropNewest, move || item(i))
+            .unwrap();
+    }
+    wait_for("the events to reach the stalled sink", || {
+        auditor.metrics().sinks[0].pending == 5
+    });
+    probe.stall.store(false, Ordering::SeqCst);
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(report.metrics.sinks[0].dropped, 0);
+    assert_eq!(probe.user_seqs().len(), 5);
+}

@@ -38,9 +38,14 @@ tokio::task_local! {
     static CURRENT: RequestScope;
 }
 
-/// The request an outgoing call belongs to.
+/// The request an outgoing call belongs to. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct RequestScope {
+    inner: std::sync::Arc<Scope>,
+}
+
+#[derive(Debug)]
+struct Scope {
     request_id: RequestId,
     trace: TraceContext,
     header: HeaderName,
@@ -49,26 +54,31 @@ pub struct RequestScope {
 impl RequestScope {
     /// A scope for `request_id` in `trace`, propagated as `x-request-id`.
     pub fn new(request_id: RequestId, trace: TraceContext) -> RequestScope {
-        RequestScope {
-            request_id,
-            trace,
-            header: HeaderName::from_static("x-request-id"),
-        }
+        RequestScope::with_header(request_id, trace, HeaderName::from_static("x-request-id"))
     }
 
-    pub(crate) fn with_header(mut self, header: HeaderName) -> RequestScope {
-        self.header = header;
-        self
+    pub(crate) fn with_header(
+        request_id: RequestId,
+        trace: TraceContext,
+        header: HeaderName,
+    ) -> RequestScope {
+        RequestScope {
+            inner: std::sync::Arc::new(Scope {
+                request_id,
+                trace,
+                header,
+            }),
+        }
     }
 
     /// The request id.
     pub fn request_id(&self) -> &RequestId {
-        &self.request_id
+        &self.inner.request_id
     }
 
     /// The trace context.
     pub fn trace(&self) -> &TraceContext {
-        &self.trace
+        &self.inner.trace
     }
 
     /// Runs `fut` with this scope current.
@@ -82,13 +92,14 @@ impl RequestScope {
     }
 
     fn inject(&self, headers: &mut HeaderMap) {
-        if !headers.contains_key(&self.header)
-            && let Ok(v) = HeaderValue::from_str(self.request_id.as_str())
+        let s = &self.inner;
+        if !headers.contains_key(&s.header)
+            && let Ok(v) = HeaderValue::from_str(s.request_id.as_str())
         {
-            headers.insert(self.header.clone(), v);
+            headers.insert(s.header.clone(), v);
         }
         if !headers.contains_key("traceparent")
-            && let Ok(v) = HeaderValue::from_str(&self.trace.to_traceparent())
+            && let Ok(v) = HeaderValue::from_str(&s.trace.to_traceparent())
         {
             headers.insert(HeaderName::from_static("traceparent"), v);
         }

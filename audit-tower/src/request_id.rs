@@ -27,8 +27,9 @@ use http::HeaderName;
 use crate::net::IpNet;
 
 /// A validated request id, in request extensions and on the event's `context.requestId`.
+/// Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(String);
+pub struct RequestId(std::sync::Arc<str>);
 
 impl RequestId {
     /// Longest accepted id, in bytes.
@@ -36,12 +37,18 @@ impl RequestId {
 
     /// A fresh UUIDv7.
     pub fn generate() -> RequestId {
-        RequestId(uuid::Uuid::now_v7().to_string())
+        let mut buf = uuid::Uuid::encode_buffer();
+        RequestId(
+            uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .into(),
+        )
     }
 
     /// Validates an id: 1–128 visible ASCII characters (no spaces, no control characters).
     pub fn parse(s: &str) -> Option<RequestId> {
-        valid(s).then(|| RequestId(s.to_owned()))
+        valid(s).then(|| RequestId(s.into()))
     }
 
     /// The id as text.

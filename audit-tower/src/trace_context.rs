@@ -63,9 +63,11 @@ impl TraceContext {
 
     /// A new trace (no inbound context): random trace and span ids, sampled.
     pub fn new_root() -> TraceContext {
-        let (a, b) = (fastrand_u64(), fastrand_u64());
+        let mut trace_id = String::with_capacity(32);
+        push_hex(&mut trace_id, fastrand_u64());
+        push_hex(&mut trace_id, fastrand_u64());
         TraceContext {
-            trace_id: format!("{a:016x}{b:016x}"),
+            trace_id,
             span_id: new_span_id(),
             parent_span_id: None,
             sampled: true,
@@ -127,7 +129,17 @@ fn fastrand_u64() -> u64 {
 }
 
 fn new_span_id() -> String {
-    format!("{:016x}", fastrand_u64())
+    let mut s = String::with_capacity(16);
+    push_hex(&mut s, fastrand_u64());
+    s
+}
+
+/// 16 lowercase hex digits, without the formatting machinery (this runs per request).
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
+    }
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
@@ -174,6 +186,15 @@ mod tests {
             )
             .is_some()
         );
+    }
+
+    #[test]
+    fn hex_matches_the_formatter() {
+        for v in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let mut s = String::new();
+            push_hex(&mut s, v);
+            assert_eq!(s, format!("{v:016x}"));
+        }
     }
 
     #[test]

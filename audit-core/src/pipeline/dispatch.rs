@@ -194,12 +194,20 @@ impl Dispatcher {
 
     fn fan_out(&mut self) {
         for q in self.chunk.drain(..) {
-            let event = Arc::new(stamp(&self.shared, q.event.into_event(), q.seq));
+            // A deferred event was charged an estimate; the sinks' queues get its real size.
+            let deferred = matches!(q.event, super::ingress::Entry::Deferred(_));
+            let event = stamp(&self.shared, q.event.into_event(), q.seq);
+            let size = if deferred {
+                event.approx_size()
+            } else {
+                q.size
+            };
+            let event = Arc::new(event);
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
                     out.push(Item {
                         event: Arc::clone(&event),
-                        size: q.size,
+                        size,
                         seq: q.seq,
                         internal: q.internal,
                     });

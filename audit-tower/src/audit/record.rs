@@ -14,8 +14,8 @@ use super::layer::Config;
 use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
 use crate::net::client_addr;
-use crate::request_id::{Rejected, RequestId};
-use crate::trace_context::TraceContext;
+use crate::propagate::RequestScope;
+use crate::request_id::Rejected;
 
 /// Status → result: 2xx/3xx success, 401/403 denied, other 4xx failure, 5xx error; a gRPC
 /// status, when present, decides instead.
@@ -49,9 +49,8 @@ pub(crate) struct Pending {
     user_agent: Option<String>,
     client: Option<IpAddr>,
     chain: Vec<String>,
-    request_id: RequestId,
+    scope: RequestScope,
     rejected: Option<Rejected>,
-    trace: TraceContext,
     class: Classification,
     ctx: AuditContext,
     grpc_request: bool,
@@ -100,9 +99,8 @@ impl Pending {
         req: &Request<B>,
         config: &Config,
         peer: Option<IpAddr>,
-        request_id: RequestId,
+        scope: RequestScope,
         rejected: Option<Rejected>,
-        trace: TraceContext,
         class: Classification,
         ctx: AuditContext,
     ) -> Pending {
@@ -120,9 +118,8 @@ impl Pending {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             client: addr.client,
             chain: addr.chain,
-            request_id,
+            scope,
             rejected,
-            trace,
             class,
             ctx,
             grpc_request: req
@@ -239,10 +236,11 @@ impl Pending {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .snapshot()
         });
+        let trace = self.scope.trace();
         let mut context = Context::default()
-            .with_request_id(self.request_id.as_str())
-            .with_trace_id(self.trace.trace_id())
-            .with_span_id(self.trace.span_id());
+            .with_request_id(self.scope.request_id().as_str())
+            .with_trace_id(trace.trace_id())
+            .with_span_id(trace.span_id());
         context.organization_id = state.organization_id;
         context.session_id = state.session_id;
 
@@ -268,7 +266,7 @@ impl Pending {
             Err(e) => match AuditEvent::builder("system.audit.invalid_rule")
                 .category(Category::System)
                 .detail("error", e.to_string())
-                .request_id(self.request_id.as_str())
+                .request_id(self.scope.request_id().as_str())
                 .build()
             {
                 Ok(fallback) => fallback,

@@ -81,14 +81,20 @@ where
         let echo = HeaderValue::from_str(request_id.as_str())
             .ok()
             .map(|v| (header.clone(), v));
-        let scope = RequestScope::new(request_id.clone(), trace.clone()).with_header(header);
+        let scope = RequestScope::with_header(request_id, trace, header);
 
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = (class.level() != Level::None).then(|| {
             let ctx = AuditContext::default();
             req.extensions_mut().insert(ctx.clone());
             Box::new(Pending::new(
-                &req, config, peer, request_id, rejected, trace, class, ctx,
+                &req,
+                config,
+                peer,
+                scope.clone(),
+                rejected,
+                class,
+                ctx,
             ))
         });
         if strict && let Some(p) = pending.as_mut() {

@@ -381,21 +381,25 @@ const AUTH_WORDS: &[&str] = &[
     "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
 ];
 
-/// (event type, target, is-authentication) for a request no rule matched.
+/// (event type, target, is-authentication) for a request no rule matched. Runs per request,
+/// so it builds its strings directly rather than through `format!`.
 fn default_event_type(
     method: &Method,
     path: &str,
 ) -> (String, Option<(String, Option<String>)>, bool) {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let segments = || path.split('/').filter(|s| !s.is_empty());
     // The last auth-like segment is the most specific (`/oauth/token` → `token`).
-    let auth = segments.iter().rev().find_map(|s| {
+    let auth = segments().rev().find_map(|s| {
         let singular = s.strip_suffix(['s', 'S']).unwrap_or(s);
         AUTH_WORDS
             .iter()
             .find(|w| s.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
     });
     if let Some(word) = auth {
-        return (format!("auth.{word}"), None, true);
+        let mut t = String::with_capacity(5 + word.len());
+        t.push_str("auth.");
+        t.push_str(word);
+        return (t, None, true);
     }
     let verb = match *method {
         Method::GET | Method::HEAD => "read",
@@ -404,17 +408,18 @@ fn default_event_type(
         Method::DELETE => "delete",
         _ => "access",
     };
-    let resource_at = segments.iter().position(|s| !is_version(s));
-    let resource = resource_at
-        .map(|i| singular(&event_segment(segments[i])))
-        .unwrap_or_else(|| "root".to_owned());
-    let target = resource_at.map(|i| {
-        (
-            resource.clone(),
-            segments.get(i + 1).map(|s| (*s).to_owned()),
-        )
-    });
-    (format!("data.{resource}.{verb}"), target, false)
+    let mut rest = segments().skip_while(|s| is_version(s));
+    let (resource, id) = match rest.next() {
+        Some(seg) => (singular(event_segment(seg)), rest.next()),
+        None => ("root".to_owned(), None),
+    };
+    let mut t = String::with_capacity(6 + resource.len() + verb.len());
+    t.push_str("data.");
+    t.push_str(&resource);
+    t.push('.');
+    t.push_str(verb);
+    let target = (resource != "root" || id.is_some()).then(|| (resource, id.map(str::to_owned)));
+    (t, target, false)
 }
 
 fn is_version(s: &str) -> bool {
@@ -424,39 +429,41 @@ fn is_version(s: &str) -> bool {
             && s[1..].bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter.
+/// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter,
+/// at most 40 bytes.
 fn event_segment(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
-        out.insert(0, 'r');
+    let mut out = String::with_capacity(s.len().min(40) + 1);
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.push('r');
     }
-    out.truncate(40);
+    for b in s.bytes() {
+        if out.len() == 40 {
+            break;
+        }
+        out.push(if b.is_ascii_alphanumeric() {
+            char::from(b.to_ascii_lowercase())
+        } else {
+            '_'
+        });
+    }
     out
 }
 
-fn singular(s: &str) -> String {
-    if let Some(stem) = s.strip_suffix("ies") {
-        format!("{stem}y")
+/// Naive English singular, in place: `policies` → `policy`, `boxes` → `box`, `keys` → `key`.
+fn singular(mut s: String) -> String {
+    if s.ends_with("ies") {
+        s.truncate(s.len() - 3);
+        s.push('y');
     } else if s.ends_with("sses")
         || s.ends_with("xes")
         || s.ends_with("ches")
         || s.ends_with("shes")
     {
-        s[..s.len() - 2].to_owned()
+        s.truncate(s.len() - 2);
     } else if s.len() > 3 && s.ends_with('s') && !s.ends_with("ss") {
-        s[..s.len() - 1].to_owned()
-    } else {
-        s.to_owned()
+        s.truncate(s.len() - 1);
     }
+    s
 }
 
 #[cfg(test)]
