@@ -1,26 +1,4 @@
 //! [`AuditContext`]: what the application tells the audit layer about a request.
-//!
-//! The [`AuditLayer`](crate::AuditLayer) puts an `AuditContext` in the request's extensions
-//! before calling the inner service. Authentication middleware (which must therefore run
-//! *inside* the audit layer) records the actor and tenant it established; handlers add the
-//! target, details, or override the event type or outcome when they know better than the
-//! route does.
-//!
-//! ```
-//! use audit_core::{Actor, Outcome, Target};
-//! use audit_tower::AuditContext;
-//!
-//! let ctx = AuditContext::default();
-//! // In auth middleware, after verifying the token:
-//! ctx.set_actor(Actor::user("user-123").with_role("admin"));
-//! ctx.set_organization_id("acme");
-//! // In the handler:
-//! ctx.set_target(Target::new("api_key", "key_7f3a"));
-//! ctx.detail("scopes", 2);
-//! assert_eq!(ctx.organization_id().as_deref(), Some("acme"));
-//! ```
-//!
-//! With axum, take it as `Extension<AuditContext>`. It is a cheap handle: clones share state.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -40,7 +18,29 @@ pub(crate) struct State {
     pub(crate) skip: bool,
 }
 
-/// Per-request audit facts set by middleware and handlers; see the [module docs](self).
+/// Per-request audit facts set by middleware and handlers.
+///
+/// The [`AuditLayer`](crate::AuditLayer) puts an `AuditContext` in the request's extensions
+/// before calling the inner service. Authentication middleware (which must therefore run
+/// *inside* the audit layer) records the actor and tenant it established; handlers add the
+/// target, details, or override the event type or outcome when they know better than the
+/// route does.
+///
+/// ```
+/// use audit_core::{Actor, Outcome, Target};
+/// use audit_tower::AuditContext;
+///
+/// let ctx = AuditContext::default();
+/// // In auth middleware, after verifying the token:
+/// ctx.set_actor(Actor::user("user-123").with_role("admin"));
+/// ctx.set_organization_id("acme");
+/// // In the handler:
+/// ctx.set_target(Target::new("api_key", "key_7f3a"));
+/// ctx.detail("scopes", 2);
+/// assert_eq!(ctx.organization_id().as_deref(), Some("acme"));
+/// ```
+///
+/// With axum, take it as `Extension<AuditContext>`. It is a cheap handle: clones share state.
 #[derive(Debug, Clone, Default)]
 pub struct AuditContext {
     state: Arc<Mutex<State>>,

@@ -97,7 +97,7 @@ pub enum Action {
     Tag,
     /// Replace it with `hmac-sha256:<keyId>:<hex>` under the current key, so equal values
     /// correlate across events without being exposed. Needs a key
-    /// ([`RedactorBuilder::hmac_key`](super::RedactorBuilder::hmac_key)).
+    /// ([`RedactorBuilder::hmac_keys`](super::RedactorBuilder::hmac_keys)).
     Hash,
 }
 
