@@ -43,7 +43,7 @@ pub(crate) struct Pending {
     auditor: Auditor,
     started: Instant,
     timestamp: Timestamp,
-    method: String,
+    method: http::Method,
     path: String,
     query: Option<String>,
     user_agent: Option<String>,
@@ -109,7 +109,7 @@ impl Pending {
             auditor: config.auditor.clone(),
             started: Instant::now(),
             timestamp: Timestamp::now(),
-            method: req.method().as_str().to_owned(),
+            method: req.method().clone(),
             path: req.uri().path().to_owned(),
             query: req.uri().query().map(str::to_owned),
             user_agent: req
@@ -172,11 +172,12 @@ impl Pending {
 
     /// Assembles the event; runs on the pipeline's worker.
     fn build(
-        self,
+        mut self,
         response_outcome: Outcome,
         status: Option<u16>,
         grpc: Option<i32>,
     ) -> AuditEvent {
+        self.class.resolve(&self.method, &self.path);
         let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = self.class.finish(outcome, status);
@@ -224,7 +225,7 @@ impl Pending {
                 })
         });
         let mut http = HttpFacts::default()
-            .with_method(self.method)
+            .with_method(self.method.as_str())
             .with_path(self.path)
             .with_duration_ms((self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
         http.route = self.class.route().map(str::to_owned);

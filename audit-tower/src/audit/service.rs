@@ -73,9 +73,10 @@ where
         let (request_id, rejected) = config.request_id.resolve(req.headers(), peer);
         let trace = TraceContext::from_headers(req.headers());
         let template = route_template(&req);
-        let class = config
-            .rules
-            .classify(req.method(), req.uri().path(), template.as_deref());
+        let class =
+            config
+                .rules
+                .classify_lazily(req.method(), req.uri().path(), template.as_deref());
         req.extensions_mut().insert(request_id.clone());
         let header = config.request_id.header_name().clone();
         let echo = HeaderValue::from_str(request_id.as_str())

@@ -213,6 +213,9 @@ impl Default for Rules {
 /// The decision for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classification {
+    /// No rule matched and the default event type is not worked out yet (the layer leaves
+    /// that to the worker; see [`Rules::classify`] for the eager form).
+    lazy_default: bool,
     event_type: String,
     outcome_suffix: bool,
     keep_on_denial: bool,
@@ -251,6 +254,16 @@ impl Classification {
     /// The route template used (the matched rule's pattern or axum's `MatchedPath`).
     pub fn route(&self) -> Option<&str> {
         self.route.as_deref()
+    }
+
+    /// Works out a deferred default classification (event type, target, auth suffix).
+    pub(crate) fn resolve(&mut self, method: &Method, path: &str) {
+        if std::mem::take(&mut self.lazy_default) {
+            let (event_type, target, auth) = default_event_type(method, path);
+            self.event_type = event_type;
+            self.target = target;
+            self.outcome_suffix = auth;
+        }
     }
 
     pub(crate) fn target_type(&self) -> Option<&str> {
@@ -316,6 +329,19 @@ impl Rules {
     /// Classifies a request. `template` is the framework's matched route (axum's
     /// `MatchedPath`) when known; rules match it by shape, else the concrete `path`.
     pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
+        let mut c = self.classify_lazily(method, path, template);
+        c.resolve(method, path);
+        c
+    }
+
+    /// Like [`classify`](Self::classify), but leaves the default event type of an unmatched
+    /// request to be worked out later (on the audit worker, off the request path).
+    pub(crate) fn classify_lazily(
+        &self,
+        method: &Method,
+        path: &str,
+        template: Option<&str>,
+    ) -> Classification {
         for rule in &self.rules {
             if !rule.matches_method(method) {
                 continue;
@@ -335,6 +361,7 @@ impl Rules {
                 (kind.clone(), id)
             });
             return Classification {
+                lazy_default: false,
                 event_type: rule
                     .event_type
                     .clone()
@@ -349,19 +376,19 @@ impl Rules {
                 route: Some(template.unwrap_or(rule.pattern.as_str()).to_owned()),
             };
         }
-        let (event_type, target, auth) = default_event_type(method, path);
         let level = if !self.defaults || is_health(method, path) {
             Level::None
         } else {
             Level::Metadata
         };
         Classification {
-            event_type,
-            outcome_suffix: auth,
+            lazy_default: true,
+            event_type: String::new(),
+            outcome_suffix: false,
             keep_on_denial: false,
             category: None,
             severity: None,
-            target,
+            target: None,
             level,
             delivery: Delivery::BestEffort,
             route: template.map(str::to_owned),
