@@ -105,7 +105,8 @@ impl FromStr for IpNet {
 pub(crate) struct ClientAddr {
     /// The client as far as trusted proxies vouch for it (else the peer).
     pub(crate) client: Option<IpAddr>,
-    /// The forwarding chain as sent, left to right, then the peer (recorded, not trusted).
+    /// The forwarding chain as sent, left to right, then the peer (recorded, not trusted);
+    /// empty when the request carried no forwarding header.
     pub(crate) chain: Vec<String>,
 }
 
@@ -123,7 +124,10 @@ pub(crate) fn client_addr(
         };
     };
     let hops: Vec<Option<IpAddr>> = chain.iter().map(|h| parse_hop(h)).collect();
-    chain.push(peer.to_string());
+    // Without forwarding headers there is no chain to record (and nothing to allocate).
+    if !chain.is_empty() {
+        chain.push(peer.to_string());
+    }
     let mut client = canonical(peer);
     for hop in hops.iter().rev() {
         if !trusted.iter().any(|n| n.contains(client)) {
@@ -213,6 +217,14 @@ mod tests {
         // A spoofed hop left of an untrusted one is not reached.
         let got = client_addr(&xff("6.6.6.6, 203.0.113.9"), peer, &proxies);
         assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn no_forwarding_headers_means_no_chain() {
+        let peer = Some("10.0.0.5".parse().unwrap());
+        let got = client_addr(&HeaderMap::new(), peer, &[]);
+        assert_eq!(got.client, peer);
+        assert!(got.chain.is_empty());
     }
 
     #[test]

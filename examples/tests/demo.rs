@@ -235,7 +235,7 @@ fn every_route_produces_the_expected_event() {
         201,
         "data.index.create",
         "success",
-        Some(key_id.as_str()).map(|_| "api-key-actor"),
+        Some("api-key-actor"),
         Some("acme"),
         Some(("index", "by-key".into())),
     );
@@ -247,7 +247,7 @@ fn every_route_produces_the_expected_event() {
         "success",
         acme_admin.0,
         acme_admin.1,
-        Some(("api_key", key_id.clone())),
+        Some(("api_key", key_id)),
     );
     let r = demo.call(
         "POST",
@@ -511,4 +511,32 @@ fn every_route_produces_the_expected_event() {
     ] {
         assert!(!text.contains(secret), "{secret} reached the audit file");
     }
+}
+
+#[test]
+fn simulate_drives_a_mix_and_prints_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--addr", "127.0.0.1:0", "--simulate", "1", "--audit-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for row in [
+        "auth.login.failure",
+        "security.access.denied",
+        "data.bulk.import",
+        "admin.api_key.revoke",
+        "audit shutdown complete",
+    ] {
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+    }
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(lines >= 20, "{lines} events");
 }

@@ -285,19 +285,17 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = std::task::ready!(this.inner.poll_frame(cx));
-        if let (Some(Ok(f)), Some(c)) = (&frame, this.capture.as_ref())
-            && let Some(data) = f.data_ref()
-        {
-            c.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .data(data);
-        }
-        if frame.is_none()
-            && let Some(c) = this.capture.as_ref()
-        {
-            c.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .complete = true;
+        if let Some(c) = this.capture.as_ref() {
+            let mut c = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &frame {
+                Some(Ok(f)) => {
+                    if let Some(data) = f.data_ref() {
+                        c.data(data);
+                    }
+                }
+                None => c.complete = true,
+                Some(Err(_)) => {}
+            }
         }
         Poll::Ready(frame)
     }

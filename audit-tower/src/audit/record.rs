@@ -94,7 +94,6 @@ impl Pending {
         self.notes.insert("auditUnavailable".into(), why.into());
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new<B>(
         req: &Request<B>,
         config: &Config,
@@ -197,7 +196,7 @@ impl Pending {
         if let Some(code) = grpc {
             details.insert("grpcStatus".into(), code.into());
         }
-        if self.chain.len() > 1 {
+        if !self.chain.is_empty() {
             details.insert("forwardedFor".into(), self.chain.clone().into());
         }
         let category = category
