@@ -42,9 +42,11 @@
 
 mod error;
 pub mod event;
+pub mod export;
 pub mod pipeline;
 pub mod redact;
 pub mod sink;
+pub mod store;
 
 pub use error::Error;
 pub use event::{

@@ -7,6 +7,8 @@
 //! | `stdout` (default) | [`StdoutSink`] | JSON lines on standard output |
 //! | `file` (default) | [`FileSink`] | JSON lines in a rotating local file |
 //! | `memory` (default) | [`MemorySink`] | a bounded in-memory window, for tests |
+//! | `sqlite` | [`SqliteStore`] | a queryable embedded store (one file) |
+//! | `postgres` | [`PostgresStore`] | a queryable store shared by many instances |
 //!
 //! ```
 //! use std::time::Duration;
@@ -37,6 +39,12 @@ pub mod format;
 pub mod file;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "stdout")]
 pub mod stdout;
 
@@ -44,6 +52,10 @@ pub mod stdout;
 pub use file::{FileSink, FsyncPolicy};
 #[cfg(feature = "memory")]
 pub use memory::MemorySink;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 #[cfg(feature = "stdout")]
 pub use stdout::StdoutSink;
 

@@ -120,6 +120,29 @@ impl Severity {
     }
 }
 
+impl Severity {
+    /// All severities, least severe first.
+    pub const ALL: [Severity; 6] = [
+        Severity::Debug,
+        Severity::Info,
+        Severity::Notice,
+        Severity::Warning,
+        Severity::Error,
+        Severity::Critical,
+    ];
+}
+
+impl FromStr for Severity {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| Error::invalid_value("severity", s))
+    }
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -153,6 +176,28 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Cancelled => "cancelled",
         }
+    }
+}
+
+impl Outcome {
+    /// All outcomes.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Success,
+        Outcome::Failure,
+        Outcome::Denied,
+        Outcome::Error,
+        Outcome::Cancelled,
+    ];
+}
+
+impl FromStr for Outcome {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| Error::invalid_value("result", s))
     }
 }
 

@@ -1,0 +1,690 @@
+//! What a search asks for: filters, order, page size and the keyset cursor.
+//!
+//! [`QueryParams`] is the wire form (query-string or JSON body, camelCase, every field a
+//! string or number as a client sends it); [`QueryParams::into_query`] validates it into a
+//! [`Query`] or explains, as a [`QueryError`], what is wrong. Stores translate a [`Query`] into
+//! their own language; [`Filter::matches`] is the reference semantics they must agree with.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AuditEvent, Category, Outcome, Severity, Timestamp};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page a client may ask for.
+pub const MAX_LIMIT: usize = 1000;
+
+/// Which tenants' events a query may see. Set by the caller's authorisation, never by the
+/// client's filters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TenantScope {
+    /// Every event, including events without a tenant (operators only).
+    All,
+    /// Only events whose `context.organizationId` is one of these. Empty: nothing.
+    Only(Vec<String>),
+    /// Nothing at all (the default, so a forgotten scope leaks nothing).
+    #[default]
+    None,
+}
+
+impl TenantScope {
+    /// A scope of exactly one tenant.
+    pub fn tenant(id: impl Into<String>) -> TenantScope {
+        TenantScope::Only(vec![id.into()])
+    }
+
+    /// True when an event of tenant `tenant` is visible in this scope.
+    pub fn allows(&self, tenant: Option<&str>) -> bool {
+        match self {
+            TenantScope::All => true,
+            TenantScope::Only(list) => tenant.is_some_and(|t| list.iter().any(|l| l == t)),
+            TenantScope::None => false,
+        }
+    }
+}
+
+/// An event-type filter: an exact type or a glob where `*` matches any run of characters
+/// (`auth.*`, `*.delete`, `data.*.read`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTypePattern(String);
+
+impl EventTypePattern {
+    /// Validates a pattern: 1–128 characters from `a-z 0-9 _ . *`.
+    pub fn new(pattern: &str) -> Result<EventTypePattern, QueryError> {
+        let ok = !pattern.is_empty()
+            && pattern.len() <= 128
+            && pattern
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*'));
+        if ok {
+            Ok(EventTypePattern(pattern.to_owned()))
+        } else {
+            Err(QueryError::invalid(format!(
+                "eventType {pattern:?} is not a valid pattern: use lowercase letters, digits, \
+                 `_`, `.` and `*` (e.g. `auth.*`), at most 128 characters"
+            )))
+        }
+    }
+
+    /// The pattern text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the pattern has a `*`.
+    pub fn is_glob(&self) -> bool {
+        self.0.contains('*')
+    }
+
+    /// True when `event_type` matches.
+    pub fn matches(&self, event_type: &str) -> bool {
+        glob_match(self.0.as_bytes(), event_type.as_bytes())
+    }
+
+    /// The pattern as a SQL `LIKE` pattern with `\` as the escape character.
+    pub fn to_like(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() + 4);
+        for c in self.0.chars() {
+            match c {
+                '*' => out.push('%'),
+                '_' => out.push_str("\\_"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+/// Iterative glob with backtracking to the last `*`: linear in practice, no recursion.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+/// Escapes `%`, `_` and `\` for a SQL `LIKE ... ESCAPE '\'` substring search, lowercased.
+pub fn like_contains(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.push('%');
+    out
+}
+
+/// The conditions an event must meet. Every set field must match (AND); unset fields match
+/// anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Filter {
+    /// Tenants visible to the caller (from authorisation).
+    pub tenants: TenantScope,
+    /// Inclusive lower bound.
+    pub start_time: Option<Timestamp>,
+    /// Exclusive upper bound.
+    pub end_time: Option<Timestamp>,
+    /// Event type or glob.
+    pub event_type: Option<EventTypePattern>,
+    /// Category.
+    pub category: Option<Category>,
+    /// Severity (exact).
+    pub severity: Option<Severity>,
+    /// `actor.id`.
+    pub actor_id: Option<String>,
+    /// `actor.email`.
+    pub actor_email: Option<String>,
+    /// `actor.clientId`.
+    pub client_id: Option<String>,
+    /// `result`.
+    pub result: Option<Outcome>,
+    /// `target.type`.
+    pub resource_type: Option<String>,
+    /// `target.id`.
+    pub target_id: Option<String>,
+    /// `context.requestId`.
+    pub request_id: Option<String>,
+    /// Case-insensitive (ASCII) substring of the description, the event id, `actor.id`,
+    /// `actor.email`, `target.id` or `context.requestId`.
+    pub text: Option<String>,
+}
+
+impl Filter {
+    /// A filter that sees `tenants` and is otherwise open.
+    pub fn scoped(tenants: TenantScope) -> Filter {
+        Filter {
+            tenants,
+            ..Filter::default()
+        }
+    }
+
+    /// The reference semantics: true when `event` passes every set condition.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        let actor = event.actor.as_ref();
+        let target = event.target.as_ref();
+        let ctx = event.context.as_ref();
+        let ts = event.timestamp;
+        let eq = |want: &Option<String>, got: Option<&String>| {
+            want.as_ref().is_none_or(|w| got.is_some_and(|g| g == w))
+        };
+        self.tenants.allows(event.organization_id())
+            && self.start_time.is_none_or(|s| ts >= s)
+            && self.end_time.is_none_or(|e| ts < e)
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|p| p.matches(event.event_type.as_str()))
+            && self.category.is_none_or(|c| c == event.category)
+            && self.severity.is_none_or(|s| s == event.severity)
+            && eq(&self.actor_id, actor.and_then(|a| a.id.as_ref()))
+            && eq(&self.actor_email, actor.and_then(|a| a.email.as_ref()))
+            && eq(&self.client_id, actor.and_then(|a| a.client_id.as_ref()))
+            && self.result.is_none_or(|r| Some(r) == event.result)
+            && eq(&self.resource_type, target.and_then(|t| t.kind.as_ref()))
+            && eq(&self.target_id, target.and_then(|t| t.id.as_ref()))
+            && eq(&self.request_id, ctx.and_then(|c| c.request_id.as_ref()))
+            && self.text.as_ref().is_none_or(|q| text_matches(q, event))
+    }
+}
+
+fn text_matches(q: &str, event: &AuditEvent) -> bool {
+    let q = q.to_ascii_lowercase();
+    let hit = |s: Option<&str>| s.is_some_and(|s| s.to_ascii_lowercase().contains(&q));
+    let actor = event.actor.as_ref();
+    hit(event.description.as_deref())
+        || hit(Some(&event.id.to_string()))
+        || hit(actor.and_then(|a| a.id.as_deref()))
+        || hit(actor.and_then(|a| a.email.as_deref()))
+        || hit(event.target.as_ref().and_then(|t| t.id.as_deref()))
+        || hit(event.context.as_ref().and_then(|c| c.request_id.as_deref()))
+}
+
+/// Result order, by `(timestamp, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Newest first (the default).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// A position in a result list: the `(timestamp, id)` of the last event of the previous page
+/// and the order it was taken in. Opaque on the wire ([`Cursor::encode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Timestamp of the last event returned.
+    pub timestamp: Timestamp,
+    /// Id of the last event returned.
+    pub id: String,
+    /// The order the cursor walks.
+    pub order: SortOrder,
+}
+
+impl Cursor {
+    /// The cursor after `event` in `order`.
+    pub fn after(event: &AuditEvent, order: SortOrder) -> Cursor {
+        Cursor {
+            timestamp: event.timestamp,
+            id: event.id.to_string(),
+            order,
+        }
+    }
+
+    /// The opaque wire form (hex of a versioned text form).
+    pub fn encode(&self) -> String {
+        let dir = match self.order {
+            SortOrder::Desc => 'd',
+            SortOrder::Asc => 'a',
+        };
+        let raw = format!("v1:{dir}:{}:{}", self.timestamp.unix_millis(), self.id);
+        let mut out = String::with_capacity(raw.len() * 2);
+        for b in raw.bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
+    }
+
+    /// Reads a cursor produced by [`encode`](Cursor::encode); anything else is an
+    /// `INVALID_REQUEST` error.
+    pub fn decode(s: &str) -> Result<Cursor, QueryError> {
+        let bad = || QueryError::invalid("cursor is malformed; pass back nextCursor unchanged");
+        if s.len() > 400 || !s.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let bytes = s
+            .as_bytes()
+            .chunks(2)
+            .map(|p| Some(hex_val(p[0])? << 4 | hex_val(p[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        let raw = String::from_utf8(bytes).map_err(|_| bad())?;
+        let mut parts = raw.splitn(4, ':');
+        let (Some("v1"), Some(dir), Some(millis), Some(id)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let order = match dir {
+            "d" => SortOrder::Desc,
+            "a" => SortOrder::Asc,
+            _ => return Err(bad()),
+        };
+        let millis: i64 = millis.parse().map_err(|_| bad())?;
+        let timestamp = Timestamp::from_unix_millis(millis).map_err(|_| bad())?;
+        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            timestamp,
+            id: id.to_owned(),
+            order,
+        })
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// A validated search: filter, order, page size and position.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Query {
+    /// Which events.
+    pub filter: Filter,
+    /// In which order.
+    pub order: SortOrder,
+    /// Page size, 1–[`MAX_LIMIT`].
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<Cursor>,
+    /// Whether to count the whole filtered set ([`Summary`](super::Summary)); exports skip it.
+    pub include_summary: bool,
+}
+
+impl Query {
+    /// A first page of [`DEFAULT_LIMIT`] events, newest first, matching `filter`.
+    pub fn new(filter: Filter) -> Query {
+        Query {
+            filter,
+            order: SortOrder::Desc,
+            limit: DEFAULT_LIMIT,
+            cursor: None,
+            include_summary: true,
+        }
+    }
+
+    /// Sets the order.
+    #[must_use]
+    pub fn order(mut self, order: SortOrder) -> Query {
+        self.order = order;
+        self
+    }
+
+    /// Sets the page size (clamped to 1–[`MAX_LIMIT`]; [`QueryParams`] rejects instead).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Query {
+        self.limit = limit.clamp(1, MAX_LIMIT);
+        self
+    }
+
+    /// Continues after `cursor`.
+    #[must_use]
+    pub fn cursor(mut self, cursor: Option<Cursor>) -> Query {
+        self.cursor = cursor;
+        self
+    }
+
+    /// True when `event` lies strictly after the cursor in this query's order.
+    pub fn after_cursor(&self, event: &AuditEvent) -> bool {
+        let Some(c) = &self.cursor else { return true };
+        let key = (event.timestamp, event.id.to_string());
+        let at = (c.timestamp, c.id.clone());
+        match self.order {
+            SortOrder::Desc => key < at,
+            SortOrder::Asc => key > at,
+        }
+    }
+}
+
+/// A search as a client sends it, in a query string (`GET /logs?eventType=auth.*`) or a JSON
+/// body (`POST /search`). Unknown fields are rejected, so a misspelt filter is an error rather
+/// than a silently wider result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QueryParams {
+    /// RFC 3339, inclusive.
+    pub start_time: Option<String>,
+    /// RFC 3339, exclusive.
+    pub end_time: Option<String>,
+    /// Event type or glob.
+    pub event_type: Option<String>,
+    /// Category name.
+    pub category: Option<String>,
+    /// Severity name.
+    pub severity: Option<String>,
+    /// `actor.id`.
+    pub actor_id: Option<String>,
+    /// `actor.email`.
+    pub actor_email: Option<String>,
+    /// `actor.clientId`.
+    pub client_id: Option<String>,
+    /// Outcome name.
+    pub result: Option<String>,
+    /// `target.type`.
+    pub resource_type: Option<String>,
+    /// `target.id`.
+    pub target_id: Option<String>,
+    /// `context.requestId`.
+    pub request_id: Option<String>,
+    /// Free text.
+    pub q: Option<String>,
+    /// `asc` or `desc`.
+    pub sort: Option<String>,
+    /// Page size; a number, or its decimal text in a query string.
+    #[serde(default, deserialize_with = "number_or_text")]
+    pub limit: Option<String>,
+    /// `nextCursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrText {
+        Num(serde_json::Number),
+        Text(String),
+    }
+    Ok(Option::<NumOrText>::deserialize(d)?.map(|v| match v {
+        NumOrText::Num(n) => n.to_string(),
+        NumOrText::Text(s) => s,
+    }))
+}
+
+impl QueryParams {
+    /// Validates the parameters into a [`Query`] seeing `tenants`.
+    ///
+    /// Errors: `INVALID_TIME_RANGE` when `startTime` is not before `endTime`;
+    /// `INVALID_REQUEST` for an unparsable time, an unknown category/severity/result/sort, a
+    /// limit outside 1–1000, a bad event-type pattern or a malformed cursor (or one taken in
+    /// the other order).
+    pub fn into_query(self, tenants: TenantScope) -> Result<Query, QueryError> {
+        let time = |name: &str, v: Option<String>| -> Result<Option<Timestamp>, QueryError> {
+            v.filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<Timestamp>().map_err(|_| {
+                        QueryError::invalid(format!(
+                            "{name} {s:?} is not an RFC 3339 time such as 2025-01-02T00:00:00Z"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let start_time = time("startTime", self.start_time)?;
+        let end_time = time("endTime", self.end_time)?;
+        if let (Some(s), Some(e)) = (start_time, end_time)
+            && s >= e
+        {
+            return Err(QueryError {
+                code: QueryErrorCode::InvalidTimeRange,
+                message: "startTime must be before endTime".into(),
+            });
+        }
+        fn parsed<T: std::str::FromStr>(
+            name: &str,
+            v: Option<String>,
+            allowed: &str,
+        ) -> Result<Option<T>, QueryError> {
+            nonempty(v)
+                .map(|s| {
+                    s.parse::<T>().map_err(|_| {
+                        QueryError::invalid(format!("{name} {s:?} is not one of {allowed}"))
+                    })
+                })
+                .transpose()
+        }
+        let filter = Filter {
+            tenants,
+            start_time,
+            end_time,
+            event_type: nonempty(self.event_type)
+                .map(|p| EventTypePattern::new(&p))
+                .transpose()?,
+            category: parsed(
+                "category",
+                self.category,
+                "authentication, data, admin, security, system",
+            )?,
+            severity: parsed(
+                "severity",
+                self.severity,
+                "debug, info, notice, warning, error, critical",
+            )?,
+            actor_id: bounded("actorId", self.actor_id)?,
+            actor_email: bounded("actorEmail", self.actor_email)?,
+            client_id: bounded("clientId", self.client_id)?,
+            result: parsed(
+                "result",
+                self.result,
+                "success, failure, denied, error, cancelled",
+            )?,
+            resource_type: bounded("resourceType", self.resource_type)?,
+            target_id: bounded("targetId", self.target_id)?,
+            request_id: bounded("requestId", self.request_id)?,
+            text: bounded("q", self.q)?,
+        };
+        let order = match nonempty(self.sort).as_deref() {
+            None | Some("desc") => SortOrder::Desc,
+            Some("asc") => SortOrder::Asc,
+            Some(other) => {
+                return Err(QueryError::invalid(format!(
+                    "sort {other:?} is not one of asc, desc"
+                )));
+            }
+        };
+        let limit = match nonempty(self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(QueryError::invalid(format!(
+                        "limit {s:?} must be a whole number from 1 to {MAX_LIMIT}"
+                    )));
+                }
+            },
+        };
+        let cursor = nonempty(self.cursor)
+            .map(|c| Cursor::decode(&c))
+            .transpose()?;
+        if cursor.as_ref().is_some_and(|c| c.order != order) {
+            return Err(QueryError::invalid(
+                "cursor was taken in the other sort order; keep sort unchanged while paging",
+            ));
+        }
+        Ok(Query {
+            filter,
+            order,
+            limit,
+            cursor,
+            include_summary: true,
+        })
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// Longest accepted free-form filter value.
+const MAX_FILTER_LEN: usize = 256;
+
+fn bounded(name: &str, v: Option<String>) -> Result<Option<String>, QueryError> {
+    match nonempty(v) {
+        Some(s) if s.len() > MAX_FILTER_LEN => Err(QueryError::invalid(format!(
+            "{name} is longer than {MAX_FILTER_LEN} bytes"
+        ))),
+        v => Ok(v),
+    }
+}
+
+/// Why a query was refused; the code is the API's error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    /// The API error code.
+    pub code: QueryErrorCode,
+    /// What is wrong, for the person who wrote the query.
+    pub message: String,
+}
+
+impl QueryError {
+    /// An `INVALID_REQUEST` error.
+    pub fn invalid(message: impl Into<String>) -> QueryError {
+        QueryError {
+            code: QueryErrorCode::InvalidRequest,
+            message: message.into(),
+        }
+    }
+}
+
+/// The error codes a query can fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryErrorCode {
+    /// `INVALID_REQUEST`.
+    InvalidRequest,
+    /// `INVALID_TIME_RANGE`.
+    InvalidTimeRange,
+}
+
+impl QueryErrorCode {
+    /// The wire code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryErrorCode::InvalidRequest => "INVALID_REQUEST",
+            QueryErrorCode::InvalidTimeRange => "INVALID_TIME_RANGE",
+        }
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let p = |s: &str| EventTypePattern::new(s).unwrap();
+        assert!(p("auth.*").matches("auth.login.success"));
+        assert!(!p("auth.*").matches("admin.user.create"));
+        assert!(p("*.delete").matches("data.vector.delete"));
+        assert!(!p("*.delete").matches("data.vector.deleted"));
+        assert!(p("data.*.read").matches("data.vector.read"));
+        assert!(p("auth.login").matches("auth.login"));
+        assert!(!p("auth.login").matches("auth.login.success"));
+        assert!(p("*").matches("anything.at.all"));
+        assert_eq!(p("data.api_key.*").to_like(), "data.api\\_key.%");
+        assert!(EventTypePattern::new("Auth.*").is_err());
+        assert!(EventTypePattern::new("auth.%").is_err());
+    }
+
+    #[test]
+    fn cursor_round_trip_and_rejects_garbage() {
+        let c = Cursor {
+            timestamp: Timestamp::from_unix_millis(1_700_000_000_123).unwrap(),
+            id: "0190-abc:with:colons".into(),
+            order: SortOrder::Asc,
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "zz", "abc", "763130", &"76".repeat(300)] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn params_validate() {
+        let ok = QueryParams {
+            start_time: Some("2025-01-01T00:00:00Z".into()),
+            end_time: Some("2025-01-02T00:00:00Z".into()),
+            limit: Some("1000".into()),
+            ..QueryParams::default()
+        };
+        assert_eq!(ok.into_query(TenantScope::All).unwrap().limit, 1000);
+        let reversed = QueryParams {
+            start_time: Some("2025-01-02T00:00:00Z".into()),
+            end_time: Some("2025-01-02T00:00:00Z".into()),
+            ..QueryParams::default()
+        };
+        let err = reversed.into_query(TenantScope::All).unwrap_err();
+        assert_eq!(err.code, QueryErrorCode::InvalidTimeRange);
+        for params in [
+            QueryParams {
+                limit: Some("1001".into()),
+                ..QueryParams::default()
+            },
+            QueryParams {
+                limit: Some("0".into()),
+                ..QueryParams::default()
+            },
+            QueryParams {
+                category: Some("nope".into()),
+                ..QueryParams::default()
+            },
+            QueryParams {
+                start_time: Some("yesterday".into()),
+                ..QueryParams::default()
+            },
+            QueryParams {
+                cursor: Some("not-a-cursor".into()),
+                ..QueryParams::default()
+            },
+        ] {
+            let err = params.into_query(TenantScope::All).unwrap_err();
+            assert_eq!(err.code, QueryErrorCode::InvalidRequest);
+        }
+        let json: QueryParams = serde_json::from_str(r#"{"limit": 5, "actorId": "u1"}"#).unwrap();
+        assert_eq!(json.limit.as_deref(), Some("5"));
+        assert!(serde_json::from_str::<QueryParams>(r#"{"actor": "u1"}"#).is_err());
+    }
+
+    #[test]
+    fn like_escapes() {
+        assert_eq!(like_contains("50%_a\\B"), "%50\\%\\_a\\\\b%");
+    }
+}

@@ -1,0 +1,450 @@
+//! [`PostgresStore`]: one audit trail shared by many service instances (feature `postgres`).
+//!
+//! At start it creates or migrates its schema under an advisory lock, so instances starting
+//! together do not race. Batches are inserted in one statement from `UNNEST`ed arrays with
+//! `ON CONFLICT (id) DO NOTHING`, so a retried batch never duplicates. Text columns use the
+//! `C` collation: ids compare bytewise (stable keyset cursors) and `LIKE 'auth.%'` can use the
+//! event-type index. The full event is kept as `jsonb`.
+//!
+//! A lost connection is re-established on the next call; while the server is unreachable,
+//! calls fail with retryable errors and the pipeline keeps the batches and retries.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use audit_core::store::StoreSink;
+//! use audit_core::Auditor;
+//! use audit_sinks::PostgresStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?);
+//! let auditor = Auditor::builder().sink(StoreSink::new(store.clone())).build()?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use audit_core::store::{
+    DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
+    Summary, TenantScope,
+};
+use audit_core::{AuditEvent, Category, Timestamp};
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql};
+
+/// Settings for [`PostgresStore::connect_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// The schema holding the `audit_events` table (created if missing). Default `public`.
+    pub schema: String,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: "public".into(),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Uses `schema` (lowercase letters, digits, `_`).
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> PostgresOptions {
+        self.schema = schema.into();
+        self
+    }
+}
+
+/// A PostgreSQL event store. Cheap to share as `Arc<PostgresStore>`.
+pub struct PostgresStore {
+    url: String,
+    schema: String,
+    writer: Mutex<Option<Client>>,
+    reader: Mutex<Option<Arc<Client>>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never shown.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    // Server-side errors about the data or schema cannot be fixed by retrying; lost
+    // connections and resource shortages can.
+    let retryable = match e.code() {
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "40001"
+        }
+    };
+    // `Display` of a DbError names the statement's problem, never the connection string.
+    let message = format!("postgres: {e}");
+    if retryable {
+        StoreError::unavailable(message)
+    } else {
+        StoreError::fatal(message)
+    }
+}
+
+async fn open(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| pg_err(&e))?;
+    tokio::spawn(async move {
+        // The connection ends when the client is dropped or the server goes away; the next
+        // call notices `is_closed` and reconnects.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host:port/db`) and prepares the schema
+    /// in `public`.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with options.
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        if !sql::valid_identifier(&options.schema) {
+            return Err(StoreError::fatal(format!(
+                "postgres schema name {:?} must be lowercase letters, digits and _",
+                options.schema
+            )));
+        }
+        let client = open(url).await?;
+        let store = PostgresStore {
+            url: url.to_owned(),
+            schema: options.schema,
+            writer: Mutex::new(None),
+            reader: Mutex::new(None),
+        };
+        store.migrate(&client).await?;
+        *store.writer.lock().await = Some(client);
+        Ok(store)
+    }
+
+    async fn migrate(&self, client: &Client) -> Result<(), StoreError> {
+        let s = &self.schema;
+        let ddl = format!(
+            "SELECT pg_advisory_xact_lock(7242917035);
+             CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.audit_schema (version bigint NOT NULL);
+             CREATE TABLE IF NOT EXISTS {s}.audit_events (
+                id text COLLATE \"C\" PRIMARY KEY,
+                ts bigint NOT NULL,
+                event_type text COLLATE \"C\" NOT NULL,
+                category text COLLATE \"C\" NOT NULL,
+                severity text COLLATE \"C\" NOT NULL,
+                result text COLLATE \"C\",
+                tenant text COLLATE \"C\",
+                actor_id text COLLATE \"C\",
+                actor_email text COLLATE \"C\",
+                client_id text COLLATE \"C\",
+                target_type text COLLATE \"C\",
+                target_id text COLLATE \"C\",
+                request_id text COLLATE \"C\",
+                description text,
+                event jsonb NOT NULL
+             );
+             {indexes}
+             INSERT INTO {s}.audit_schema (version)
+                SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_schema);",
+            indexes = INDEXES
+                .iter()
+                .map(|(name, cols)| format!(
+                    "CREATE INDEX IF NOT EXISTS {name} ON {s}.audit_events ({cols});"
+                ))
+                .collect::<String>(),
+        );
+        client
+            .batch_execute(&format!("BEGIN; {ddl} COMMIT;"))
+            .await
+            .map_err(|e| pg_err(&e))?;
+        let row = client
+            .query_one(&format!("SELECT max(version) FROM {s}.audit_schema"), &[])
+            .await
+            .map_err(|e| pg_err(&e))?;
+        let version: Option<i64> = row.get(0);
+        if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::fatal(format!(
+                "the database has audit schema version {v}; this version of audit-sinks \
+                 understands up to {SCHEMA_VERSION}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A connection for reads, shared by concurrent searches (tokio-postgres pipelines them).
+    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
+        let mut guard = self.reader.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(open(&self.url).await?);
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs `f` with the writer connection, reconnecting first if it was lost.
+    async fn with_writer<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.writer.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = None;
+            *guard = Some(open(&self.url).await?);
+        }
+        let Some(client) = guard.as_mut() else {
+            return Err(StoreError::unavailable("postgres: no connection"));
+        };
+        f(client).await
+    }
+
+    fn table(&self) -> String {
+        format!("{}.audit_events", self.schema)
+    }
+}
+
+fn params(sql: &Sql) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    sql.params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(s) => Box::new(s.clone()),
+                Param::Int(i) => Box::new(*i),
+            }
+        })
+        .collect()
+}
+
+fn refs(p: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
+}
+
+fn decode(json: &str) -> Result<AuditEvent, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::fatal(format!("postgres: a stored event is not readable: {e}")))
+}
+
+impl Store for PostgresStore {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn append<'a>(&'a self, events: &'a [Arc<AuditEvent>]) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let rows = events
+                .iter()
+                .map(|e| Row::of(e))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::fatal(format!("cannot encode event: {e}")))?;
+            macro_rules! col {
+                ($f:ident) => {
+                    rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+                };
+            }
+            let (id, ts, event_type) = (col!(id), col!(ts), col!(event_type));
+            let (category, severity, result) = (col!(category), col!(severity), col!(result));
+            let (tenant, actor_id, actor_email) = (col!(tenant), col!(actor_id), col!(actor_email));
+            let (client_id, target_type, target_id) =
+                (col!(client_id), col!(target_type), col!(target_id));
+            let (request_id, description, json) = (col!(request_id), col!(description), col!(json));
+            let statement = format!(
+                "INSERT INTO {table} ({COLUMNS})
+                 SELECT id, ts, event_type, category, severity, result, tenant, actor_id,
+                        actor_email, client_id, target_type, target_id, request_id, description,
+                        event::jsonb
+                 FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+                   AS t({COLUMNS})
+                 ON CONFLICT (id) DO NOTHING",
+                table = self.table()
+            );
+            self.with_writer(async |c: &mut Client| {
+                c.execute(
+                    &statement,
+                    &[
+                        &id,
+                        &ts,
+                        &event_type,
+                        &category,
+                        &severity,
+                        &result,
+                        &tenant,
+                        &actor_id,
+                        &actor_email,
+                        &client_id,
+                        &target_type,
+                        &target_id,
+                        &request_id,
+                        &description,
+                        &json,
+                    ],
+                )
+                .await
+                .map_err(|e| pg_err(&e))
+            })
+            .await
+        })
+    }
+
+    fn search<'a>(&'a self, q: &'a Query) -> StoreFuture<'a, Page> {
+        Box::pin(async move {
+            let client = self.reader().await?;
+            let mut sql = Sql::new(
+                Dialect::Postgres,
+                &format!("SELECT event::text FROM {} WHERE 1 = 1", self.table()),
+            );
+            sql.filter(&q.filter);
+            sql.page(q);
+            let p = params(&sql);
+            let rows = client
+                .query(&sql.text, &refs(&p))
+                .await
+                .map_err(|e| pg_err(&e))?;
+            let events = rows
+                .iter()
+                .map(|r| decode(r.get::<_, &str>(0)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut page = Page::from_rows(events, q);
+            if q.include_summary {
+                let mut sql = Sql::new(
+                    Dialect::Postgres,
+                    &format!(
+                        "SELECT category, count(*) FROM {} WHERE 1 = 1",
+                        self.table()
+                    ),
+                );
+                sql.filter(&q.filter);
+                sql.push(" GROUP BY category");
+                let p = params(&sql);
+                let rows = client
+                    .query(&sql.text, &refs(&p))
+                    .await
+                    .map_err(|e| pg_err(&e))?;
+                let mut summary = Summary::default();
+                for r in rows {
+                    let n: i64 = r.get(1);
+                    if let Ok(c) = r.get::<_, &str>(0).parse::<Category>() {
+                        summary.add(c, u64::try_from(n).unwrap_or(0));
+                    }
+                }
+                page.summary = Some(summary);
+            }
+            Ok(page)
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        scope: &'a TenantScope,
+    ) -> StoreFuture<'a, Option<AuditEvent>> {
+        Box::pin(async move {
+            let client = self.reader().await?;
+            let mut sql = Sql::new(
+                Dialect::Postgres,
+                &format!("SELECT event::text FROM {} WHERE id = ", self.table()),
+            );
+            sql.bind(Param::Text(id.to_owned()));
+            sql.scope(scope);
+            let p = params(&sql);
+            let row = client
+                .query_opt(&sql.text, &refs(&p))
+                .await
+                .map_err(|e| pg_err(&e))?;
+            row.map(|r| decode(r.get::<_, &str>(0))).transpose()
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str, scope: &'a TenantScope) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut sql = Sql::new(
+                Dialect::Postgres,
+                &format!("DELETE FROM {} WHERE id = ", self.table()),
+            );
+            sql.bind(Param::Text(id.to_owned()));
+            sql.scope(scope);
+            let p = params(&sql);
+            let n = self
+                .with_writer(async |c: &mut Client| {
+                    c.execute(&sql.text, &refs(&p))
+                        .await
+                        .map_err(|e| pg_err(&e))
+                })
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn purge<'a>(
+        &'a self,
+        policy: &'a RetentionPolicy,
+        now: Timestamp,
+    ) -> StoreFuture<'a, PurgeReport> {
+        Box::pin(async move {
+            let table = self.table();
+            let statements = sql::purge_statements(Dialect::Postgres, policy, now);
+            self.with_writer(async |c: &mut Client| {
+                let tx = c.transaction().await.map_err(|e| pg_err(&e))?;
+                let mut report = PurgeReport::default();
+                for (label, sql) in &statements {
+                    let text = sql.text.replacen("audit_events", &table, 1);
+                    let p = params(sql);
+                    let n = tx.execute(&text, &refs(&p)).await.map_err(|e| pg_err(&e))?;
+                    report.push(label.clone(), n);
+                }
+                tx.commit().await.map_err(|e| pg_err(&e))?;
+                Ok(report)
+            })
+            .await
+        })
+    }
+
+    fn distinct<'a>(
+        &'a self,
+        field: DistinctField,
+        scope: &'a TenantScope,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let column = match field {
+                DistinctField::EventType => "event_type",
+                _ => "target_type",
+            };
+            let client = self.reader().await?;
+            let mut sql = Sql::new(
+                Dialect::Postgres,
+                &format!(
+                    "SELECT DISTINCT {column} FROM {} WHERE {column} IS NOT NULL",
+                    self.table()
+                ),
+            );
+            sql.scope(scope);
+            sql.push(&format!(" ORDER BY 1 LIMIT {limit}"));
+            let p = params(&sql);
+            let rows = client
+                .query(&sql.text, &refs(&p))
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })
+    }
+}

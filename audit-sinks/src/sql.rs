@@ -1,0 +1,344 @@
+//! SQL shared by the SQLite and PostgreSQL stores: one table layout, one translation of a
+//! [`Query`] into `WHERE`/`ORDER BY`, differing only in placeholder syntax and
+//! case-insensitive matching.
+//!
+//! Every value reaches the database as a bound parameter; the only text spliced into SQL is
+//! column names and operators chosen here.
+
+use std::fmt::Write as _;
+
+use audit_core::store::{
+    Filter, Query, RetentionPolicy, RetentionRule, SortOrder, TenantScope, like_contains,
+};
+use audit_core::{AuditEvent, Timestamp};
+
+/// The dialect differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A SQL fragment under construction with its parameters.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) dialect: Dialect,
+    pub(crate) text: String,
+    pub(crate) params: Vec<Param>,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect, text: &str) -> Sql {
+        Sql {
+            dialect,
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, s: &str) -> &mut Sql {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Appends a placeholder bound to `p`.
+    pub(crate) fn bind(&mut self, p: Param) -> &mut Sql {
+        self.params.push(p);
+        let n = self.params.len();
+        match self.dialect {
+            Dialect::Sqlite => write!(self.text, "?{n}"),
+            Dialect::Postgres => write!(self.text, "${n}"),
+        }
+        .unwrap_or(());
+        self
+    }
+
+    fn text(&mut self, s: &str) -> &mut Sql {
+        self.bind(Param::Text(s.to_owned()))
+    }
+
+    fn eq(&mut self, column: &str, value: &str) {
+        self.push(" AND ").push(column).push(" = ");
+        self.text(value);
+    }
+
+    /// ` AND <tenant condition>`.
+    pub(crate) fn scope(&mut self, scope: &TenantScope) {
+        match scope {
+            TenantScope::All => {}
+            TenantScope::None => {
+                self.push(" AND 1 = 0");
+            }
+            TenantScope::Only(list) if list.is_empty() => {
+                self.push(" AND 1 = 0");
+            }
+            TenantScope::Only(list) => {
+                self.push(" AND tenant IN (");
+                for (i, t) in list.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    self.text(t);
+                }
+                self.push(")");
+            }
+        }
+    }
+
+    /// ` AND <every condition of the filter>`.
+    pub(crate) fn filter(&mut self, f: &Filter) {
+        self.scope(&f.tenants);
+        if let Some(s) = f.start_time {
+            self.push(" AND ts >= ").bind(Param::Int(s.unix_millis()));
+        }
+        if let Some(e) = f.end_time {
+            self.push(" AND ts < ").bind(Param::Int(e.unix_millis()));
+        }
+        if let Some(p) = &f.event_type {
+            if p.is_glob() {
+                self.push(" AND event_type LIKE ")
+                    .text(&p.to_like())
+                    .push(" ESCAPE '\\'");
+            } else {
+                self.eq("event_type", p.as_str());
+            }
+        }
+        if let Some(c) = f.category {
+            self.eq("category", c.as_str());
+        }
+        if let Some(s) = f.severity {
+            self.eq("severity", s.as_str());
+        }
+        if let Some(r) = f.result {
+            self.eq("result", r.as_str());
+        }
+        for (column, value) in [
+            ("actor_id", &f.actor_id),
+            ("actor_email", &f.actor_email),
+            ("client_id", &f.client_id),
+            ("target_type", &f.resource_type),
+            ("target_id", &f.target_id),
+            ("request_id", &f.request_id),
+        ] {
+            if let Some(v) = value {
+                self.eq(column, v);
+            }
+        }
+        if let Some(q) = &f.text {
+            let pattern = Param::Text(like_contains(q));
+            self.push(" AND (");
+            for (i, column) in [
+                "description",
+                "id",
+                "actor_id",
+                "actor_email",
+                "target_id",
+                "request_id",
+            ]
+            .iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                match self.dialect {
+                    // SQLite's LIKE ignores ASCII case already.
+                    Dialect::Sqlite => self.push(column),
+                    Dialect::Postgres => self.push("lower(").push(column).push(")"),
+                };
+                self.push(" LIKE ")
+                    .bind(pattern.clone())
+                    .push(" ESCAPE '\\'");
+            }
+            self.push(")");
+        }
+    }
+
+    /// ` AND <after cursor> ORDER BY … LIMIT limit+1`.
+    pub(crate) fn page(&mut self, q: &Query) {
+        let (cmp, dir) = match q.order {
+            SortOrder::Desc => ("<", "DESC"),
+            SortOrder::Asc => (">", "ASC"),
+        };
+        if let Some(c) = &q.cursor {
+            self.push(" AND (ts, id) ")
+                .push(cmp)
+                .push(" (")
+                .bind(Param::Int(c.timestamp.unix_millis()))
+                .push(", ")
+                .text(&c.id)
+                .push(")");
+        }
+        let _ = write!(
+            self.text,
+            " ORDER BY ts {dir}, id {dir} LIMIT {}",
+            q.limit + 1
+        );
+    }
+
+    /// `(<rule matches>) IS TRUE`, so a NULL tenant counts as not matching.
+    fn rule(&mut self, r: &RetentionRule) {
+        self.push("((1 = 1");
+        if let Some(p) = &r.event_type {
+            self.push(" AND event_type LIKE ")
+                .text(&p.to_like())
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(c) = r.category {
+            self.eq("category", c.as_str());
+        }
+        if let Some(t) = &r.tenant {
+            self.eq("tenant", t);
+        }
+        self.push(") IS TRUE)");
+    }
+}
+
+/// The `DELETE` statements of one purge: one per rule, then the default, each with the label
+/// its count is reported under. Each statement deletes only events whose deciding rule (the
+/// first that matches) is its own.
+pub(crate) fn purge_statements(
+    dialect: Dialect,
+    policy: &RetentionPolicy,
+    now: Timestamp,
+) -> Vec<(String, Sql)> {
+    let mut out = Vec::new();
+    let earlier_excluded = |sql: &mut Sql, rules: &[RetentionRule]| {
+        for earlier in rules {
+            sql.push(" AND NOT ");
+            sql.rule(earlier);
+        }
+    };
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let mut sql = Sql::new(dialect, "DELETE FROM audit_events WHERE ts < ");
+        sql.bind(Param::Int(rule.cutoff(now).unix_millis()));
+        sql.push(" AND ");
+        sql.rule(rule);
+        earlier_excluded(&mut sql, &policy.rules[..i]);
+        out.push((rule.label(), sql));
+    }
+    if let Some(cutoff) = policy.default_cutoff(now) {
+        let mut sql = Sql::new(dialect, "DELETE FROM audit_events WHERE ts < ");
+        sql.bind(Param::Int(cutoff.unix_millis()));
+        earlier_excluded(&mut sql, &policy.rules);
+        out.push(("default".to_owned(), sql));
+    }
+    out
+}
+
+/// The indexed columns of one event, in table order (after `id` and `ts`).
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) ts: i64,
+    pub(crate) event_type: String,
+    pub(crate) category: &'static str,
+    pub(crate) severity: &'static str,
+    pub(crate) result: Option<&'static str>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) actor_id: Option<String>,
+    pub(crate) actor_email: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) target_type: Option<String>,
+    pub(crate) target_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) json: String,
+}
+
+impl Row {
+    pub(crate) fn of(e: &AuditEvent) -> Result<Row, serde_json::Error> {
+        let actor = e.actor.as_ref();
+        let target = e.target.as_ref();
+        let ctx = e.context.as_ref();
+        Ok(Row {
+            id: e.id.to_string(),
+            ts: e.timestamp.unix_millis(),
+            event_type: e.event_type.as_str().to_owned(),
+            category: e.category.as_str(),
+            severity: e.severity.as_str(),
+            result: e.result.map(|r| r.as_str()),
+            tenant: ctx.and_then(|c| c.organization_id.clone()),
+            actor_id: actor.and_then(|a| a.id.clone()),
+            actor_email: actor.and_then(|a| a.email.clone()),
+            client_id: actor.and_then(|a| a.client_id.clone()),
+            target_type: target.and_then(|t| t.kind.clone()),
+            target_id: target.and_then(|t| t.id.clone()),
+            request_id: ctx.and_then(|c| c.request_id.clone()),
+            description: e.description.clone(),
+            json: serde_json::to_string(e)?,
+        })
+    }
+}
+
+/// The columns in insert order.
+pub(crate) const COLUMNS: &str = "id, ts, event_type, category, severity, result, tenant, \
+     actor_id, actor_email, client_id, target_type, target_id, request_id, description, event";
+
+/// Indexes both stores create: each serves a filter the API offers, ordered for keyset pages.
+pub(crate) const INDEXES: [(&str, &str); 6] = [
+    ("audit_events_ts", "ts, id"),
+    ("audit_events_tenant_ts", "tenant, ts, id"),
+    ("audit_events_actor_ts", "actor_id, ts"),
+    ("audit_events_type_ts", "event_type, ts"),
+    ("audit_events_request", "request_id"),
+    ("audit_events_target", "target_id"),
+];
+
+/// The schema version this code writes; a database with a newer one is refused.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Checks a SQL identifier the caller configured (schema or table name).
+pub(crate) fn valid_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(b'a'..=b'z' | b'_'))
+        && b.all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && s.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audit_core::store::{Cursor, QueryParams};
+
+    #[test]
+    fn values_are_bound_never_spliced() {
+        let mut params = QueryParams::default();
+        params.actor_id = Some("x'; DROP TABLE audit_events; --".into());
+        params.q = Some("50%".into());
+        params.event_type = Some("auth.*".into());
+        let mut q = params
+            .into_query(TenantScope::tenant("org-1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        q.cursor = Some(Cursor {
+            timestamp: Timestamp::from_unix_millis(5).unwrap_or_else(|e| panic!("{e}")),
+            id: "abc".into(),
+            order: SortOrder::Desc,
+        });
+        let mut sql = Sql::new(
+            Dialect::Postgres,
+            "SELECT event FROM audit_events WHERE 1 = 1",
+        );
+        sql.filter(&q.filter);
+        sql.page(&q);
+        assert!(!sql.text.contains("DROP"), "{}", sql.text);
+        assert!(sql.text.contains("tenant IN ($1)"), "{}", sql.text);
+        assert!(sql.text.ends_with("ORDER BY ts DESC, id DESC LIMIT 101"));
+        assert!(sql.params.contains(&Param::Text("%50\\%%".into())));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(valid_identifier("audit_t1"));
+        assert!(!valid_identifier("Audit"));
+        assert!(!valid_identifier("a;b"));
+        assert!(!valid_identifier(""));
+    }
+}

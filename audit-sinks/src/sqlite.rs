@@ -1,0 +1,491 @@
+//! [`SqliteStore`]: the embedded, queryable default store (feature `sqlite`).
+//!
+//! One file in WAL mode: one writer connection appends batches in a transaction with a
+//! prepared statement (`ON CONFLICT(id) DO NOTHING`, so a retried batch never duplicates),
+//! while a few reader connections answer searches concurrently. Each event is kept whole as
+//! JSON beside the indexed columns the filters use. All database work runs on Tokio's blocking
+//! pool, never on an async worker thread.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use audit_core::store::{Filter, Query, Store, StoreSink, TenantScope};
+//! use audit_core::{AuditEvent, Auditor};
+//! use audit_sinks::SqliteStore;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("audit.db");
+//! let store = Arc::new(SqliteStore::open(&path)?);
+//! let auditor = Auditor::builder().sink(StoreSink::new(store.clone())).build()?;
+//! auditor.record(AuditEvent::builder("auth.logout").organization_id("org-1").build()?)?;
+//! auditor.shutdown_blocking(std::time::Duration::from_secs(5));
+//!
+//! let rt = tokio::runtime::Runtime::new()?;
+//! let page = rt.block_on(store.search(&Query::new(Filter::scoped(TenantScope::tenant("org-1")))))?;
+//! assert_eq!(page.events[0].event_type.as_str(), "auth.logout");
+//! assert_eq!(page.summary.unwrap().total_events, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use audit_core::store::{
+    DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
+    Summary, TenantScope,
+};
+use audit_core::{AuditEvent, Category, Timestamp};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
+
+use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql};
+
+/// How hard SQLite works to make each committed batch durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// fsync at every commit: a committed batch survives power loss (the default).
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a killed process, may lose the last batches on
+    /// power loss. Faster.
+    Normal,
+}
+
+/// Settings for [`SqliteStore::open_with`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// Reader connections for concurrent searches (0: searches share the writer).
+    pub readers: usize,
+    /// How long a statement waits for a lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+/// An embedded SQLite event store. Cheap to share as `Arc<SqliteStore>`.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("readers", &self.inner.readers.len())
+            .finish()
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // shaped for `map_err(db_err)`
+fn db_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | DiskFull | CannotOpen | SystemIoFailure) => {
+            StoreError::unavailable(format!("sqlite: {e}"))
+        }
+        _ => StoreError::fatal(format!("sqlite: {e}")),
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    ///
+    /// Creates the schema on first use and refuses a database written by a newer schema
+    /// version. The file is created readable by its owner only.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            create_private(&path)?;
+        }
+        let writer = Connection::open(&path).map_err(db_err)?;
+        configure(&writer, &options)?;
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(db_err)?;
+        migrate(&writer)?;
+        let readers = (0..options.readers)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(db_err)?;
+                configure(&c, &options)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                path,
+            }),
+        })
+    }
+
+    /// A private in-memory database (for tests and short-lived tools): one connection, gone
+    /// when the store is dropped.
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let writer = Connection::open_in_memory().map_err(db_err)?;
+        configure(&writer, &SqliteOptions::default())?;
+        migrate(&writer)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers: Vec::new(),
+                path: PathBuf::from(":memory:"),
+            }),
+        })
+    }
+
+    /// Runs `f` on a reader connection (or the writer when there are none) on the blocking
+    /// pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            if inner.readers.is_empty() {
+                return f(&lock(&inner.writer));
+            }
+            // Take a free reader if there is one, else wait on one chosen at random.
+            for r in &inner.readers {
+                if let Ok(conn) = r.try_lock() {
+                    return f(&conn);
+                }
+            }
+            let r = &inner.readers[fastrand::usize(..inner.readers.len())];
+            f(&lock(r))
+        })
+        .await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || f(&mut lock(&inner.writer))).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::unavailable(format!("sqlite task failed: {e}")))?
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(StoreError::unavailable(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )))
+            }
+        })
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+fn configure(c: &Connection, o: &SqliteOptions) -> Result<(), StoreError> {
+    c.busy_timeout(o.busy_timeout).map_err(db_err)?;
+    let sync = match o.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    c.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
+    ))
+    .map_err(db_err)
+}
+
+fn migrate(c: &Connection) -> Result<(), StoreError> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS audit_events (
+            id TEXT PRIMARY KEY NOT NULL,
+            ts INTEGER NOT NULL,
+            event_type TEXT NOT NULL,
+            category TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            result TEXT,
+            tenant TEXT,
+            actor_id TEXT,
+            actor_email TEXT,
+            client_id TEXT,
+            target_type TEXT,
+            target_id TEXT,
+            request_id TEXT,
+            description TEXT,
+            event TEXT NOT NULL
+         );",
+    )
+    .map_err(db_err)?;
+    for (name, columns) in INDEXES {
+        c.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON audit_events ({columns});"
+        ))
+        .map_err(db_err)?;
+    }
+    let version: Option<i64> = c
+        .query_row("SELECT max(version) FROM audit_schema", [], |r| r.get(0))
+        .map_err(db_err)?;
+    match version {
+        None => {
+            c.execute(
+                "INSERT INTO audit_schema (version) VALUES (?1)",
+                [SCHEMA_VERSION],
+            )
+            .map_err(db_err)?;
+        }
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::fatal(format!(
+                "the database has audit schema version {v}; this version of audit-sinks \
+                 understands up to {SCHEMA_VERSION}"
+            )));
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn to_sql(p: &Param) -> rusqlite::types::Value {
+    match p {
+        Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        Param::Int(i) => rusqlite::types::Value::Integer(*i),
+    }
+}
+
+fn decode(json: &str) -> Result<AuditEvent, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::fatal(format!("sqlite: a stored event is not readable: {e}")))
+}
+
+fn run_search(c: &Connection, q: &Query) -> Result<Page, StoreError> {
+    let mut sql = Sql::new(
+        Dialect::Sqlite,
+        "SELECT event FROM audit_events WHERE 1 = 1",
+    );
+    sql.filter(&q.filter);
+    sql.page(q);
+    let mut stmt = c.prepare_cached(&sql.text).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(sql.params.iter().map(to_sql)), |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(db_err)?;
+    let mut events = Vec::with_capacity(q.limit + 1);
+    for row in rows {
+        events.push(decode(&row.map_err(db_err)?)?);
+    }
+    let mut page = Page::from_rows(events, q);
+    if q.include_summary {
+        let mut sql = Sql::new(
+            Dialect::Sqlite,
+            "SELECT category, count(*) FROM audit_events WHERE 1 = 1",
+        );
+        sql.filter(&q.filter);
+        sql.push(" GROUP BY category");
+        let mut stmt = c.prepare_cached(&sql.text).map_err(db_err)?;
+        let mut rows = stmt
+            .query(params_from_iter(sql.params.iter().map(to_sql)))
+            .map_err(db_err)?;
+        let mut summary = Summary::default();
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let category: String = row.get(0).map_err(db_err)?;
+            let n: i64 = row.get(1).map_err(db_err)?;
+            if let Ok(c) = category.parse::<Category>() {
+                summary.add(c, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        page.summary = Some(summary);
+    }
+    Ok(page)
+}
+
+impl Store for SqliteStore {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn append<'a>(&'a self, events: &'a [Arc<AuditEvent>]) -> StoreFuture<'a, u64> {
+        let events = events.to_vec();
+        Box::pin(self.write(move |c| {
+            let rows = events
+                .iter()
+                .map(|e| Row::of(e))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::fatal(format!("cannot encode event: {e}")))?;
+            let tx = c.transaction().map_err(db_err)?;
+            let mut inserted = 0u64;
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO audit_events ({COLUMNS}) VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                         ON CONFLICT(id) DO NOTHING"
+                    ))
+                    .map_err(db_err)?;
+                for r in &rows {
+                    inserted += stmt
+                        .execute(rusqlite::params![
+                            r.id,
+                            r.ts,
+                            r.event_type,
+                            r.category,
+                            r.severity,
+                            r.result,
+                            r.tenant,
+                            r.actor_id,
+                            r.actor_email,
+                            r.client_id,
+                            r.target_type,
+                            r.target_id,
+                            r.request_id,
+                            r.description,
+                            r.json,
+                        ])
+                        .map_err(db_err)? as u64;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(inserted)
+        }))
+    }
+
+    fn search<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Page> {
+        let q = query.clone();
+        Box::pin(self.read(move |c| run_search(c, &q)))
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        scope: &'a TenantScope,
+    ) -> StoreFuture<'a, Option<AuditEvent>> {
+        let mut sql = Sql::new(
+            Dialect::Sqlite,
+            "SELECT event FROM audit_events WHERE id = ",
+        );
+        sql.bind(Param::Text(id.to_owned()));
+        sql.scope(scope);
+        Box::pin(self.read(move |c| {
+            let json: Option<String> = c
+                .prepare_cached(&sql.text)
+                .map_err(db_err)?
+                .query_row(params_from_iter(sql.params.iter().map(to_sql)), |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db_err)?;
+            json.as_deref().map(decode).transpose()
+        }))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str, scope: &'a TenantScope) -> StoreFuture<'a, bool> {
+        let mut sql = Sql::new(Dialect::Sqlite, "DELETE FROM audit_events WHERE id = ");
+        sql.bind(Param::Text(id.to_owned()));
+        sql.scope(scope);
+        Box::pin(self.write(move |c| {
+            let n = c
+                .execute(&sql.text, params_from_iter(sql.params.iter().map(to_sql)))
+                .map_err(db_err)?;
+            Ok(n > 0)
+        }))
+    }
+
+    fn purge<'a>(
+        &'a self,
+        policy: &'a RetentionPolicy,
+        now: Timestamp,
+    ) -> StoreFuture<'a, PurgeReport> {
+        let statements = sql::purge_statements(Dialect::Sqlite, policy, now);
+        Box::pin(self.write(move |c| {
+            let tx = c.transaction().map_err(db_err)?;
+            let mut report = PurgeReport::default();
+            for (label, sql) in &statements {
+                let n = tx
+                    .execute(&sql.text, params_from_iter(sql.params.iter().map(to_sql)))
+                    .map_err(db_err)?;
+                report.push(label.clone(), n as u64);
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(report)
+        }))
+    }
+
+    fn distinct<'a>(
+        &'a self,
+        field: DistinctField,
+        scope: &'a TenantScope,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        let column = match field {
+            DistinctField::EventType => "event_type",
+            _ => "target_type",
+        };
+        let mut sql = Sql::new(
+            Dialect::Sqlite,
+            &format!("SELECT DISTINCT {column} FROM audit_events WHERE {column} IS NOT NULL"),
+        );
+        sql.scope(scope);
+        sql.push(&format!(" ORDER BY 1 LIMIT {limit}"));
+        Box::pin(self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql.text).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params_from_iter(sql.params.iter().map(to_sql)), |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(db_err)?;
+            rows.map(|r| r.map_err(db_err)).collect()
+        }))
+    }
+}
