@@ -14,6 +14,7 @@ use audit_core::{AuditEvent, Timestamp};
 
 /// The dialect differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,
@@ -296,6 +297,7 @@ pub(crate) const INDEXES: [(&str, &str); 6] = [
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// Checks a SQL identifier the caller configured (schema or table name).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn valid_identifier(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(b'a'..=b'z' | b'_'))

@@ -41,6 +41,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "api")]
+pub mod api;
 mod audit;
 pub mod classify;
 mod context;

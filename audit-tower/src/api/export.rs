@@ -1,0 +1,188 @@
+//! `POST /export`: a streamed file of every matching event, rate-limited per tenant.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use audit_core::Timestamp;
+use audit_core::export::{Encoder, ExportFormat};
+use audit_core::store::{ExportPages, MAX_LIMIT, QueryParams, TenantScope};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde::Deserialize;
+
+use super::routes::{filters_detail, guard, parse_body, read_body};
+use super::{Access, ApiError, ApiState, SCOPE_READ};
+
+/// The body of `POST /export`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    format: String,
+    #[serde(default)]
+    filters: QueryParams,
+}
+
+/// A token bucket per key: `capacity` exports, one more every `window / capacity`.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    capacity: f64,
+    refill_per_sec: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Buckets kept before idle ones are forgotten.
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimiter {
+    pub(crate) fn new(count: u32, window: Duration) -> RateLimiter {
+        RateLimiter {
+            capacity: f64::from(count),
+            refill_per_sec: f64::from(count) / window.as_secs_f64(),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `key`, or says how long until one is available.
+    pub(crate) fn take(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            let (capacity, rate) = (self.capacity, self.refill_per_sec);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < capacity
+            });
+        }
+        let (tokens, at) = buckets
+            .entry(key.to_owned())
+            .or_insert((self.capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.refill_per_sec)
+            .min(self.capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - *tokens) / self.refill_per_sec,
+            ))
+        }
+    }
+}
+
+fn limiter_key(tenants: &TenantScope) -> String {
+    match tenants {
+        TenantScope::All => "*".to_owned(),
+        TenantScope::Only(list) => list.join(","),
+        TenantScope::None => String::new(),
+    }
+}
+
+/// `POST /export`.
+pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let run = async {
+        let mut access = Access::new("admin.audit_log.export", "Audit log exported");
+        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
+        let request: ExportRequest = parse_body(&read_body(body).await?)?;
+        let format: ExportFormat = request
+            .format
+            .parse()
+            .map_err(|e: audit_core::Error| ApiError::invalid(e.to_string()))?;
+        access.detail("format", format.extension());
+        access.detail("filters", filters_detail(&request.filters));
+        let mut filters = request.filters;
+        filters.limit = None;
+        let mut query = filters.into_query(tenants.clone())?;
+        query.limit = MAX_LIMIT;
+        if let Err(wait) = state.limiter.take(&limiter_key(&tenants)) {
+            access.outcome = audit_core::Outcome::Denied;
+            access.detail("reason", "rate limited");
+            state.record(&parts.extensions, access);
+            return Err(ApiError::rate_limited(wait));
+        }
+        state.record(&parts.extensions, access);
+
+        let pages = ExportPages::new(state.store.clone(), query);
+        let encoder = Encoder::new(format);
+        let stream = futures_util::stream::unfold(
+            (pages, encoder, Stage::Start, state.clone()),
+            |(mut pages, mut encoder, stage, state)| async move {
+                match stage {
+                    Stage::Start => {
+                        let head = Bytes::from(encoder.begin());
+                        Some((Ok(head), (pages, encoder, Stage::Body, state)))
+                    }
+                    Stage::Body => match pages.next_page().await {
+                        Ok(Some(events)) => {
+                            let mut out = Vec::with_capacity(events.len() * 600);
+                            for e in &events {
+                                encoder.event(e, &mut out);
+                            }
+                            Some((Ok(Bytes::from(out)), (pages, encoder, Stage::Body, state)))
+                        }
+                        Ok(None) => {
+                            let tail = Bytes::from(encoder.end());
+                            Some((Ok(tail), (pages, encoder, Stage::Done, state)))
+                        }
+                        Err(e) => {
+                            // Failing the body aborts the response, so a client never
+                            // mistakes a cut-off export for a complete one.
+                            state.store_failed("POST /export", &e);
+                            Some((
+                                Err(std::io::Error::other("audit store failed mid-export")),
+                                (pages, encoder, Stage::Done, state),
+                            ))
+                        }
+                    },
+                    Stage::Done => None,
+                }
+            },
+        );
+        let mut resp = Response::new(Body::from_stream(stream));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        let name = format!(
+            "attachment; filename=\"audit-export-{}.{}\"",
+            Timestamp::now().unix_millis(),
+            format.extension()
+        );
+        if let Ok(v) = HeaderValue::from_str(&name) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        *resp.status_mut() = StatusCode::OK;
+        Ok::<_, ApiError>(resp)
+    };
+    run.await.into_response()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Start,
+    Body,
+    Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills() {
+        let l = RateLimiter::new(2, Duration::from_millis(200));
+        assert!(l.take("a").is_ok());
+        assert!(l.take("a").is_ok());
+        let wait = l.take("a").unwrap_err();
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(l.take("b").is_ok(), "tenants have separate buckets");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(l.take("a").is_ok());
+    }
+}

@@ -1,0 +1,288 @@
+//! The audit HTTP API (feature `api`): search, read, export and delete stored events, as an
+//! axum [`Router`] that mounts in any Tower stack.
+//!
+//! | method & path (under the prefix, default `/api/audit`) | scope | what |
+//! |---|---|---|
+//! | `GET /logs?…filters` | `audit:read` | a page of events, newest first |
+//! | `POST /search` (filters as JSON) | `audit:read` | the same |
+//! | `GET /logs/{id}` | `audit:read` | one event |
+//! | `DELETE /logs/{id}` | `audit:write` | deletes one event (204) |
+//! | `GET /filters` | `audit:read` | filter, operator and sort metadata; event types present |
+//! | `GET /tenants/{tenantId}/logs` | `audit:read` | a page of one tenant's events (403 unless allowed) |
+//! | `POST /export` `{format, filters}` | `audit:read` | `csv`, `json` or `ndjson`, streamed, rate-limited per tenant |
+//!
+//! Filters: `startTime` (inclusive) and `endTime` (exclusive) in RFC 3339, `eventType` (exact
+//! or a glob such as `auth.*` or `*.delete`), `category`, `severity`, `actorId`, `actorEmail`,
+//! `clientId`, `result`, `resourceType`, `targetId`, `requestId`, `q` (free text over the
+//! description and ids), `sort` (`desc` default, or `asc`), `limit` (default 100, at most
+//! 1000) and `cursor` (the previous page's `nextCursor`, opaque). Unknown filter names are
+//! rejected. A page answers
+//! `{"logs": [...], "pagination": {"nextCursor", "hasMore"}, "summary": {"totalEvents", "byCategory"}}`,
+//! where the summary counts the whole filtered set, not the page.
+//!
+//! Errors answer `{"error": {"code", "message"}}`: `INVALID_REQUEST` and `INVALID_TIME_RANGE`
+//! (400), `UNAUTHORIZED` (401), `FORBIDDEN` (403), `NOT_FOUND` (404), `RATE_LIMITED` (429, with
+//! `Retry-After`), `INTERNAL_ERROR` (500; the store's own message goes to the audit trail as
+//! `system.audit_api.error`, not to the client).
+//!
+//! **Tenants.** A caller sees only the tenants its [`Principal`] allows. The `X-Org-ID`
+//! header narrows a request to one of them; naming any other tenant is a 403, so the header
+//! can never widen what a caller sees. An event of another tenant is a 404 on `GET` and
+//! `DELETE`, exactly like one that does not exist.
+//!
+//! **Access is audited.** Every call records `admin.audit_log.read`, `admin.audit_log.export`
+//! or `admin.audit_log.delete` with the caller as actor, the filters used and how many events
+//! were returned; refused calls are recorded with result `denied`. When the API runs inside
+//! an [`AuditLayer`](crate::AuditLayer), these facts go on the layer's event for the request
+//! (one event per call, with its request id and latency); otherwise the API records them with
+//! its own [`Auditor`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use audit_core::{AuditEvent, Auditor};
+//! use audit_core::store::Store;
+//! use audit_sinks::SqliteStore;
+//! use audit_tower::api::{ApiKeys, AuditApi, Principal, SCOPE_READ};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = Arc::new(SqliteStore::in_memory().unwrap());
+//! let event = AuditEvent::builder("auth.login.success").organization_id("acme").build().unwrap();
+//! store.append(&[Arc::new(event)]).await.unwrap();
+//!
+//! let auditor = Auditor::builder().build().unwrap();
+//! let keys = ApiKeys::new().key("key-123", Principal::new("api_key", "k1").tenant("acme").scope(SCOPE_READ));
+//! let app = AuditApi::new(store, keys, auditor).router();
+//!
+//! let req = http::Request::get("/api/audit/logs?eventType=auth.*")
+//!     .header("authorization", "Bearer key-123")
+//!     .body(axum::body::Body::empty())
+//!     .unwrap();
+//! let resp = app.oneshot(req).await.unwrap();
+//! assert_eq!(resp.status(), 200);
+//! let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+//! let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(json["summary"]["totalEvents"], 1);
+//! # });
+//! ```
+
+mod auth;
+mod error;
+mod export;
+mod routes;
+
+pub use auth::{
+    ApiKeys, AuthError, AuthFuture, Authorizer, BasicClients, ExtensionPrincipal, FirstOf,
+    Principal, SCOPE_READ, SCOPE_WRITE,
+};
+pub use error::ApiError;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_core::store::Store;
+use audit_core::{Actor, AuditEvent, Auditor, Outcome, Target};
+use axum::Router;
+use axum::routing::{get, post};
+use http::Extensions;
+use serde_json::{Map, Value};
+
+use crate::{AuditContext, RequestId};
+use export::RateLimiter;
+
+/// The default mount point.
+pub const DEFAULT_PREFIX: &str = "/api/audit";
+
+/// Builds the audit API router.
+pub struct AuditApi {
+    store: Arc<dyn Store>,
+    authorizer: Arc<dyn Authorizer>,
+    auditor: Auditor,
+    prefix: String,
+    exports_per_window: u32,
+    export_window: Duration,
+}
+
+impl fmt::Debug for AuditApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditApi")
+            .field("store", &self.store.name())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditApi {
+    /// An API over `store`, admitting callers `authorizer` identifies, recording every access
+    /// with `auditor`.
+    pub fn new(store: Arc<dyn Store>, authorizer: impl Authorizer, auditor: Auditor) -> AuditApi {
+        AuditApi {
+            store,
+            authorizer: Arc::new(authorizer),
+            auditor,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            exports_per_window: 10,
+            export_window: Duration::from_secs(60),
+        }
+    }
+
+    /// Mounts the routes under `prefix` instead of `/api/audit` (`""` for the root).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> AuditApi {
+        self.prefix = prefix.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Allows each tenant `count` exports per `window` (default 10 per minute); more are
+    /// answered 429 with `Retry-After`.
+    #[must_use]
+    pub fn export_rate_limit(mut self, count: u32, window: Duration) -> AuditApi {
+        self.exports_per_window = count.max(1);
+        self.export_window = window.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The router, with every route under the prefix; merge it into your app.
+    pub fn router(self) -> Router {
+        let p = &self.prefix;
+        let state = Arc::new(ApiState {
+            limiter: RateLimiter::new(self.exports_per_window, self.export_window),
+            store: self.store,
+            authorizer: self.authorizer,
+            auditor: self.auditor,
+        });
+        Router::new()
+            .route(&format!("{p}/logs"), get(routes::list))
+            .route(&format!("{p}/search"), post(routes::search))
+            .route(
+                &format!("{p}/logs/{{id}}"),
+                get(routes::get_one).delete(routes::delete_one),
+            )
+            .route(&format!("{p}/filters"), get(routes::filters))
+            .route(
+                &format!("{p}/tenants/{{tenant}}/logs"),
+                get(routes::tenant_logs),
+            )
+            .route(&format!("{p}/export"), post(export::export))
+            .with_state(state)
+    }
+}
+
+pub(crate) struct ApiState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) auditor: Auditor,
+    pub(crate) limiter: RateLimiter,
+}
+
+/// What one API call did, for its access event.
+#[derive(Debug)]
+pub(crate) struct Access {
+    pub(crate) event_type: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) principal: Option<Principal>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) target_id: Option<String>,
+    pub(crate) details: Map<String, Value>,
+    pub(crate) outcome: Outcome,
+}
+
+impl Access {
+    pub(crate) fn new(event_type: &'static str, description: &'static str) -> Access {
+        Access {
+            event_type,
+            description,
+            principal: None,
+            tenant: None,
+            target_id: None,
+            details: Map::new(),
+            outcome: Outcome::Success,
+        }
+    }
+
+    pub(crate) fn detail(&mut self, key: &str, value: impl Into<Value>) {
+        self.details.insert(key.to_owned(), value.into());
+    }
+}
+
+fn actor_of(p: &Principal) -> Actor {
+    let actor = Actor::new(p.kind.clone(), p.id.clone());
+    if p.kind == "client" {
+        actor.with_client_id(p.id.clone())
+    } else {
+        actor
+    }
+}
+
+impl ApiState {
+    /// Records the access: on the request's [`AuditContext`] when an `AuditLayer` is outside,
+    /// else as an event of its own.
+    pub(crate) fn record(&self, extensions: &Extensions, access: Access) {
+        let tenant = access.tenant.clone().or_else(|| {
+            access.principal.as_ref().and_then(|p| match &p.tenants {
+                audit_core::store::TenantScope::Only(list) if list.len() == 1 => {
+                    Some(list[0].clone())
+                }
+                _ => None,
+            })
+        });
+        let target = access
+            .target_id
+            .as_ref()
+            .map(|id| Target::new("audit_log", id.clone()));
+        if let Some(ctx) = extensions.get::<AuditContext>() {
+            ctx.set_event_type(access.event_type);
+            ctx.set_description(access.description);
+            if let Some(p) = &access.principal {
+                ctx.set_actor(actor_of(p));
+            }
+            if let Some(t) = tenant {
+                ctx.set_organization_id(t);
+            }
+            if let Some(t) = target {
+                ctx.set_target(t);
+            }
+            for (k, v) in access.details {
+                ctx.detail(k, v);
+            }
+            ctx.set_outcome(access.outcome);
+            return;
+        }
+        let mut b = AuditEvent::builder(access.event_type)
+            .description(access.description)
+            .result(access.outcome)
+            .details(access.details);
+        if let Some(p) = &access.principal {
+            b = b.actor(actor_of(p));
+        }
+        if let Some(t) = tenant {
+            b = b.organization_id(t);
+        }
+        if let Some(t) = target {
+            b = b.target(t);
+        }
+        if let Some(id) = extensions.get::<RequestId>() {
+            b = b.request_id(id.as_str());
+        }
+        if let Ok(event) = b.build() {
+            // A full pipeline reports its own losses as system.audit.dropped.
+            let _ = self.auditor.record(event);
+        }
+    }
+
+    /// Records a store failure (the client only sees `INTERNAL_ERROR`).
+    pub(crate) fn store_failed(&self, operation: &str, error: &audit_core::store::StoreError) {
+        if let Ok(event) = AuditEvent::builder("system.audit_api.error")
+            .description("The audit store failed to answer an API call")
+            .result(Outcome::Error)
+            .severity(audit_core::Severity::Error)
+            .detail("operation", operation)
+            .detail("store", self.store.name())
+            .detail("error", error.message())
+            .build()
+        {
+            let _ = self.auditor.record(event);
+        }
+    }
+}

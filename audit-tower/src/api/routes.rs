@@ -1,0 +1,311 @@
+//! The read and delete handlers, and the authorisation every route shares.
+
+use std::sync::Arc;
+
+use audit_core::store::{DEFAULT_LIMIT, DistinctField, MAX_LIMIT, Page, QueryParams, TenantScope};
+use audit_core::{Category, Outcome, Severity};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Access, ApiError, ApiState, Principal, SCOPE_READ, SCOPE_WRITE};
+
+/// Largest JSON body accepted by `POST /search` and `POST /export`.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// Authenticates, checks `scope`, and works out the tenants this call may see: the
+/// principal's, narrowed to `path_tenant` and then to `X-Org-ID` when given. On refusal the
+/// access is recorded as denied.
+pub(crate) async fn guard(
+    state: &ApiState,
+    parts: &Parts,
+    scope: &str,
+    path_tenant: Option<&str>,
+    access: &mut Access,
+) -> Result<TenantScope, ApiError> {
+    let result = decide(state, parts, scope, path_tenant, access).await;
+    if result.is_err() {
+        access.outcome = Outcome::Denied;
+        let fresh = Access::new(access.event_type, access.description);
+        state.record(&parts.extensions, std::mem::replace(access, fresh));
+    }
+    result
+}
+
+async fn decide(
+    state: &ApiState,
+    parts: &Parts,
+    scope: &str,
+    path_tenant: Option<&str>,
+    access: &mut Access,
+) -> Result<TenantScope, ApiError> {
+    let principal: Principal = state
+        .authorizer
+        .authorize(parts)
+        .await
+        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    access.principal = Some(principal.clone());
+    if !principal.has_scope(scope) {
+        return Err(ApiError::forbidden(format!(
+            "this call needs the {scope} scope"
+        )));
+    }
+    let mut tenants = principal.tenants.clone();
+    if let Some(t) = path_tenant {
+        access.tenant = Some(t.to_owned());
+        if !principal.may_see(t) {
+            return Err(ApiError::forbidden(format!(
+                "Access denied to tenant '{t}'"
+            )));
+        }
+        tenants = TenantScope::tenant(t);
+    }
+    if let Some(value) = parts.headers.get("x-org-id") {
+        let org = value
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| ApiError::invalid("X-Org-ID must be a tenant id"))?;
+        access.tenant = Some(org.to_owned());
+        if !tenants.allows(Some(org)) {
+            return Err(ApiError::forbidden(format!(
+                "Access denied to tenant '{org}'"
+            )));
+        }
+        tenants = TenantScope::tenant(org);
+    }
+    Ok(tenants)
+}
+
+/// The filters a client used, for the access event (the cursor is position, not intent).
+pub(crate) fn filters_detail(params: &QueryParams) -> Value {
+    let mut v = serde_json::to_value(params).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.retain(|k, v| !v.is_null() && k != "cursor");
+    }
+    v
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut resp = Response::new(Body::from(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn page_body(page: &Page) -> Value {
+    json!({
+        "logs": page.events,
+        "pagination": {
+            "nextCursor": page.next_cursor.as_ref().map(|c| c.encode()),
+            "hasMore": page.next_cursor.is_some(),
+        },
+        "summary": page.summary.clone().unwrap_or_default(),
+    })
+}
+
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("Invalid JSON in request body: {e}")))
+}
+
+pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::invalid(format!(
+            "the request body is unreadable or larger than {MAX_BODY} bytes"
+        ))
+    })
+}
+
+fn query_params(parts: &Parts) -> Result<QueryParams, ApiError> {
+    serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))
+}
+
+/// Runs a search for any of the listing routes and records the read.
+async fn respond_page(
+    state: &ApiState,
+    parts: &Parts,
+    params: Result<QueryParams, ApiError>,
+    path_tenant: Option<&str>,
+    endpoint: &'static str,
+) -> Result<Response, ApiError> {
+    let mut access = Access::new("admin.audit_log.read", "Audit log searched");
+    access.detail("endpoint", endpoint);
+    let tenants = guard(state, parts, SCOPE_READ, path_tenant, &mut access).await?;
+    let params = params?;
+    access.detail("filters", filters_detail(&params));
+    let query = params.into_query(tenants)?;
+    let page = state.store.search(&query).await.map_err(|e| {
+        state.store_failed(endpoint, &e);
+        ApiError::internal()
+    })?;
+    access.detail("returned", page.events.len());
+    access.detail(
+        "totalEvents",
+        page.summary.as_ref().map_or(0, |s| s.total_events),
+    );
+    let body = page_body(&page);
+    state.record(&parts.extensions, access);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /logs`.
+pub(crate) async fn list(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let params = query_params(&parts);
+    respond_page(&state, &parts, params, None, "GET /logs")
+        .await
+        .into_response()
+}
+
+/// `POST /search`.
+pub(crate) async fn search(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let params = match read_body(body).await {
+        Ok(bytes) => parse_body(&bytes),
+        Err(e) => Err(e),
+    };
+    respond_page(&state, &parts, params, None, "POST /search")
+        .await
+        .into_response()
+}
+
+/// `GET /tenants/{tenant}/logs`.
+pub(crate) async fn tenant_logs(
+    State(state): State<Arc<ApiState>>,
+    Path(tenant): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let params = query_params(&parts);
+    respond_page(
+        &state,
+        &parts,
+        params,
+        Some(&tenant),
+        "GET /tenants/{tenantId}/logs",
+    )
+    .await
+    .into_response()
+}
+
+/// `GET /logs/{id}`.
+pub(crate) async fn get_one(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let run = async {
+        let mut access = Access::new("admin.audit_log.read", "Audit log entry read");
+        access.target_id = Some(id.clone());
+        access.detail("endpoint", "GET /logs/{id}");
+        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
+        let found = state.store.get(&id, &tenants).await.map_err(|e| {
+            state.store_failed("GET /logs/{id}", &e);
+            ApiError::internal()
+        })?;
+        access.detail("found", found.is_some());
+        if found.is_none() {
+            access.outcome = Outcome::Failure;
+        }
+        state.record(&parts.extensions, access);
+        match found {
+            Some(event) => Ok(json_response(StatusCode::OK, &json!(event))),
+            None => Err(ApiError::not_found(format!("no audit log entry {id:?}"))),
+        }
+    };
+    run.await.into_response()
+}
+
+/// `DELETE /logs/{id}`.
+pub(crate) async fn delete_one(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let run = async {
+        let mut access = Access::new("admin.audit_log.delete", "Audit log entry deleted");
+        access.target_id = Some(id.clone());
+        let tenants = guard(&state, &parts, SCOPE_WRITE, None, &mut access).await?;
+        let deleted = state.store.delete(&id, &tenants).await.map_err(|e| {
+            state.store_failed("DELETE /logs/{id}", &e);
+            ApiError::internal()
+        })?;
+        if !deleted {
+            access.outcome = Outcome::Failure;
+            access.detail("found", false);
+        }
+        state.record(&parts.extensions, access);
+        if deleted {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            Ok(resp)
+        } else {
+            Err(ApiError::not_found(format!("no audit log entry {id:?}")))
+        }
+    };
+    run.await.into_response()
+}
+
+/// `GET /filters`.
+pub(crate) async fn filters(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let run = async {
+        let mut access = Access::new("admin.audit_log.read", "Audit log filters read");
+        access.detail("endpoint", "GET /filters");
+        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
+        let distinct = |field| {
+            let store = state.store.clone();
+            let tenants = tenants.clone();
+            async move { store.distinct(field, &tenants, 500).await }
+        };
+        let (types, kinds) = match (
+            distinct(DistinctField::EventType).await,
+            distinct(DistinctField::ResourceType).await,
+        ) {
+            (Ok(t), Ok(k)) => (t, k),
+            (Err(e), _) | (_, Err(e)) => {
+                state.store_failed("GET /filters", &e);
+                return Err(ApiError::internal());
+            }
+        };
+        state.record(&parts.extensions, access);
+        let text = |name: &str| json!({"name": name, "type": "string", "operators": ["eq"]});
+        let body = json!({
+            "filters": [
+                {"name": "startTime", "type": "datetime", "operators": ["gte"]},
+                {"name": "endTime", "type": "datetime", "operators": ["lt"]},
+                {"name": "eventType", "type": "string", "operators": ["eq", "glob"], "values": types},
+                {"name": "category", "type": "enum", "operators": ["eq"],
+                 "values": Category::ALL.map(Category::as_str)},
+                {"name": "severity", "type": "enum", "operators": ["eq"],
+                 "values": Severity::ALL.map(Severity::as_str)},
+                {"name": "result", "type": "enum", "operators": ["eq"],
+                 "values": Outcome::ALL.map(Outcome::as_str)},
+                text("actorId"),
+                text("actorEmail"),
+                text("clientId"),
+                {"name": "resourceType", "type": "string", "operators": ["eq"], "values": kinds},
+                text("targetId"),
+                text("requestId"),
+                {"name": "q", "type": "text", "operators": ["contains"],
+                 "fields": ["description", "id", "actorId", "actorEmail", "targetId", "requestId"]},
+            ],
+            "sort": {"fields": ["timestamp"], "orders": ["desc", "asc"], "default": "desc"},
+            "limit": {"default": DEFAULT_LIMIT, "max": MAX_LIMIT},
+            "eventTypes": types,
+            "exportFormats": ["csv", "json", "ndjson"],
+        });
+        Ok::<_, ApiError>(json_response(StatusCode::OK, &body))
+    };
+    run.await.into_response()
+}
