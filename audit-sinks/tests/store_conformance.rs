@@ -492,3 +492,44 @@ async fn postgres_unreachable_is_a_retryable_error() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_task_purges_and_records_each_run() {
+    use audit_core::Auditor;
+    use audit_core::store::{RetentionHandle, purge_once};
+    use audit_sinks::MemorySink;
+
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let mut evs = events(50, 9);
+    let now = Timestamp::now().unix_millis();
+    for (i, e) in evs.iter_mut().enumerate() {
+        // Half are 10 days old, half are fresh.
+        let age = if i % 2 == 0 { 10 * 86_400_000 } else { 1000 };
+        e.timestamp = Timestamp::from_unix_millis(now - age).unwrap();
+    }
+    store.append(&arcs(&evs)).await.unwrap();
+    let trail = MemorySink::new(100);
+    let auditor = Auditor::builder().sink(trail.clone()).build().unwrap();
+    let policy = RetentionPolicy::keep_for(Duration::from_secs(5 * 86_400));
+
+    let report = purge_once(&*store, &policy, &auditor).await.unwrap();
+    assert_eq!(report.deleted, 25);
+    let _task = RetentionHandle::spawn(
+        store.clone(),
+        policy,
+        Duration::from_secs(3600),
+        auditor.clone(),
+    );
+    trail
+        .wait_until(Duration::from_secs(5), |events| events.len() >= 2)
+        .await;
+    let events = trail.events();
+    assert_eq!(events[0].event_type.as_str(), "system.retention.purge");
+    assert_eq!(events[0].details["deleted"], 25);
+    assert_eq!(events[0].details["byRule"][0]["rule"], "default");
+    assert_eq!(
+        events[1].details["deleted"], 0,
+        "the task's first run found nothing left"
+    );
+    assert_eq!(events[1].result, Some(Outcome::Success));
+}

@@ -1,10 +1,13 @@
 //! The demo service: a small multi-tenant vector-index API with every call audited.
 //!
 //! ```text
-//! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH] [--simulate N]
+//! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
+//!     [--store sqlite:PATH | postgres:URL | none] [--simulate N]
 //! ```
 //!
-//! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl`, and
+//! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
+//! queryable store (`sqlite:./audit.db` by default), serves the audit API at `/api/audit`
+//! (admins' bearer tokens carry `audit:read` and `audit:write` for their organisation), and
 //! prints the demo credentials. `--simulate N` drives a realistic mix of N rounds of calls
 //! through real HTTP on loopback, prints a table of what was captured, and exits. SIGTERM or
 //! Ctrl-C flush every sink before exit.
@@ -31,18 +34,76 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audit_core::Auditor;
-use audit_sinks::FileSink;
+use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
+use audit_sinks::{FileSink, PostgresStore, SqliteStore};
+
+/// Where the queryable copy of the trail lives.
+#[derive(Debug, Clone, PartialEq)]
+enum StoreSpec {
+    Sqlite(PathBuf),
+    Postgres(String),
+    None,
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "none" {
+            Ok(StoreSpec::None)
+        } else if let Some(path) = s.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
+            Ok(StoreSpec::Sqlite(PathBuf::from(path)))
+        } else if let Some(url) = s.strip_prefix("postgres:").filter(|u| !u.is_empty()) {
+            // `postgres:postgres://…` or the shorter `postgres://…`.
+            Ok(StoreSpec::Postgres(if url.starts_with("//") {
+                s.to_owned()
+            } else {
+                url.to_owned()
+            }))
+        } else {
+            Err(format!(
+                "--store {s:?} is not sqlite:PATH, postgres:URL or none"
+            ))
+        }
+    }
+}
 
 struct Args {
     addr: SocketAddr,
     audit_file: PathBuf,
+    store: StoreSpec,
     simulate: Option<usize>,
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The demo's retention: 180 days, 90 for search queries.
+fn retention() -> Result<RetentionPolicy, audit_core::Error> {
+    Ok(RetentionPolicy::keep_for(180 * DAY)
+        .rule(RetentionRule::keep_for(90 * DAY).for_event_type("data.search.*")?))
+}
+
+async fn open_store(spec: &StoreSpec) -> Result<Option<Arc<dyn Store>>, String> {
+    Ok(match spec {
+        StoreSpec::Sqlite(path) => {
+            Some(Arc::new(SqliteStore::open(path).map_err(|e| {
+                format!("cannot open {}: {e}", path.display())
+            })?))
+        }
+        StoreSpec::Postgres(url) => {
+            Some(Arc::new(PostgresStore::connect(url).await.map_err(
+                |e| format!("cannot open the PostgreSQL store: {e}"),
+            )?))
+        }
+        StoreSpec::None => None,
+    })
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         audit_file: PathBuf::from("audit.jsonl"),
+        store: StoreSpec::Sqlite(PathBuf::from("audit.db")),
         simulate: None,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--addr {v:?} is not HOST:PORT"))?;
             }
             "--audit-file" => args.audit_file = PathBuf::from(value("--audit-file")?),
+            "--store" => args.store = value("--store")?.parse()?,
             "--simulate" => {
                 let v = value("--simulate")?;
                 args.simulate = Some(
@@ -64,9 +126,9 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "-h" | "--help" => {
-                return Err(
-                    "usage: demo [--addr HOST:PORT] [--audit-file PATH] [--simulate N]".into(),
-                );
+                return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
+                     [--store sqlite:PATH | postgres:URL | none] [--simulate N]"
+                    .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -104,12 +166,23 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let sink = FileSink::new(&args.audit_file)
         .map_err(|e| format!("cannot open {}: {e}", args.audit_file.display()))?;
-    let auditor = Auditor::builder()
-        .service("vector-api")
-        .sink(sink)
-        .build()?;
+    let store = open_store(&args.store).await?;
+    let mut builder = Auditor::builder().service("vector-api").sink(sink);
+    if let Some(store) = &store {
+        builder = builder.sink(StoreSink::new(store.clone()));
+    }
+    let auditor = builder.build()?;
+    let _retention: Option<RetentionHandle> = match &store {
+        Some(store) => Some(RetentionHandle::spawn(
+            store.clone(),
+            retention()?,
+            Duration::from_secs(3600),
+            auditor.clone(),
+        )),
+        None => None,
+    };
     let state = Arc::new(state::State::seeded());
-    let app = routes::app(state, auditor.clone());
+    let app = routes::app(state, auditor.clone(), store.clone());
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -117,6 +190,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     say!("listening on http://{addr}");
     say!("audit events: {}", args.audit_file.display());
+    match &args.store {
+        StoreSpec::None => say!("audit API: off (--store none)"),
+        _ => say!("audit API: http://{addr}/api/audit (admin bearer tokens)"),
+    }
     say!("demo users (POST /auth/login {{\"email\", \"password\"}}):");
     say!("  acme   admin@acme.test    / admin-password   (admin)");
     say!("  acme   member@acme.test   / member-password  (member)");

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use audit_core::store::Store;
 use audit_core::{Actor, Auditor, Outcome, Target};
+use audit_tower::api::{self, AuditApi, ExtensionPrincipal};
 use audit_tower::classify::{Level, Rule, Rules};
 use audit_tower::{AuditContext, AuditLayer};
 use axum::extract::{Path, Request, State as Extract};
@@ -89,9 +91,9 @@ pub(crate) fn rules() -> Rules {
         .rule(Rule::get("/health").level(Level::None))
 }
 
-/// The whole application: routes, authentication inside the audit layer.
-pub(crate) fn app(state: Shared, auditor: Auditor) -> Router {
-    Router::new()
+/// The whole application: routes and the audit API, authentication inside the audit layer.
+pub(crate) fn app(state: Shared, auditor: Auditor, store: Option<Arc<dyn Store>>) -> Router {
+    let routes = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
@@ -110,12 +112,31 @@ pub(crate) fn app(state: Shared, auditor: Auditor) -> Router {
         )
         .route("/v1/indexes/{name}/query", post(query))
         .route("/v1/indexes/{name}/import", post(import))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            authenticate,
-        ))
+        .with_state(Arc::clone(&state));
+    // The audit API trusts the principal `authenticate` derives from the bearer token; its
+    // calls are recorded on the audit layer's event for each request.
+    let routes = match store {
+        Some(store) => {
+            routes.merge(AuditApi::new(store, ExtensionPrincipal, auditor.clone()).router())
+        }
+        None => routes,
+    };
+    routes
+        .layer(middleware::from_fn_with_state(state, authenticate))
         .layer(AuditLayer::new(auditor).rules(rules()))
-        .with_state(state)
+}
+
+/// What the audit API may show this principal: admins read and delete their organisation's
+/// events; members and API keys are known but hold no audit scope (403).
+fn audit_principal(p: &Principal) -> api::Principal {
+    match p {
+        Principal::User(u) if u.role == "admin" => api::Principal::new("user", &u.id)
+            .tenant(&u.org)
+            .scope(api::SCOPE_READ)
+            .scope(api::SCOPE_WRITE),
+        Principal::User(u) => api::Principal::new("user", &u.id).tenant(&u.org),
+        Principal::ApiKey { id, org } => api::Principal::new("api_key", id).tenant(org),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -145,9 +166,11 @@ async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: N
         }
     }
     let path = req.uri().path();
-    let public = path == "/health" || path == "/auth/login";
+    // The audit API answers unauthenticated calls itself, in its own error format.
+    let public = path == "/health" || path == "/auth/login" || path.starts_with("/api/audit/");
     match principal {
         Some(p) => {
+            req.extensions_mut().insert(audit_principal(&p));
             req.extensions_mut().insert(p);
             if let Some(token) = bearer {
                 req.extensions_mut().insert(Bearer(token));
