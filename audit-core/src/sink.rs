@@ -39,7 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::AuditEvent;
+use crate::{AuditEvent, SinkOptions};
 
 /// A destination for audit events.
 ///
@@ -54,6 +54,13 @@ pub trait Sink: Send + 'static {
     /// Delivers one batch. `Ok` means the events are accepted by the destination (written,
     /// acknowledged); an error means none of them may be assumed delivered.
     fn deliver(&mut self, batch: &Batch) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// The options [`AuditorBuilder::sink`](crate::AuditorBuilder::sink) registers this sink
+    /// with; [`sink_with`](crate::AuditorBuilder::sink_with) overrides them. Sinks whose
+    /// receiver prefers other batch sizes (a database, a bulk API) say so here.
+    fn default_options(&self) -> SinkOptions {
+        SinkOptions::default()
+    }
 
     /// Makes delivered events durable (fsync, flush buffers). Called at shutdown after the last
     /// batch; the default does nothing.

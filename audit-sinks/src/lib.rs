@@ -60,6 +60,6 @@ pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use stdout::StdoutSink;
 
 /// The README's examples, compiled and run as doctests so they stay true.
-#[cfg(all(doctest, feature = "file"))]
+#[cfg(all(doctest, feature = "file", feature = "sqlite"))]
 #[doc = include_str!("../../README.md")]
 mod readme {}

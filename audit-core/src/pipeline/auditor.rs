@@ -452,7 +452,8 @@ impl AuditorBuilder {
 
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
-        self.sink_with(sink, SinkOptions::default())
+        let options = sink.default_options();
+        self.sink_with(sink, options)
     }
 
     /// Adds a sink with its own batching, queue bound, retry and filter.

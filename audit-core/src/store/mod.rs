@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::{AuditEvent, Batch, Category, Sink, SinkError, Timestamp};
+use crate::{AuditEvent, Batch, Category, Sink, SinkError, SinkOptions, Timestamp};
 
 /// The future a [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -233,6 +233,16 @@ impl fmt::Debug for StoreSink {
 impl Sink for StoreSink {
     fn name(&self) -> &str {
         self.store.name()
+    }
+
+    /// Batches of up to 10,000 events (16 MiB): a database pays per transaction and per
+    /// touched index page, so large batches are several times cheaper per event. Under light
+    /// load the 100 ms maximum wait still applies.
+    fn default_options(&self) -> SinkOptions {
+        SinkOptions::new()
+            .max_batch_events(10_000)
+            .max_batch_bytes(16 << 20)
+            .queue_bytes(64 << 20)
     }
 
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
