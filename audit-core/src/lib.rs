@@ -45,6 +45,7 @@ pub mod event;
 pub mod export;
 pub mod pipeline;
 pub mod redact;
+pub mod scope;
 pub mod sink;
 pub mod store;
 

@@ -55,8 +55,17 @@ impl AuditContext {
         self.lock().skip
     }
 
+    /// Takes what the request's event needs. The identity (actor, tenant, session) stays, so
+    /// work that outlives the response (spawned with the request's span) still knows who.
     pub(crate) fn take(&self) -> State {
-        std::mem::take(&mut *self.lock())
+        let mut state = self.lock();
+        let identity = State {
+            actor: state.actor.clone(),
+            organization_id: state.organization_id.clone(),
+            session_id: state.session_id.clone(),
+            ..State::default()
+        };
+        std::mem::replace(&mut *state, identity)
     }
 
     /// Who made the request (as established by your authentication).
@@ -108,6 +117,11 @@ impl AuditContext {
     /// The tenant set so far.
     pub fn organization_id(&self) -> Option<String> {
         self.lock().organization_id.clone()
+    }
+
+    /// The session set so far.
+    pub fn session_id(&self) -> Option<String> {
+        self.lock().session_id.clone()
     }
 
     /// The actor set so far.

@@ -25,23 +25,30 @@
 //! The scope is task-local: work spawned onto other tasks does not inherit it (run it inside
 //! [`RequestScope::run`] with [`current`]'s value to carry it along).
 
+use std::any::Any;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+
+use audit_core::scope::{self, RequestFacts};
+use audit_core::{Actor, Auditor};
+use tokio::task::futures::TaskLocalFuture;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::{Layer, Service};
 
+use crate::AuditContext;
 use crate::request_id::RequestId;
 use crate::trace_context::TraceContext;
 
-tokio::task_local! {
-    static CURRENT: RequestScope;
-}
-
 /// The request an outgoing call belongs to. Cheap to clone (shared).
+///
+/// It is also the request's [`RequestFacts`](audit_core::scope::RequestFacts), so code
+/// recording events inside the request (`audit!` in `audit-tracing`) sees its id, trace,
+/// actor, tenant and auditor.
 #[derive(Debug, Clone)]
 pub struct RequestScope {
-    inner: std::sync::Arc<Scope>,
+    inner: Arc<Scope>,
 }
 
 #[derive(Debug)]
@@ -49,6 +56,38 @@ struct Scope {
     request_id: RequestId,
     trace: TraceContext,
     header: HeaderName,
+    context: Option<AuditContext>,
+    auditor: Option<Auditor>,
+}
+
+impl RequestFacts for Scope {
+    fn request_id(&self) -> Option<&str> {
+        Some(self.request_id.as_str())
+    }
+
+    fn trace_id(&self) -> Option<String> {
+        Some(self.trace.trace_id().to_owned())
+    }
+
+    fn span_id(&self) -> Option<String> {
+        Some(self.trace.span_id().to_owned())
+    }
+
+    fn actor(&self) -> Option<Actor> {
+        self.context.as_ref()?.actor()
+    }
+
+    fn organization_id(&self) -> Option<String> {
+        self.context.as_ref()?.organization_id()
+    }
+
+    fn session_id(&self) -> Option<String> {
+        self.context.as_ref()?.session_id()
+    }
+
+    fn auditor(&self) -> Option<&Auditor> {
+        self.auditor.as_ref()
+    }
 }
 
 impl RequestScope {
@@ -62,11 +101,23 @@ impl RequestScope {
         trace: TraceContext,
         header: HeaderName,
     ) -> RequestScope {
+        RequestScope::for_request(request_id, trace, header, None, None)
+    }
+
+    pub(crate) fn for_request(
+        request_id: RequestId,
+        trace: TraceContext,
+        header: HeaderName,
+        context: Option<AuditContext>,
+        auditor: Option<Auditor>,
+    ) -> RequestScope {
         RequestScope {
-            inner: std::sync::Arc::new(Scope {
+            inner: Arc::new(Scope {
                 request_id,
                 trace,
                 header,
+                context,
+                auditor,
             }),
         }
     }
@@ -82,17 +133,16 @@ impl RequestScope {
     }
 
     /// Runs `fut` with this scope current.
-    pub fn run<F: Future>(self, fut: F) -> tokio::task::futures::TaskLocalFuture<RequestScope, F> {
-        CURRENT.scope(self, fut)
+    pub fn run<F: Future>(self, fut: F) -> TaskLocalFuture<Arc<dyn RequestFacts>, F> {
+        scope::scope(self.inner, fut)
     }
 
     /// Runs `f` with this scope current.
     pub fn run_sync<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self, f)
+        scope::sync_scope(self.inner, f)
     }
 
-    fn inject(&self, headers: &mut HeaderMap) {
-        let s = &self.inner;
+    fn inject_scope(s: &Scope, headers: &mut HeaderMap) {
         if !headers.contains_key(&s.header)
             && let Ok(v) = HeaderValue::from_str(s.request_id.as_str())
         {
@@ -108,13 +158,23 @@ impl RequestScope {
 
 /// The current request scope, when called within a request the `AuditLayer` is handling.
 pub fn current() -> Option<RequestScope> {
-    CURRENT.try_with(Clone::clone).ok()
+    let facts: Arc<dyn Any + Send + Sync> = scope::current()?;
+    facts
+        .downcast::<Scope>()
+        .ok()
+        .map(|inner| RequestScope { inner })
 }
 
 /// Adds the current request's id and `traceparent` to `headers` (leaving values already
 /// there alone). Does nothing outside a request.
 pub fn inject_headers(headers: &mut HeaderMap) {
-    let _ = CURRENT.try_with(|scope| scope.inject(headers));
+    scope::with_current(|facts| {
+        let Some(facts) = facts else { return };
+        let any: &dyn Any = &**facts;
+        if let Some(s) = any.downcast_ref::<Scope>() {
+            (RequestScope::inject_scope(s, headers));
+        }
+    });
 }
 
 /// Client-side layer: copies the current request id and trace context onto outgoing

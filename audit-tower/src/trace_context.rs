@@ -74,6 +74,19 @@ impl TraceContext {
         }
     }
 
+    /// Adopts the ids of the span an OpenTelemetry SDK started for this request, so the
+    /// event, outgoing `traceparent`s and the exported span agree.
+    #[cfg(feature = "otel")]
+    pub(crate) fn adopt(&mut self, trace_id: String, span_id: String) {
+        self.trace_id = trace_id;
+        self.span_id = span_id;
+    }
+
+    /// Whether the caller sampled this trace.
+    pub fn is_sampled(&self) -> bool {
+        self.sampled
+    }
+
     /// 32 lowercase hex digits.
     pub fn trace_id(&self) -> &str {
         &self.trace_id

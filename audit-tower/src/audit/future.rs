@@ -15,7 +15,8 @@ use tokio::task::futures::TaskLocalFuture;
 use super::body::{Capture, ResponseBody, Tail};
 use super::record::{Pending, outcome_for};
 use crate::classify::Level;
-use crate::propagate::RequestScope;
+use audit_core::scope::RequestFacts;
+use std::sync::Arc;
 
 /// Response future of [`Audit`](super::Audit).
 #[pin_project(PinnedDrop)]
@@ -24,13 +25,15 @@ pub struct ResponseFuture<F> {
     kind: Kind<F>,
     pending: Option<Box<Pending>>,
     echo: Option<(HeaderName, HeaderValue)>,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 #[pin_project(project = KindProj)]
 enum Kind<F> {
     Inner {
         #[pin]
-        fut: TaskLocalFuture<RequestScope, F>,
+        fut: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
     },
     Refused {
         message: String,
@@ -45,7 +48,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
-        fut: TaskLocalFuture<RequestScope, F>,
+        fut: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
         pending: Option<Box<Pending>>,
         echo: Option<(HeaderName, HeaderValue)>,
     ) -> ResponseFuture<F> {
@@ -53,7 +56,16 @@ impl<F> ResponseFuture<F> {
             kind: Kind::Inner { fut },
             pending,
             echo,
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
         }
+    }
+
+    /// Polls the inner future inside `span` (the request span).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     /// Strict delivery could not be guaranteed: answer 503 without calling the service.
@@ -62,6 +74,8 @@ impl<F> ResponseFuture<F> {
             kind: Kind::Refused { message },
             pending: None,
             echo,
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
         }
     }
 }
@@ -75,6 +89,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        #[cfg(feature = "tracing")]
+        let _entered = this.span.enter();
         let result = match this.kind.project() {
             KindProj::Refused { message } => {
                 let json = serde_json::json!({

@@ -6,6 +6,8 @@ mod future;
 mod layer;
 mod record;
 mod service;
+#[cfg(feature = "tracing")]
+mod span;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;

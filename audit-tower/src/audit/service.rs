@@ -82,11 +82,19 @@ where
         let echo = HeaderValue::from_str(request_id.as_str())
             .ok()
             .map(|v| (header.clone(), v));
-        let scope = RequestScope::with_header(request_id, trace, header);
+        #[cfg(feature = "tracing")]
+        let (span, trace) = super::span::request_span(&req, &request_id, trace);
+        let ctx = (class.level() != Level::None).then(AuditContext::default);
+        let scope = RequestScope::for_request(
+            request_id,
+            trace,
+            header,
+            ctx.clone(),
+            Some(config.auditor.clone()),
+        );
 
         let strict = class.delivery() == Delivery::Strict;
-        let mut pending = (class.level() != Level::None).then(|| {
-            let ctx = AuditContext::default();
+        let mut pending = ctx.map(|ctx| {
             req.extensions_mut().insert(ctx.clone());
             Box::new(Pending::new(
                 &req,
@@ -133,7 +141,13 @@ where
             });
         let req = req.map(|b| RequestBody::new(b, capture));
         let inner = &mut self.inner;
+        #[cfg(feature = "tracing")]
+        let fut = scope.clone().run_sync(|| span.in_scope(|| inner.call(req)));
+        #[cfg(not(feature = "tracing"))]
         let fut = scope.clone().run_sync(|| inner.call(req));
-        ResponseFuture::new(scope.run(fut), pending, echo)
+        let resp = ResponseFuture::new(scope.run(fut), pending, echo);
+        #[cfg(feature = "tracing")]
+        let resp = resp.in_span(span);
+        resp
     }
 }

@@ -1,0 +1,77 @@
+//! Outside any request: the global auditor, and what happens when there is none. One test per
+//! process state, so this file keeps the process-wide settings to itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use audit_core::{Auditor, Outcome};
+use audit_sinks::MemorySink;
+use audit_tracing::{AuditTracingLayer, audit};
+use tracing_subscriber::prelude::*;
+
+#[test]
+fn background_jobs_use_the_global_auditor_and_mirroring_does_not_loop() {
+    // Before any auditor exists, an event cannot be routed: counted and warned about.
+    let before = audit_tracing::unrouted_events();
+    audit!(event_type = "data.report.generate", "too early");
+    assert_eq!(audit_tracing::unrouted_events(), before + 1);
+
+    let memory = MemorySink::new(100);
+    let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+    let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logged = logged.clone();
+        move || Capture(logged.clone())
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false),
+        )
+        .with(AuditTracingLayer::new(auditor.clone()).mirror(true));
+    tracing::subscriber::with_default(subscriber, || {
+        // A nightly job: no request, no span.
+        let purged = 42u64;
+        audit!(
+            event_type = "data.session.purge",
+            details.purged = purged,
+            result = Outcome::Success,
+            "Purged {purged} expired sessions"
+        );
+    });
+    auditor.shutdown_blocking(Duration::from_secs(5));
+    let events = memory.events();
+    assert_eq!(events.len(), 1, "mirroring must not feed back: {events:?}");
+    let e = &events[0];
+    assert_eq!(e.event_type.as_str(), "data.session.purge");
+    assert_eq!(e.details["purged"], 42);
+    assert!(
+        e.context
+            .as_ref()
+            .and_then(|c| c.request_id.as_ref())
+            .is_none()
+    );
+    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("audit.mirror"), "{text}");
+    assert!(text.contains("data.session.purge"), "{text}");
+
+    // After shutdown the auditor refuses: counted as unrouted, not silently lost.
+    let before = audit_tracing::unrouted_events();
+    audit!(event_type = "data.report.generate", "too late");
+    assert_eq!(audit_tracing::unrouted_events(), before + 1);
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
