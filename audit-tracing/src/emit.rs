@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use audit_core::scope::{self, RequestFacts};
-use audit_core::{Actor, AuditEvent, AuditEventBuilder, Auditor, Outcome, Severity, Target};
+use audit_core::{Actor, AuditEvent, Auditor, Context, Outcome, Severity, Target};
 use serde_json::Value;
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();
@@ -35,26 +35,23 @@ pub fn unrouted_events() -> u64 {
 }
 
 /// One event under construction. Public only for the macros.
+///
+/// The event is built (and its type validated) at once and then filled in place: builder
+/// methods move the whole event on every call, which cost more than everything else here.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Emit {
-    builder: Option<AuditEventBuilder>,
+    event: Result<AuditEvent, String>,
     auditor: Option<Auditor>,
-    target: Option<Target>,
-    actor: Option<Actor>,
     file: &'static str,
     line: u32,
-}
-
-/// The request facts of the current task, or of the nearest span that recorded some.
-pub(crate) fn current_facts() -> Option<Arc<dyn RequestFacts>> {
-    scope::current().or_else(crate::layer::span_facts)
 }
 
 impl Emit {
     #[doc(hidden)]
     pub fn new(event_type: impl Into<String>, file: &'static str, line: u32) -> Emit {
-        Emit::with_facts(event_type, current_facts().as_ref(), None, file, line)
+        let facts = scope::with_current(|f| f.cloned()).or_else(crate::layer::span_facts);
+        Emit::with_facts(event_type, facts.as_ref(), None, file, line)
     }
 
     /// An event filled from `facts`, recorded with their auditor, else `fallback`, else the
@@ -66,22 +63,27 @@ impl Emit {
         file: &'static str,
         line: u32,
     ) -> Emit {
-        let mut builder = AuditEvent::builder(event_type);
-        let mut actor = None;
-        let mut auditor = fallback;
-        if let Some(f) = facts {
-            builder = scope::fill(&**f, builder);
-            actor = f.actor();
-            if let Some(a) = f.auditor() {
-                auditor = Some(a.clone());
-            }
-        }
-        builder = crate::otel::current_ids(builder);
+        let auditor = facts.and_then(|f| f.auditor().cloned()).or(fallback);
+        let event = AuditEvent::builder(event_type)
+            .build()
+            .map(|mut event| {
+                if let Some(f) = facts {
+                    let mut ctx = Context::default();
+                    ctx.request_id = f.request_id().map(str::to_owned);
+                    ctx.trace_id = f.trace_id();
+                    ctx.span_id = f.span_id();
+                    ctx.session_id = f.session_id();
+                    ctx.organization_id = f.organization_id();
+                    event.context = (!ctx.is_empty()).then_some(ctx);
+                    event.actor = f.actor();
+                }
+                crate::otel::current_ids(&mut event);
+                event
+            })
+            .map_err(|e| e.to_string());
         Emit {
-            builder: Some(builder),
+            event,
             auditor,
-            target: None,
-            actor,
             file,
             line,
         }
@@ -89,54 +91,61 @@ impl Emit {
 
     #[doc(hidden)]
     pub fn description(&mut self, text: String) {
-        self.map(|b| b.description(text));
+        if let Ok(e) = &mut self.event {
+            e.description = Some(text);
+        }
     }
 
     #[doc(hidden)]
     pub fn result(&mut self, outcome: Outcome) {
-        self.map(|b| b.result(outcome));
+        if let Ok(e) = &mut self.event {
+            e.result = Some(outcome);
+        }
     }
 
     #[doc(hidden)]
     pub fn severity(&mut self, severity: Severity) {
-        self.map(|b| b.severity(severity));
+        if let Ok(e) = &mut self.event {
+            e.severity = severity;
+        }
     }
 
     /// `head.tail = value`: `target.*`, `actor.*`, `details.*`, `context.organization_id`;
     /// anything else becomes the detail `head.tail`.
     #[doc(hidden)]
     pub fn set(&mut self, head: &'static str, tail: &'static str, value: Value) {
-        let text = || match &value {
-            Value::String(s) => s.clone(),
+        let Ok(e) = &mut self.event else { return };
+        let text = |v: Value| match v {
+            Value::String(s) => s,
             other => other.to_string(),
         };
+        let target = || Target::default();
+        let actor = || Actor::default();
         match (head, tail) {
             ("target", "kind" | "type") => {
-                self.target.get_or_insert_with(Target::default).kind = Some(text());
+                e.target.get_or_insert_with(target).kind = Some(text(value))
             }
-            ("target", "id") => self.target.get_or_insert_with(Target::default).id = Some(text()),
-            ("target", "name") => {
-                self.target.get_or_insert_with(Target::default).name = Some(text());
-            }
+            ("target", "id") => e.target.get_or_insert_with(target).id = Some(text(value)),
+            ("target", "name") => e.target.get_or_insert_with(target).name = Some(text(value)),
             ("actor", "kind" | "type") => {
-                self.actor.get_or_insert_with(Actor::default).kind = Some(text());
+                e.actor.get_or_insert_with(actor).kind = Some(text(value))
             }
-            ("actor", "id") => self.actor.get_or_insert_with(Actor::default).id = Some(text()),
-            ("actor", "email") => {
-                self.actor.get_or_insert_with(Actor::default).email = Some(text());
-            }
-            ("actor", "role") => self.actor.get_or_insert_with(Actor::default).role = Some(text()),
+            ("actor", "id") => e.actor.get_or_insert_with(actor).id = Some(text(value)),
+            ("actor", "email") => e.actor.get_or_insert_with(actor).email = Some(text(value)),
+            ("actor", "role") => e.actor.get_or_insert_with(actor).role = Some(text(value)),
             ("actor", "client_id") => {
-                self.actor.get_or_insert_with(Actor::default).client_id = Some(text());
+                e.actor.get_or_insert_with(actor).client_id = Some(text(value));
             }
-            ("context", "organization_id") | ("context", "tenant") => {
-                let t = text();
-                self.map(|b| b.organization_id(t));
+            ("context", "organization_id" | "tenant") => {
+                e.context
+                    .get_or_insert_with(Context::default)
+                    .organization_id = Some(text(value));
             }
-            ("details", key) => self.map(|b| b.detail(key, value)),
+            ("details", key) => {
+                e.details.insert(key.to_owned(), value);
+            }
             (head, tail) => {
-                let key = format!("{head}.{tail}");
-                self.map(|b| b.detail(key, value));
+                e.details.insert(format!("{head}.{tail}"), value);
             }
         }
     }
@@ -144,34 +153,23 @@ impl Emit {
     /// `key = value` for a plain key: a detail.
     #[doc(hidden)]
     pub fn detail(&mut self, key: &'static str, value: Value) {
-        self.map(|b| b.detail(key, value));
+        if let Ok(e) = &mut self.event {
+            e.details.insert(key.to_owned(), value);
+        }
     }
 
-    fn map(&mut self, f: impl FnOnce(AuditEventBuilder) -> AuditEventBuilder) {
-        self.builder = self.builder.take().map(f);
-    }
-
-    /// Builds and records the event.
+    /// Records the event (or, if its type was invalid, a `system.audit.invalid_event`).
     #[doc(hidden)]
     pub fn finish(self) {
         let Emit {
-            builder,
+            event,
             auditor,
-            target,
-            actor,
             file,
             line,
         } = self;
-        let Some(mut builder) = builder else { return };
-        if let Some(t) = target {
-            builder = builder.target(t);
-        }
-        if let Some(a) = actor {
-            builder = builder.actor(a);
-        }
-        let event = match builder.build() {
+        let event = match event {
             Ok(event) => event,
-            Err(e) => match invalid(&e.to_string(), file, line) {
+            Err(e) => match invalid(&e, file, line) {
                 Some(event) => event,
                 None => return,
             },

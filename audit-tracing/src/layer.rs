@@ -10,7 +10,8 @@ use audit_core::{Actor, AuditEvent, Auditor};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
-use tracing::{Event, Id, Subscriber};
+use tracing::{Event, Id, Metadata, Subscriber};
+use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -128,6 +129,34 @@ pub(crate) fn span_facts() -> Option<Arc<dyn RequestFacts>> {
     })
 }
 
+/// The per-layer filter to put on [`AuditTracingLayer`]: spans at INFO and above (where
+/// request context is kept) and events with target `audit`. Without it, the layer asks to
+/// see every event, so an event every other layer filters out is still dispatched (about
+/// 17 ns instead of nothing; see the `macro` bench). With it, those events stay disabled at
+/// their call sites.
+///
+/// ```
+/// use audit_core::Auditor;
+/// use audit_tracing::{AuditTracingLayer, interest_filter};
+/// use tracing_subscriber::prelude::*;
+///
+/// let auditor = Auditor::builder().build()?;
+/// let subscriber = tracing_subscriber::registry()
+///     .with(AuditTracingLayer::new(auditor).with_filter(interest_filter()));
+/// # drop(subscriber);
+/// # Ok::<(), audit_core::Error>(())
+/// ```
+pub fn interest_filter() -> FilterFn<fn(&Metadata<'_>) -> bool> {
+    fn interesting(meta: &Metadata<'_>) -> bool {
+        if meta.is_span() {
+            *meta.level() <= tracing::Level::INFO
+        } else {
+            meta.target() == AUDIT_TARGET
+        }
+    }
+    FilterFn::new(interesting as fn(&Metadata<'_>) -> bool)
+}
+
 /// A `tracing_subscriber` layer for audit events.
 ///
 /// - Every span created while a request is current (inside the `AuditLayer`) remembers that
@@ -214,8 +243,7 @@ where
         if event.metadata().target() != AUDIT_TARGET {
             return;
         }
-        let facts =
-            scope::current().or_else(|| ctx.event_span(event).and_then(|s| facts_in(&s)));
+        let facts = scope::current().or_else(|| ctx.event_span(event).and_then(|s| facts_in(&s)));
         let mut fields = EventFields::default();
         event.record(&mut fields);
         let meta = event.metadata();

@@ -49,7 +49,7 @@ mod macros;
 mod otel;
 
 pub use emit::{global_auditor, set_global_auditor, unrouted_events};
-pub use layer::{AUDIT_TARGET, AuditTracingLayer, MIRROR_TARGET};
+pub use layer::{AUDIT_TARGET, AuditTracingLayer, MIRROR_TARGET, interest_filter};
 
 pub use audit_core as core;
 

@@ -5,32 +5,30 @@
 //! ids on the event: a trace view and the audit trail point at the same span. Without the
 //! feature, or outside an OpenTelemetry span, the builder is returned unchanged.
 
-use audit_core::AuditEventBuilder;
+use audit_core::AuditEvent;
+#[cfg(feature = "otel")]
+use audit_core::Context;
 
 /// Sets the trace and span id of the current OpenTelemetry span, when there is one.
 #[cfg(feature = "otel")]
-pub(crate) fn current_ids(builder: AuditEventBuilder) -> AuditEventBuilder {
+pub(crate) fn current_ids(event: &mut AuditEvent) {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     let span = tracing::Span::current();
     if span.is_disabled() {
-        return builder;
+        return;
     }
     let cx = span.context();
     let otel = cx.span();
     let sc = otel.span_context();
     if sc.is_valid() {
-        builder
-            .trace_id(sc.trace_id().to_string())
-            .span_id(sc.span_id().to_string())
-    } else {
-        builder
+        let ctx = event.context.get_or_insert_with(Context::default);
+        ctx.trace_id = Some(sc.trace_id().to_string());
+        ctx.span_id = Some(sc.span_id().to_string());
     }
 }
 
 /// Without the `otel` feature there are no OpenTelemetry ids to add.
 #[cfg(not(feature = "otel"))]
-pub(crate) fn current_ids(builder: AuditEventBuilder) -> AuditEventBuilder {
-    builder
-}
+pub(crate) fn current_ids(_event: &mut AuditEvent) {}
