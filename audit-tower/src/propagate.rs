@@ -58,6 +58,8 @@ struct Scope {
     header: HeaderName,
     context: Option<AuditContext>,
     auditor: Option<Auditor>,
+    client: Option<std::net::IpAddr>,
+    user_agent: Option<HeaderValue>,
 }
 
 impl RequestFacts for Scope {
@@ -73,8 +75,23 @@ impl RequestFacts for Scope {
         Some(self.trace.span_id().to_owned())
     }
 
+    /// The actor authentication set (anonymous if none), with the request's client address
+    /// and user agent, as on the request's own event.
     fn actor(&self) -> Option<Actor> {
-        self.context.as_ref()?.actor()
+        let ctx = self.context.as_ref()?;
+        let mut actor = ctx
+            .actor()
+            .unwrap_or_else(|| Actor::default().with_kind("anonymous"));
+        if actor.ip_address.is_none() {
+            actor.ip_address = self.client.map(|ip| ip.to_string());
+        }
+        if actor.user_agent.is_none() {
+            actor.user_agent = self
+                .user_agent
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        }
+        Some(actor)
     }
 
     fn organization_id(&self) -> Option<String> {
@@ -101,16 +118,30 @@ impl RequestScope {
         trace: TraceContext,
         header: HeaderName,
     ) -> RequestScope {
-        RequestScope::for_request(request_id, trace, header, None, None)
+        RequestScope {
+            inner: Arc::new(Scope {
+                request_id,
+                trace,
+                header,
+                context: None,
+                auditor: None,
+                client: None,
+                user_agent: None,
+            }),
+        }
     }
 
+    /// The scope of a request the `AuditLayer` serves: also its audit context, auditor,
+    /// client address and user agent, for handler events.
     pub(crate) fn for_request(
         request_id: RequestId,
         trace: TraceContext,
         header: HeaderName,
-        context: Option<AuditContext>,
-        auditor: Option<Auditor>,
+        audit: Option<(AuditContext, Auditor)>,
+        client: Option<std::net::IpAddr>,
+        user_agent: Option<HeaderValue>,
     ) -> RequestScope {
+        let (context, auditor) = audit.unzip();
         RequestScope {
             inner: Arc::new(Scope {
                 request_id,
@@ -118,6 +149,8 @@ impl RequestScope {
                 header,
                 context,
                 auditor,
+                client,
+                user_agent,
             }),
         }
     }

@@ -33,9 +33,14 @@ impl Demo {
     }
 
     fn start_with(audit_file: &std::path::Path, store: &str) -> Demo {
+        Demo::start_args(audit_file, store, &[])
+    }
+
+    fn start_args(audit_file: &std::path::Path, store: &str, extra: &[&str]) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--addr", "127.0.0.1:0", "--store", store, "--audit-file"])
             .arg(audit_file)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -736,4 +741,37 @@ fn bad_store_spec_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sqlite:PATH, postgres:URL or none"), "{err}");
+}
+
+#[test]
+fn the_background_usage_report_is_audited_without_request_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let store = format!("sqlite:{}", dir.path().join("audit.db").display());
+    let demo = Demo::start_args(&file, &store, &["--report-interval", "1"]);
+    let admin = login(&demo, "admin@acme.test", "admin-password");
+    let (status, _, _) = demo.call(
+        "POST",
+        "/v1/indexes",
+        Some(&admin),
+        Some(json!({"name": "a"})),
+    );
+    assert_eq!(status, 201);
+    std::thread::sleep(Duration::from_millis(1600));
+    demo.stop();
+    let reports: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["eventType"] == "data.usage.report")
+        .collect();
+    assert!(!reports.is_empty());
+    let r = &reports[0];
+    assert_eq!(r["context"]["organizationId"], "acme");
+    assert_eq!(r["details"]["indexes"], 1);
+    assert!(
+        r["context"]["requestId"].is_null(),
+        "a background job has no request: {r}"
+    );
+    assert_eq!(r["context"]["service"], "vector-api");
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::layer::Config;
 use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
-use crate::net::client_addr;
+use crate::net::ClientAddr;
 use crate::propagate::RequestScope;
 use crate::request_id::Rejected;
 
@@ -97,13 +97,12 @@ impl Pending {
     pub(crate) fn new<B>(
         req: &Request<B>,
         config: &Config,
-        peer: Option<IpAddr>,
+        addr: ClientAddr,
         scope: RequestScope,
         rejected: Option<Rejected>,
         class: Classification,
         ctx: AuditContext,
     ) -> Pending {
-        let addr = client_addr(req.headers(), peer, &config.trusted_proxies);
         Pending {
             auditor: config.auditor.clone(),
             started: Instant::now(),

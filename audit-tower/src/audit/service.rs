@@ -13,6 +13,7 @@ use super::layer::Config;
 use super::record::Pending;
 use crate::classify::{Delivery, Level};
 use crate::context::AuditContext;
+use crate::net::client_addr;
 use crate::propagate::RequestScope;
 use crate::trace_context::TraceContext;
 
@@ -85,12 +86,17 @@ where
         #[cfg(feature = "tracing")]
         let (span, trace) = super::span::request_span(&req, &request_id, trace);
         let ctx = (class.level() != Level::None).then(AuditContext::default);
+        let addr = ctx
+            .as_ref()
+            .map(|_| client_addr(req.headers(), peer, &config.trusted_proxies))
+            .unwrap_or_default();
         let scope = RequestScope::for_request(
             request_id,
             trace,
             header,
-            ctx.clone(),
-            Some(config.auditor.clone()),
+            ctx.clone().map(|c| (c, config.auditor.clone())),
+            addr.client,
+            req.headers().get(http::header::USER_AGENT).cloned(),
         );
 
         let strict = class.delivery() == Delivery::Strict;
@@ -99,7 +105,7 @@ where
             Box::new(Pending::new(
                 &req,
                 config,
-                peer,
+                addr,
                 scope.clone(),
                 rejected,
                 class,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
-//!     [--store sqlite:PATH | postgres:URL | none] [--simulate N]
+//!     [--store sqlite:PATH | postgres:URL | none] [--simulate N] [--report-interval SECS]
 //! ```
 //!
 //! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
@@ -36,6 +36,9 @@ use std::time::Duration;
 use audit_core::Auditor;
 use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
 use audit_sinks::{FileSink, PostgresStore, SqliteStore};
+use audit_tracing::{AuditTracingLayer, audit, interest_filter};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 /// Where the queryable copy of the trail lives.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +76,7 @@ struct Args {
     audit_file: PathBuf,
     store: StoreSpec,
     simulate: Option<usize>,
+    report_interval: Duration,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
         audit_file: PathBuf::from("audit.jsonl"),
         store: StoreSpec::Sqlite(PathBuf::from("audit.db")),
         simulate: None,
+        report_interval: Duration::from_secs(3600),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -118,6 +123,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--audit-file" => args.audit_file = PathBuf::from(value("--audit-file")?),
             "--store" => args.store = value("--store")?.parse()?,
+            "--report-interval" => {
+                let v = value("--report-interval")?;
+                let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or(format!(
+                    "--report-interval {v:?} is not a positive number of seconds"
+                ))?;
+                args.report_interval = Duration::from_secs(secs);
+            }
             "--simulate" => {
                 let v = value("--simulate")?;
                 args.simulate = Some(
@@ -127,7 +139,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
-                     [--store sqlite:PATH | postgres:URL | none] [--simulate N]"
+                     [--store sqlite:PATH | postgres:URL | none] [--simulate N] \
+                     [--report-interval SECS]"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -167,11 +180,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let sink = FileSink::new(&args.audit_file)
         .map_err(|e| format!("cannot open {}: {e}", args.audit_file.display()))?;
     let store = open_store(&args.store).await?;
+    let state = Arc::new(state::State::seeded());
     let mut builder = Auditor::builder().service("vector-api").sink(sink);
     if let Some(store) = &store {
         builder = builder.sink(StoreSink::new(store.clone()));
     }
     let auditor = builder.build()?;
+    // Application logs to stderr (RUST_LOG, default warn); `audit!` never depends on them.
+    // The audit layer keeps request context on spans for work spawned from handlers.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(AuditTracingLayer::new(auditor.clone()).with_filter(interest_filter()))
+        .try_init();
+    let usage = tokio::spawn(usage_report(Arc::clone(&state), args.report_interval));
     let _retention: Option<RetentionHandle> = match &store {
         Some(store) => Some(RetentionHandle::spawn(
             store.clone(),
@@ -181,8 +205,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )),
         None => None,
     };
-    let state = Arc::new(state::State::seeded());
-    let app = routes::app(state, auditor.clone(), store.clone());
+    let app = routes::app(Arc::clone(&state), auditor.clone(), store.clone());
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -219,6 +242,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = stop_tx.send(());
     server.await??;
+    usage.abort();
 
     let report = auditor.shutdown(Duration::from_secs(10)).await;
     if let Some(n) = args.simulate {
@@ -229,6 +253,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     } else {
         Err("not every audit event was delivered".into())
+    }
+}
+
+/// A background job: outside any request, so its events have no request context and go to
+/// the global auditor (set by `AuditTracingLayer::new`).
+async fn usage_report(state: Arc<state::State>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        for (org, indexes, vectors) in state.usage() {
+            audit!(
+                event_type = "data.usage.report",
+                context.organization_id = %org,
+                details.indexes = indexes,
+                details.vectors = vectors,
+                result = audit_core::Outcome::Success,
+                "Usage report for {org}"
+            );
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use audit_core::{Actor, Auditor, Outcome, Target};
 use audit_tower::api::{self, AuditApi, ExtensionPrincipal};
 use audit_tower::classify::{Level, Rule, Rules};
 use audit_tower::{AuditContext, AuditLayer};
+use audit_tracing::audit;
 use axum::extract::{Path, Request, State as Extract};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -452,7 +453,9 @@ struct Import {
 }
 
 /// A bulk import says more than its route: how many vectors went in and how many were
-/// rejected, recorded on the request's event.
+/// rejected. The handler records the event itself with `audit!` (request id, trace, actor and
+/// tenant come from the request) and skips the route's generic one; when the index does not
+/// exist, the route's event (a failure) is kept.
 async fn import(
     Extract(state): Extract<Shared>,
     Extension(p): Extension<Principal>,
@@ -479,8 +482,16 @@ async fn import(
     });
     match result {
         Some((imported, rejected)) => {
-            ctx.detail("imported", imported);
-            ctx.detail("rejected", rejected);
+            audit!(
+                event_type = "data.bulk.import",
+                target.kind = "index",
+                target.id = %name,
+                details.imported = imported,
+                details.rejected = rejected,
+                result = Outcome::Success,
+                "Imported {imported} vectors into {name} ({rejected} rejected)"
+            );
+            ctx.skip();
             Json(json!({"imported": imported, "rejected": rejected})).into_response()
         }
         None => error(StatusCode::NOT_FOUND, "no such index"),

@@ -254,6 +254,20 @@ impl State {
             .is_some()
     }
 
+    /// Indexes and vectors per organisation, for the usage report.
+    pub(crate) fn usage(&self) -> Vec<(String, usize, usize)> {
+        let inner = self.lock();
+        let mut per_org: HashMap<String, (usize, usize)> = HashMap::new();
+        for ((org, _), index) in &inner.indexes {
+            let e = per_org.entry(org.clone()).or_default();
+            e.0 += 1;
+            e.1 += index.vectors.len();
+        }
+        let mut out: Vec<_> = per_org.into_iter().map(|(o, (i, v))| (o, i, v)).collect();
+        out.sort();
+        out
+    }
+
     /// Runs `f` on an organisation's index, if it exists.
     pub(crate) fn with_index<T>(
         &self,
