@@ -43,7 +43,7 @@ use crate::trace_context::TraceContext;
 
 /// The request an outgoing call belongs to. Cheap to clone (shared).
 ///
-/// It is also the request's [`RequestFacts`](audit_core::scope::RequestFacts), so code
+/// It is also the request's [`RequestFacts`], so code
 /// recording events inside the request (`audit!` in `audit-tracing`) sees its id, trace,
 /// actor, tenant and auditor.
 #[derive(Debug, Clone)]
