@@ -37,6 +37,8 @@ pub mod format;
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "http-client")]
+mod http;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "postgres")]
@@ -47,6 +49,8 @@ mod sql;
 pub mod sqlite;
 #[cfg(feature = "stdout")]
 pub mod stdout;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 #[cfg(feature = "file")]
 pub use file::{FileSink, FsyncPolicy};
@@ -58,6 +62,8 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 #[cfg(feature = "stdout")]
 pub use stdout::StdoutSink;
+#[cfg(feature = "webhook")]
+pub use webhook::WebhookSink;
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(all(doctest, feature = "file", feature = "sqlite"))]

@@ -1,0 +1,178 @@
+//! [`WebhookSink`]: JSON batches POSTed to your endpoint (feature `webhook`).
+//!
+//! Each request carries `{"events": [...]}` with:
+//! - `X-Audit-Signature: sha256=<hex>` — HMAC-SHA256 of the exact body under the shared
+//!   secret, so the receiver can check the batch came from you, unchanged;
+//! - `Idempotency-Key` — derived from the ids of the events in the body, identical when the
+//!   same events are sent again, so a receiver can drop a retried duplicate.
+//!
+//! 2xx accepts; 429 and 503 are retried after `Retry-After`; other 5xx, 401/403 (a rotated
+//! secret an operator can fix) and timeouts are retried with backoff; 413 splits the body in
+//! halves and sends each; any other 4xx rejects the batch (reported as lost). Bodies are kept
+//! under [`max_body_bytes`](WebhookSink::max_body_bytes) (default 1 MiB).
+//!
+//! ```no_run
+//! use audit_core::Auditor;
+//! use audit_sinks::WebhookSink;
+//!
+//! let hook = WebhookSink::new("https://hooks.example.com/audit")?.secret("s3cret");
+//! let auditor = Auditor::builder().sink(hook).build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use audit_core::{Batch, Sink, SinkError};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::http::{self, Answer};
+
+/// POSTs batches of events as JSON to an HTTP endpoint.
+#[derive(Clone)]
+pub struct WebhookSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    secret: Option<Vec<u8>>,
+    max_body_bytes: usize,
+    max_events: usize,
+}
+
+impl fmt::Debug for WebhookSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret is never shown; the URL without its query (which may hold a token).
+        let mut url = self.url.clone();
+        url.set_query(None);
+        f.debug_struct("WebhookSink")
+            .field("url", &url.as_str())
+            .field("signed", &self.secret.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hex of the HMAC-SHA256 of `body` under `key`.
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl WebhookSink {
+    /// A sink posting to `url` (`http` or `https`).
+    pub fn new(url: &str) -> Result<WebhookSink, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("webhook URL is not valid: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "webhook URL must be http or https, not {:?}",
+                url.scheme()
+            ));
+        }
+        Ok(WebhookSink {
+            client: http::client(Duration::from_secs(30))?,
+            url,
+            secret: None,
+            max_body_bytes: 1 << 20,
+            max_events: 1000,
+        })
+    }
+
+    /// Signs every body with HMAC-SHA256 under `secret`.
+    #[must_use]
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> WebhookSink {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Largest body sent (default 1 MiB); a larger batch goes in several requests.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: usize) -> WebhookSink {
+        self.max_body_bytes = bytes.max(1024);
+        self
+    }
+
+    /// Most events per request (default 1000).
+    #[must_use]
+    pub fn max_events(mut self, n: usize) -> WebhookSink {
+        self.max_events = n.max(1);
+        self
+    }
+
+    /// Sends `events[range]` (already encoded), splitting on 413.
+    async fn send(&self, ids: &[String], encoded: &[Vec<u8>]) -> Result<(), SinkError> {
+        let mut pending = http::chunks(encoded, self.max_events, self.max_body_bytes, |e| {
+            e.len() + 1
+        });
+        pending.reverse();
+        while let Some(range) = pending.pop() {
+            let mut body = Vec::with_capacity(self.max_body_bytes.min(1 << 20));
+            body.extend_from_slice(b"{\"events\":[");
+            for (i, e) in encoded[range.clone()].iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(e);
+            }
+            body.extend_from_slice(b"]}");
+            let key = hex(&Sha256::digest(ids[range.clone()].join("\n").as_bytes())[..16]);
+            let mut req = self
+                .client
+                .post(self.url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", key);
+            if let Some(secret) = &self.secret {
+                req = req.header(
+                    "X-Audit-Signature",
+                    format!("sha256={}", signature(secret, &body)),
+                );
+            }
+            let resp = req
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| http::transport("webhook", e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            match http::classify("webhook", status, &headers, &text) {
+                Answer::Ok => {}
+                Answer::TooLarge if range.len() > 1 => {
+                    let mid = range.start + range.len() / 2;
+                    pending.push(mid..range.end);
+                    pending.push(range.start..mid);
+                }
+                Answer::TooLarge => {
+                    return Err(SinkError::permanent(
+                        "webhook refused a single event as too large (413)",
+                    ));
+                }
+                Answer::Failed(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut encoded = Vec::with_capacity(batch.len());
+        for e in batch {
+            ids.push(e.id.to_string());
+            encoded.push(
+                serde_json::to_vec(e)
+                    .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?,
+            );
+        }
+        self.send(&ids, &encoded).await
+    }
+}
