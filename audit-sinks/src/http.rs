@@ -135,3 +135,32 @@ mod tests {
         assert!(!e.is_permanent());
     }
 }
+
+/// Remembers how much of a batch a receiver already accepted, so that when the pipeline
+/// retries the same batch after a later chunk failed, the accepted part is not sent again
+/// (receivers without idempotency keys would store it twice).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Progress {
+    /// The first event's id of the batch in flight, and how many of its events are accepted.
+    state: Option<(String, usize)>,
+}
+
+impl Progress {
+    /// How many leading events of `batch` were already accepted.
+    pub(crate) fn skip(&self, batch: &audit_core::Batch) -> usize {
+        match (&self.state, batch.iter().next()) {
+            (Some((id, n)), Some(first)) if *id == first.id.to_string() => *n,
+            _ => 0,
+        }
+    }
+
+    /// Records that the first `n` events of `batch` are accepted.
+    pub(crate) fn accepted(&mut self, batch: &audit_core::Batch, n: usize) {
+        self.state = batch.iter().next().map(|first| (first.id.to_string(), n));
+    }
+
+    /// The batch is done.
+    pub(crate) fn clear(&mut self) {
+        self.state = None;
+    }
+}

@@ -43,6 +43,8 @@ mod http;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "splunk")]
+pub mod splunk;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -58,6 +60,8 @@ pub use file::{FileSink, FsyncPolicy};
 pub use memory::MemorySink;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
+#[cfg(feature = "splunk")]
+pub use splunk::SplunkSink;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 #[cfg(feature = "stdout")]
