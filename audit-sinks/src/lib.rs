@@ -35,12 +35,16 @@
 
 pub mod format;
 
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "http-client")]
 mod http;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "splunk")]
@@ -54,10 +58,14 @@ pub mod stdout;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
+#[cfg(feature = "elasticsearch")]
+pub use elasticsearch::ElasticsearchSink;
 #[cfg(feature = "file")]
 pub use file::{FileSink, FsyncPolicy};
 #[cfg(feature = "memory")]
 pub use memory::MemorySink;
+#[cfg(feature = "nats")]
+pub use nats::NatsSink;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "splunk")]
