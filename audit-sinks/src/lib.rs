@@ -47,6 +47,7 @@ pub mod memory;
 pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod spec;
 #[cfg(feature = "splunk")]
 pub mod splunk;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

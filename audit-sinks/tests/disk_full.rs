@@ -4,6 +4,7 @@
 //! Needs root to mount a small tmpfs. Without it the test prints why and passes, unless
 //! `AUDIT_REQUIRE_SERVICES=1` (set by CI) demands that it runs.
 
+#![cfg(feature = "file")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::fs::OpenOptions;

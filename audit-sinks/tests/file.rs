@@ -1,6 +1,7 @@
 //! The file sink through the whole pipeline: rotation loses and repeats nothing, a file
 //! deleted or moved away mid-run is noticed, reported and replaced without losing events.
 
+#![cfg(feature = "file")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::BTreeSet;

@@ -1,0 +1,546 @@
+//! Sinks from configuration strings: `AUDIT_SINKS=stdout:,webhook+https://…?secret=…`.
+//!
+//! | spec | sink | feature |
+//! |---|---|---|
+//! | `stdout:` | [`StdoutSink`](crate::StdoutSink) | `stdout` |
+//! | `file:PATH` or `file:///abs/path` | [`FileSink`](crate::FileSink) | `file` |
+//! | `sqlite:PATH` | [`SqliteStore`](crate::SqliteStore) as a sink | `sqlite` |
+//! | `postgres://user@host:5432/db` | [`PostgresStore`](crate::PostgresStore) as a sink | `postgres` |
+//! | `webhook+https://host/path?secret=S&max_bytes=N` | [`WebhookSink`](crate::WebhookSink) | `webhook` |
+//! | `splunk+https://host:8088?token=T&index=I&source=S&sourcetype=T` | [`SplunkSink`](crate::SplunkSink) | `splunk` |
+//! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
+//! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
+//!
+//! Query values are percent-decoded; a comma inside one must be written `%2C` when several
+//! specs share one comma-separated list. An unknown parameter is an error (a misspelt
+//! `sercet=` must not silently disable signing). Errors name the spec by its position and
+//! scheme and the parameter at fault, never a value; [`redact`] shows a spec with its secrets
+//! (`secret`, `token`, `api_key`, `password`, and any password in the authority) replaced by
+//! `***`, for logs and startup banners.
+//!
+//! ```
+//! use audit_sinks::spec;
+//!
+//! assert_eq!(
+//!     spec::redact("webhook+https://h.example/hook?secret=s3cret&max_bytes=65536"),
+//!     "webhook+https://h.example/hook?secret=***&max_bytes=65536"
+//! );
+//! let err = spec::parse("splunk+https://h:8088?tokn=hunter2").unwrap_err();
+//! assert!(err.to_string().contains("unknown parameter `tokn`"));
+//! assert!(!err.to_string().contains("hunter2"));
+//! ```
+
+use std::fmt;
+
+use audit_core::{Batch, Sink, SinkError, SinkOptions};
+
+/// Parameters whose values are secrets.
+const SECRET_KEYS: [&str; 4] = ["secret", "token", "api_key", "password"];
+
+/// Why a spec cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    message: String,
+}
+
+impl SpecError {
+    fn new(message: impl Into<String>) -> SpecError {
+        SpecError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// A parsed spec: what to build, without any I/O yet.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Spec {
+    /// `stdout:`.
+    Stdout,
+    /// `file:PATH`.
+    File(String),
+    /// `sqlite:PATH`.
+    Sqlite(String),
+    /// `postgres://…`.
+    Postgres(String),
+    /// `webhook+URL`.
+    Webhook {
+        /// The endpoint.
+        url: String,
+        /// HMAC secret.
+        secret: Option<String>,
+        /// Largest body.
+        max_bytes: Option<usize>,
+    },
+    /// `splunk+URL`.
+    Splunk {
+        /// Scheme, host and port.
+        url: String,
+        /// HEC token.
+        token: String,
+        /// Index, source, sourcetype.
+        index: Option<String>,
+        /// `source`.
+        source: Option<String>,
+        /// `sourcetype`.
+        sourcetype: Option<String>,
+    },
+    /// `elasticsearch+URL/TARGET`.
+    Elasticsearch {
+        /// Scheme, host and port.
+        url: String,
+        /// Index or data stream.
+        target: String,
+        /// API key.
+        api_key: Option<String>,
+        /// Basic credentials.
+        user: Option<(String, String)>,
+        /// `ecs` or `native`.
+        native: bool,
+    },
+    /// `nats://host:port/PREFIX`.
+    Nats {
+        /// Server URL.
+        url: String,
+        /// Subject prefix.
+        prefix: String,
+    },
+}
+
+impl fmt::Debug for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets never appear, even in debug output.
+        let kind = match self {
+            Spec::Stdout => "stdout",
+            Spec::File(_) => "file",
+            Spec::Sqlite(_) => "sqlite",
+            Spec::Postgres(_) => "postgres",
+            Spec::Webhook { .. } => "webhook",
+            Spec::Splunk { .. } => "splunk",
+            Spec::Elasticsearch { .. } => "elasticsearch",
+            Spec::Nats { .. } => "nats",
+        };
+        write!(f, "Spec::{kind}")
+    }
+}
+
+fn decode(s: &str) -> Result<String, SpecError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| SpecError::new("a %-escape in a query value is malformed"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| SpecError::new("a query value is not UTF-8"))
+}
+
+/// Decoded query parameters, in order.
+type Params = Vec<(String, String)>;
+
+/// Splits `url?query` and checks every parameter is one `allowed`.
+fn query<'a>(
+    scheme: &str,
+    rest: &'a str,
+    allowed: &[&str],
+) -> Result<(&'a str, Params), SpecError> {
+    let (base, q) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut params = Vec::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !allowed.contains(&k) {
+            return Err(SpecError::new(format!(
+                "{scheme}: unknown parameter `{k}` (allowed: {})",
+                allowed.join(", ")
+            )));
+        }
+        params.push((k.to_owned(), decode(v)?));
+    }
+    Ok((base, params))
+}
+
+fn take(params: &mut Params, key: &str) -> Option<String> {
+    let i = params.iter().position(|(k, _)| k == key)?;
+    Some(params.remove(i).1)
+}
+
+fn http_url(scheme: &str, url: &str) -> Result<(), SpecError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "http://".len()
+    {
+        return Err(SpecError::new(format!(
+            "{scheme}: expected {scheme}+https://host…"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses one spec (no I/O).
+pub fn parse(spec: &str) -> Result<Spec, SpecError> {
+    let spec = spec.trim();
+    let (scheme, rest) = spec.split_once(':').ok_or_else(|| {
+        SpecError::new("a sink spec starts with a scheme, e.g. `stdout:` or `file:PATH`")
+    })?;
+    match scheme {
+        "stdout" if rest.is_empty() || rest == "//" => Ok(Spec::Stdout),
+        "stdout" => Err(SpecError::new("stdout: takes no path")),
+        "file" | "sqlite" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(SpecError::new(format!(
+                    "{scheme}: needs a path, e.g. {scheme}:./audit"
+                )));
+            }
+            Ok(if scheme == "file" {
+                Spec::File(path.to_owned())
+            } else {
+                Spec::Sqlite(path.to_owned())
+            })
+        }
+        "postgres" | "postgresql" => Ok(Spec::Postgres(spec.to_owned())),
+        "webhook+http" | "webhook+https" => {
+            let (base, mut p) = query("webhook", rest, &["secret", "max_bytes"])?;
+            let url = format!("{}:{base}", &scheme["webhook+".len()..]);
+            http_url("webhook", &url)?;
+            let max_bytes = take(&mut p, "max_bytes")
+                .map(|v| {
+                    v.parse::<usize>()
+                        .map_err(|_| SpecError::new("webhook: max_bytes must be a number of bytes"))
+                })
+                .transpose()?;
+            Ok(Spec::Webhook {
+                url,
+                secret: take(&mut p, "secret"),
+                max_bytes,
+            })
+        }
+        "splunk+http" | "splunk+https" => {
+            let (base, mut p) = query("splunk", rest, &["token", "index", "source", "sourcetype"])?;
+            let url = format!("{}:{base}", &scheme["splunk+".len()..]);
+            http_url("splunk", &url)?;
+            let token = take(&mut p, "token")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| SpecError::new("splunk: needs token=…"))?;
+            Ok(Spec::Splunk {
+                url,
+                token,
+                index: take(&mut p, "index"),
+                source: take(&mut p, "source"),
+                sourcetype: take(&mut p, "sourcetype"),
+            })
+        }
+        "elasticsearch+http" | "elasticsearch+https" | "opensearch+http" | "opensearch+https" => {
+            let name = scheme.split('+').next().unwrap_or("elasticsearch");
+            let (base, mut p) = query(name, rest, &["api_key", "user", "password", "format"])?;
+            let url = format!("{}:{base}", scheme.split('+').nth(1).unwrap_or("https"));
+            http_url(name, &url)?;
+            let after_scheme = url.split_once("://").map_or("", |(_, r)| r);
+            let (host, target) = after_scheme.split_once('/').unwrap_or((after_scheme, ""));
+            if target.is_empty() {
+                return Err(SpecError::new(format!(
+                    "{name}: needs an index or data stream as the path, e.g. …:9200/audit-{{date}}"
+                )));
+            }
+            let native = match take(&mut p, "format").as_deref() {
+                None | Some("ecs") => false,
+                Some("native") => true,
+                Some(_) => {
+                    return Err(SpecError::new(format!(
+                        "{name}: format must be ecs or native"
+                    )));
+                }
+            };
+            let user = match (take(&mut p, "user"), take(&mut p, "password")) {
+                (Some(u), Some(pw)) => Some((u, pw)),
+                (None, None) => None,
+                _ => {
+                    return Err(SpecError::new(format!(
+                        "{name}: user and password go together"
+                    )));
+                }
+            };
+            Ok(Spec::Elasticsearch {
+                url: format!(
+                    "{}://{host}",
+                    url.split_once("://").map_or("https", |(s, _)| s)
+                ),
+                target: target.to_owned(),
+                api_key: take(&mut p, "api_key"),
+                user,
+                native,
+            })
+        }
+        "nats" | "tls" => {
+            let after = rest
+                .strip_prefix("//")
+                .ok_or_else(|| SpecError::new("nats: expected nats://host:port/PREFIX"))?;
+            let (host, prefix) = after.split_once('/').unwrap_or((after, ""));
+            if host.is_empty() || prefix.is_empty() {
+                return Err(SpecError::new(
+                    "nats: expected nats://host:port/PREFIX (the subject prefix)",
+                ));
+            }
+            Ok(Spec::Nats {
+                url: format!("{scheme}://{host}"),
+                prefix: prefix.to_owned(),
+            })
+        }
+        other => Err(SpecError::new(format!(
+            "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
+             splunk+https, elasticsearch+https, nats)"
+        ))),
+    }
+}
+
+/// The spec with secret values (and any password in its authority) replaced by `***`.
+pub fn redact(spec: &str) -> String {
+    let (base, q) = match spec.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (spec, None),
+    };
+    // user:password@host → user:***@host
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (auth, tail) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match auth.rsplit_once('@') {
+                Some((creds, host)) if creds.contains(':') => {
+                    let user = creds.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}:***@{host}{tail}")
+                }
+                _ => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    match q {
+        None => base,
+        Some(q) => {
+            let q: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if SECRET_KEYS.contains(&k) => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", q.join("&"))
+        }
+    }
+}
+
+/// Splits a comma-separated list of specs (as in `AUDIT_SINKS`), ignoring empty entries.
+pub fn split_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Any sink a spec can name.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnySink {
+    /// Standard output.
+    #[cfg(feature = "stdout")]
+    Stdout(crate::StdoutSink),
+    /// A file.
+    #[cfg(feature = "file")]
+    File(crate::FileSink),
+    /// A store.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Store(audit_core::store::StoreSink),
+    /// A webhook.
+    #[cfg(feature = "webhook")]
+    Webhook(crate::WebhookSink),
+    /// Splunk HEC.
+    #[cfg(feature = "splunk")]
+    Splunk(crate::SplunkSink),
+    /// Elasticsearch.
+    #[cfg(feature = "elasticsearch")]
+    Elasticsearch(crate::ElasticsearchSink),
+    /// NATS JetStream.
+    #[cfg(feature = "nats")]
+    Nats(crate::NatsSink),
+    /// Keeps the enum inhabited-checkable when every sink feature is off.
+    #[doc(hidden)]
+    _None(std::convert::Infallible),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            #[cfg(feature = "stdout")]
+            AnySink::Stdout($s) => $e,
+            #[cfg(feature = "file")]
+            AnySink::File($s) => $e,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            AnySink::Store($s) => $e,
+            #[cfg(feature = "webhook")]
+            AnySink::Webhook($s) => $e,
+            #[cfg(feature = "splunk")]
+            AnySink::Splunk($s) => $e,
+            #[cfg(feature = "elasticsearch")]
+            AnySink::Elasticsearch($s) => $e,
+            #[cfg(feature = "nats")]
+            AnySink::Nats($s) => $e,
+            AnySink::_None(never) => match *never {},
+        }
+    };
+}
+
+impl Sink for AnySink {
+    fn name(&self) -> &str {
+        each!(self, s => s.name())
+    }
+
+    fn default_options(&self) -> SinkOptions {
+        each!(self, s => s.default_options())
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let _ = &batch; // unused when every sink feature is off
+        each!(self, s => s.deliver(batch).await)
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        each!(self, s => s.flush().await)
+    }
+}
+
+fn disabled(feature: &str) -> SpecError {
+    SpecError::new(format!(
+        "the `{feature}` feature of audit-sinks is not enabled in this build"
+    ))
+}
+
+/// Builds the sink a spec names (connecting where the sink needs a connection).
+pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
+    let parsed = parse(spec)?;
+    #[allow(unreachable_code, unused_variables)]
+    match parsed {
+        Spec::Stdout => {
+            #[cfg(feature = "stdout")]
+            return Ok(AnySink::Stdout(crate::StdoutSink::new()));
+            Err(disabled("stdout"))
+        }
+        Spec::File(path) => {
+            #[cfg(feature = "file")]
+            return crate::FileSink::new(&path)
+                .map(AnySink::File)
+                .map_err(|e| SpecError::new(format!("file: cannot open {path}: {e}")));
+            Err(disabled("file"))
+        }
+        Spec::Sqlite(path) => {
+            #[cfg(feature = "sqlite")]
+            return crate::SqliteStore::open(&path)
+                .map(|s| AnySink::Store(audit_core::store::StoreSink::new(std::sync::Arc::new(s))))
+                .map_err(|e| SpecError::new(format!("sqlite: cannot open {path}: {e}")));
+            Err(disabled("sqlite"))
+        }
+        Spec::Postgres(url) => {
+            #[cfg(feature = "postgres")]
+            return crate::PostgresStore::connect(&url)
+                .await
+                .map(|s| AnySink::Store(audit_core::store::StoreSink::new(std::sync::Arc::new(s))))
+                .map_err(|e| SpecError::new(format!("postgres: {e}")));
+            Err(disabled("postgres"))
+        }
+        Spec::Webhook {
+            url,
+            secret,
+            max_bytes,
+        } => {
+            #[cfg(feature = "webhook")]
+            {
+                let mut s = crate::WebhookSink::new(&url).map_err(SpecError::new)?;
+                if let Some(secret) = secret {
+                    s = s.secret(secret);
+                }
+                if let Some(n) = max_bytes {
+                    s = s.max_body_bytes(n);
+                }
+                return Ok(AnySink::Webhook(s));
+            }
+            Err(disabled("webhook"))
+        }
+        Spec::Splunk {
+            url,
+            token,
+            index,
+            source,
+            sourcetype,
+        } => {
+            #[cfg(feature = "splunk")]
+            {
+                let mut s = crate::SplunkSink::new(&url, &token).map_err(SpecError::new)?;
+                if let Some(i) = index {
+                    s = s.index(i);
+                }
+                if let Some(v) = source {
+                    s = s.source(v);
+                }
+                if let Some(v) = sourcetype {
+                    s = s.sourcetype(v);
+                }
+                return Ok(AnySink::Splunk(s));
+            }
+            Err(disabled("splunk"))
+        }
+        Spec::Elasticsearch {
+            url,
+            target,
+            api_key,
+            user,
+            native,
+        } => {
+            #[cfg(feature = "elasticsearch")]
+            {
+                let mut s = crate::ElasticsearchSink::new(&url, &target).map_err(SpecError::new)?;
+                if let Some(k) = api_key {
+                    s = s.api_key(k);
+                }
+                if let Some((u, p)) = user {
+                    s = s.basic_auth(u, p);
+                }
+                if native {
+                    s = s.format(crate::elasticsearch::DocFormat::Native);
+                }
+                return Ok(AnySink::Elasticsearch(s));
+            }
+            Err(disabled("elasticsearch"))
+        }
+        Spec::Nats { url, prefix } => {
+            #[cfg(feature = "nats")]
+            return crate::NatsSink::connect(&url, &prefix)
+                .await
+                .map(AnySink::Nats)
+                .map_err(SpecError::new);
+            Err(disabled("nats"))
+        }
+    }
+}
