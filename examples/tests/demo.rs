@@ -775,3 +775,53 @@ fn the_background_usage_report_is_audited_without_request_context() {
     );
     assert_eq!(r["context"]["service"], "vector-api");
 }
+
+#[test]
+fn extra_sinks_come_from_flags_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let (copy_a, copy_b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let store = format!("sqlite:{}", dir.path().join("audit.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--addr", "127.0.0.1:0", "--store", &store, "--audit-file"])
+        .arg(&file)
+        .arg("--sink")
+        .arg(format!("file:{}", copy_a.display()))
+        .env("AUDIT_SINKS", format!("file:{}", copy_b.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let demo = Demo {
+        child: Some(child),
+        addr,
+    };
+    login(&demo, "admin@acme.test", "admin-password");
+    demo.stop();
+    let count = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert!(count(&file) >= 1);
+    assert_eq!(count(&copy_a), count(&file), "--sink file gets every event");
+    assert_eq!(
+        count(&copy_b),
+        count(&file),
+        "AUDIT_SINKS file gets every event"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(["--sink", "splunk+https://h:8088?token=hunter2&indx=a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown parameter `indx`"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
-//!     [--store sqlite:PATH | postgres:URL | none] [--simulate N] [--report-interval SECS]
+//!     [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... [--simulate N]
+//!     [--report-interval SECS]
 //! ```
 //!
 //! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
@@ -33,9 +34,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use audit_core::Auditor;
 use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
-use audit_sinks::{FileSink, PostgresStore, SqliteStore};
+use audit_core::{Auditor, Sink as _};
+use audit_sinks::{FileSink, PostgresStore, SqliteStore, spec};
 use audit_tracing::{AuditTracingLayer, audit, interest_filter};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -77,6 +78,8 @@ struct Args {
     store: StoreSpec,
     simulate: Option<usize>,
     report_interval: Duration,
+    /// Extra sinks from `--sink SPEC` and `AUDIT_SINKS`.
+    sinks: Vec<String>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -110,6 +113,14 @@ fn parse_args() -> Result<Args, String> {
         store: StoreSpec::Sqlite(PathBuf::from("audit.db")),
         simulate: None,
         report_interval: Duration::from_secs(3600),
+        sinks: std::env::var("AUDIT_SINKS")
+            .map(|v| {
+                spec::split_list(&v)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -123,6 +134,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--audit-file" => args.audit_file = PathBuf::from(value("--audit-file")?),
             "--store" => args.store = value("--store")?.parse()?,
+            "--sink" => {
+                let v = value("--sink")?;
+                spec::parse(&v).map_err(|e| format!("--sink: {e}"))?;
+                args.sinks.push(v);
+            }
             "--report-interval" => {
                 let v = value("--report-interval")?;
                 let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or(format!(
@@ -139,8 +155,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
-                     [--store sqlite:PATH | postgres:URL | none] [--simulate N] \
-                     [--report-interval SECS]"
+                     [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... \
+                     [--simulate N] [--report-interval SECS]   (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -185,6 +201,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = &store {
         builder = builder.sink(StoreSink::new(store.clone()));
     }
+    for (i, s) in args.sinks.iter().enumerate() {
+        // Specs may hold secrets: only their redacted form is ever printed.
+        let sink = spec::build(s)
+            .await
+            .map_err(|e| format!("sink {}: {e}", spec::redact(s)))?;
+        // Named `<kind>#<n>`, so two sinks of one kind (or one like the audit file) coexist.
+        let options = sink
+            .default_options()
+            .name(format!("{}#{}", sink.name(), i + 1));
+        builder = builder.sink_with(sink, options);
+    }
     let auditor = builder.build()?;
     // Application logs to stderr (RUST_LOG, default warn); `audit!` never depends on them.
     // The audit layer keeps request context on spans for work spawned from handlers.
@@ -213,6 +240,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     say!("listening on http://{addr}");
     say!("audit events: {}", args.audit_file.display());
+    for s in &args.sinks {
+        say!("audit sink: {}", spec::redact(s));
+    }
     match &args.store {
         StoreSpec::None => say!("audit API: off (--store none)"),
         _ => say!("audit API: http://{addr}/api/audit (admin bearer tokens)"),
