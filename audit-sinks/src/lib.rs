@@ -9,6 +9,13 @@
 //! | `memory` (default) | [`MemorySink`] | a bounded in-memory window, for tests |
 //! | `sqlite` | [`SqliteStore`] | a queryable embedded store (one file) |
 //! | `postgres` | [`PostgresStore`] | a queryable store shared by many instances |
+//! | `webhook` | [`WebhookSink`] | signed JSON batches to an HTTP endpoint |
+//! | `splunk` | [`SplunkSink`] | Splunk HTTP Event Collector |
+//! | `elasticsearch` | [`ElasticsearchSink`] | Elasticsearch / OpenSearch `_bulk` |
+//! | `nats` | [`NatsSink`] | NATS JetStream |
+//!
+//! Any of them can be built from a configuration string with [`spec::build`]; the formats
+//! (OCSF, ECS, CEF, JSONL) are in [`format`].
 //!
 //! ```
 //! use std::time::Duration;
