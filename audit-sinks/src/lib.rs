@@ -15,7 +15,7 @@
 //! | `nats` | [`NatsSink`] | NATS JetStream |
 //!
 //! Any of them can be built from a configuration string with [`spec::build`]; the formats
-//! (OCSF, ECS, CEF, JSONL) are in [`format`].
+//! (OCSF, ECS, CEF, JSONL) are in [`format`](mod@format).
 //!
 //! ```
 //! use std::time::Duration;
