@@ -29,7 +29,11 @@ fn event() -> AuditEvent {
         .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
         .span_id("00f067aa0ba902b7")
         .service("vector-api")
-        .http(HttpFacts::default().with_status_code(204).with_duration_ms(3.2))
+        .http(
+            HttpFacts::default()
+                .with_status_code(204)
+                .with_duration_ms(3.2),
+        )
         .detail("index", "products")
         .detail("count", 1)
         .result(Outcome::Success)

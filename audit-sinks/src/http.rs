@@ -140,13 +140,13 @@ mod tests {
 /// retries the same batch after a later chunk failed, the accepted part is not sent again
 /// (receivers without idempotency keys would store it twice).
 #[derive(Debug, Default, Clone)]
-#[cfg_attr(not(feature = "splunk"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "splunk", feature = "datadog")), allow(dead_code))]
 pub(crate) struct Progress {
     /// The first event's id of the batch in flight, and how many of its events are accepted.
     state: Option<(String, usize)>,
 }
 
-#[cfg_attr(not(feature = "splunk"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "splunk", feature = "datadog")), allow(dead_code))]
 impl Progress {
     /// How many leading events of `batch` were already accepted.
     pub(crate) fn skip(&self, batch: &audit_core::Batch) -> usize {

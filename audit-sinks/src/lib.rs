@@ -12,6 +12,7 @@
 //! | `webhook` | [`WebhookSink`] | signed JSON batches to an HTTP endpoint |
 //! | `splunk` | [`SplunkSink`] | Splunk HTTP Event Collector |
 //! | `elasticsearch` | [`ElasticsearchSink`] | Elasticsearch / OpenSearch `_bulk` |
+//! | `datadog` | [`DatadogSink`] | Datadog Logs intake (gzip, payload limits) |
 //! | `nats` | [`NatsSink`] | NATS JetStream |
 //!
 //! Any of them can be built from a configuration string with [`spec::build`]; the formats
@@ -42,6 +43,8 @@
 
 pub mod format;
 
+#[cfg(feature = "datadog")]
+pub mod datadog;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 #[cfg(feature = "file")]
@@ -66,6 +69,8 @@ pub mod stdout;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
+#[cfg(feature = "datadog")]
+pub use datadog::DatadogSink;
 #[cfg(feature = "elasticsearch")]
 pub use elasticsearch::ElasticsearchSink;
 #[cfg(feature = "file")]

@@ -9,6 +9,7 @@
 //! | `webhook+https://host/path?secret=S&max_bytes=N` | [`WebhookSink`](crate::WebhookSink) | `webhook` |
 //! | `splunk+https://host:8088?token=T&index=I&source=S&sourcetype=T` | [`SplunkSink`](crate::SplunkSink) | `splunk` |
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
+//! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
@@ -106,6 +107,15 @@ pub enum Spec {
         /// `ecs` or `native`.
         native: bool,
     },
+    /// `datadog+https://intake[/path]`.
+    Datadog {
+        /// The intake URL.
+        url: String,
+        /// API key.
+        api_key: String,
+        /// Extra tags.
+        tags: Option<String>,
+    },
     /// `nats://host:port/PREFIX`.
     Nats {
         /// Server URL.
@@ -126,6 +136,7 @@ impl fmt::Debug for Spec {
             Spec::Webhook { .. } => "webhook",
             Spec::Splunk { .. } => "splunk",
             Spec::Elasticsearch { .. } => "elasticsearch",
+            Spec::Datadog { .. } => "datadog",
             Spec::Nats { .. } => "nats",
         };
         write!(f, "Spec::{kind}")
@@ -293,6 +304,22 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 native,
             })
         }
+        "datadog+http" | "datadog+https" => {
+            let (base, mut p) = query("datadog", rest, &["api_key", "tags"])?;
+            let mut url = format!("{}:{base}", &scheme["datadog+".len()..]);
+            http_url("datadog", &url)?;
+            if url.split_once("://").is_some_and(|(_, r)| !r.contains('/')) {
+                url.push_str("/api/v2/logs");
+            }
+            let api_key = take(&mut p, "api_key")
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| SpecError::new("datadog: needs api_key=…"))?;
+            Ok(Spec::Datadog {
+                url,
+                api_key,
+                tags: take(&mut p, "tags"),
+            })
+        }
         "nats" | "tls" => {
             let after = rest
                 .strip_prefix("//")
@@ -310,7 +337,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         }
         other => Err(SpecError::new(format!(
             "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
-             splunk+https, elasticsearch+https, nats)"
+             splunk+https, elasticsearch+https, datadog+https, nats)"
         ))),
     }
 }
@@ -386,6 +413,9 @@ pub enum AnySink {
     /// NATS JetStream.
     #[cfg(feature = "nats")]
     Nats(crate::NatsSink),
+    /// Datadog Logs.
+    #[cfg(feature = "datadog")]
+    Datadog(crate::DatadogSink),
     /// Keeps the enum inhabited-checkable when every sink feature is off.
     #[doc(hidden)]
     _None(std::convert::Infallible),
@@ -408,6 +438,8 @@ macro_rules! each {
             AnySink::Elasticsearch($s) => $e,
             #[cfg(feature = "nats")]
             AnySink::Nats($s) => $e,
+            #[cfg(feature = "datadog")]
+            AnySink::Datadog($s) => $e,
             AnySink::_None(never) => match *never {},
         }
     };
@@ -533,6 +565,17 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                 return Ok(AnySink::Elasticsearch(s));
             }
             Err(disabled("elasticsearch"))
+        }
+        Spec::Datadog { url, api_key, tags } => {
+            #[cfg(feature = "datadog")]
+            {
+                let mut s = crate::DatadogSink::new(&url, &api_key).map_err(SpecError::new)?;
+                if let Some(t) = tags {
+                    s = s.tags(t);
+                }
+                return Ok(AnySink::Datadog(s));
+            }
+            Err(disabled("datadog"))
         }
         Spec::Nats { url, prefix } => {
             #[cfg(feature = "nats")]

@@ -69,6 +69,15 @@ fn grammar() {
         }
         other => panic!("{other:?}"),
     }
+    match spec::parse("datadog+https://http-intake.logs.datadoghq.eu?api_key=k&tags=env:prod")
+        .unwrap()
+    {
+        Spec::Datadog { url, api_key, tags } => {
+            assert_eq!(url, "https://http-intake.logs.datadoghq.eu/api/v2/logs");
+            assert_eq!((api_key.as_str(), tags.as_deref()), ("k", Some("env:prod")));
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {

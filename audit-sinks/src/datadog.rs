@@ -1,0 +1,226 @@
+//! [`DatadogSink`]: Datadog Logs intake `POST /api/v2/logs` (feature `datadog`).
+//!
+//! Payloads are JSON arrays of log entries, gzip-compressed, with `DD-API-KEY`. The intake's
+//! limits are enforced here so they are never discovered in production: at most 1,000
+//! entries and 5 MB (uncompressed) per payload, and an entry over 1 MB is truncated — its
+//! `message` replaced by the event's identifying fields plus `"truncated": true` and the
+//! original size — rather than rejected. Each entry carries `ddsource` (default `audit`),
+//! `service`, `hostname` and `ddtags` (`category:…,tenant:…,outcome:…` plus your own), and the
+//! event JSON as `message` with its fields also at the top level for facets.
+//!
+//! 429 and 5xx are retried (after `Retry-After`), 403 (a bad key) is retried so an operator
+//! can fix it, 413 splits the payload, 400 rejects the batch.
+//!
+//! ```no_run
+//! use audit_sinks::DatadogSink;
+//!
+//! let dd = DatadogSink::new("datadoghq.eu", "0123456789abcdef0123456789abcdef")?.tags("env:prod");
+//! # Ok::<(), String>(())
+//! ```
+
+use std::fmt;
+use std::io::Write as _;
+use std::time::Duration;
+
+use audit_core::{AuditEvent, Batch, Sink, SinkError};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+
+use crate::http::{self, Answer};
+
+/// Most entries per payload.
+pub const MAX_ENTRIES: usize = 1000;
+/// Most uncompressed bytes per payload.
+pub const MAX_PAYLOAD_BYTES: usize = 5_000_000;
+/// Largest single entry; larger ones are truncated.
+pub const MAX_ENTRY_BYTES: usize = 1_000_000;
+
+/// Sends events to Datadog Logs.
+#[derive(Clone)]
+pub struct DatadogSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    api_key: String,
+    source: String,
+    tags: Option<String>,
+    hostname: Option<String>,
+    progress: http::Progress,
+}
+
+impl fmt::Debug for DatadogSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatadogSink")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatadogSink {
+    /// A sink for the Datadog `site` (`datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, …)
+    /// or a full intake URL (`https://…/api/v2/logs`, e.g. a proxy), with `api_key`.
+    pub fn new(site_or_url: &str, api_key: &str) -> Result<DatadogSink, String> {
+        if api_key.is_empty() {
+            return Err("Datadog needs an API key".into());
+        }
+        let url = if site_or_url.contains("://") {
+            site_or_url.to_owned()
+        } else {
+            format!("https://http-intake.logs.{site_or_url}/api/v2/logs")
+        };
+        let url =
+            reqwest::Url::parse(&url).map_err(|e| format!("Datadog URL is not valid: {e}"))?;
+        Ok(DatadogSink {
+            client: http::client(Duration::from_secs(30))?,
+            url,
+            api_key: api_key.to_owned(),
+            source: "audit".into(),
+            tags: None,
+            hostname: None,
+            progress: http::Progress::default(),
+        })
+    }
+
+    /// Extra `ddtags`, comma-separated (`env:prod,team:core`).
+    #[must_use]
+    pub fn tags(mut self, tags: impl Into<String>) -> DatadogSink {
+        self.tags = Some(tags.into());
+        self
+    }
+
+    /// `ddsource` (default `audit`).
+    #[must_use]
+    pub fn source(mut self, source: impl Into<String>) -> DatadogSink {
+        self.source = source.into();
+        self
+    }
+
+    /// `hostname` (default: none).
+    #[must_use]
+    pub fn hostname(mut self, hostname: impl Into<String>) -> DatadogSink {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    /// One entry, truncated to [`MAX_ENTRY_BYTES`] if needed.
+    fn entry(&self, e: &AuditEvent) -> Result<Vec<u8>, SinkError> {
+        let message = serde_json::to_string(e)
+            .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?;
+        let ctx = e.context.as_ref();
+        let mut tags = format!("category:{}", e.category.as_str());
+        if let Some(t) = ctx.and_then(|c| c.organization_id.as_deref()) {
+            tags.push_str(&format!(",tenant:{t}"));
+        }
+        if let Some(r) = e.result {
+            tags.push_str(&format!(",outcome:{}", r.as_str()));
+        }
+        if let Some(extra) = &self.tags {
+            tags.push(',');
+            tags.push_str(extra);
+        }
+        let mut entry = json!({
+            "ddsource": self.source,
+            "ddtags": tags,
+            "service": ctx.and_then(|c| c.service.as_deref()).unwrap_or("audit"),
+            "message": message,
+            "evt": {"name": e.event_type.as_str(), "id": e.id.to_string()},
+            "status": e.severity.as_str(),
+        });
+        if let Some(h) = &self.hostname {
+            entry["hostname"] = json!(h);
+        }
+        if let Some(rid) = ctx.and_then(|c| c.request_id.as_deref()) {
+            entry["http"] = json!({"request_id": rid});
+        }
+        if let Some(t) = ctx.and_then(|c| c.trace_id.as_deref()) {
+            entry["trace_id"] = json!(t);
+        }
+        let mut bytes = serde_json::to_vec(&entry)
+            .map_err(|err| SinkError::permanent(format!("cannot encode entry: {err}")))?;
+        if bytes.len() > MAX_ENTRY_BYTES {
+            let original = bytes.len();
+            entry["message"] = Value::String(
+                json!({
+                    "id": e.id.to_string(),
+                    "eventType": e.event_type.as_str(),
+                    "timestamp": e.timestamp.to_string(),
+                    "truncated": true,
+                    "originalBytes": original,
+                })
+                .to_string(),
+            );
+            entry["truncated"] = json!(true);
+            bytes = serde_json::to_vec(&entry)
+                .map_err(|err| SinkError::permanent(format!("cannot encode entry: {err}")))?;
+        }
+        Ok(bytes)
+    }
+}
+
+fn gzip(body: &[u8]) -> Result<Vec<u8>, SinkError> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+    enc.write_all(body)
+        .and_then(|()| enc.finish())
+        .map_err(|e| SinkError::retryable(format!("gzip failed: {e}")))
+}
+
+impl Sink for DatadogSink {
+    fn name(&self) -> &str {
+        "datadog"
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let skip = self.progress.skip(batch);
+        let entries = batch
+            .iter()
+            .skip(skip)
+            .map(|e| self.entry(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Brackets and commas count towards the limit too.
+        let mut pending = http::chunks(&entries, MAX_ENTRIES, MAX_PAYLOAD_BYTES - 2, |e| {
+            e.len() + 1
+        });
+        pending.reverse();
+        while let Some(range) = pending.pop() {
+            self.progress.accepted(batch, skip + range.start);
+            let mut body = Vec::with_capacity(MAX_PAYLOAD_BYTES.min(1 << 20));
+            body.push(b'[');
+            for (i, e) in entries[range.clone()].iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(e);
+            }
+            body.push(b']');
+            let resp = self
+                .client
+                .post(self.url.clone())
+                .header("DD-API-KEY", &self.api_key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(gzip(&body)?)
+                .send()
+                .await
+                .map_err(|e| http::transport("datadog", e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            match http::classify("datadog", status, &headers, &text) {
+                Answer::Ok => {}
+                Answer::TooLarge if range.len() > 1 => {
+                    let mid = range.start + range.len() / 2;
+                    pending.push(mid..range.end);
+                    pending.push(range.start..mid);
+                }
+                Answer::TooLarge => {
+                    return Err(SinkError::permanent(
+                        "datadog refused a single entry as too large (413)",
+                    ));
+                }
+                Answer::Failed(e) => return Err(e),
+            }
+        }
+        self.progress.clear();
+        Ok(())
+    }
+}
