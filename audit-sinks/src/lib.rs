@@ -13,6 +13,7 @@
 //! | `splunk` | [`SplunkSink`] | Splunk HTTP Event Collector |
 //! | `elasticsearch` | [`ElasticsearchSink`] | Elasticsearch / OpenSearch `_bulk` |
 //! | `datadog` | [`DatadogSink`] | Datadog Logs intake (gzip, payload limits) |
+//! | `syslog` | [`SyslogSink`] | RFC 5424 over UDP or TCP, JSON or CEF body |
 //! | `nats` | [`NatsSink`] | NATS JetStream |
 //!
 //! Any of them can be built from a configuration string with [`spec::build`]; the formats
@@ -66,6 +67,8 @@ mod sql;
 pub mod sqlite;
 #[cfg(feature = "stdout")]
 pub mod stdout;
+#[cfg(feature = "syslog")]
+pub mod syslog;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
@@ -87,6 +90,8 @@ pub use splunk::SplunkSink;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 #[cfg(feature = "stdout")]
 pub use stdout::StdoutSink;
+#[cfg(feature = "syslog")]
+pub use syslog::SyslogSink;
 #[cfg(feature = "webhook")]
 pub use webhook::WebhookSink;
 

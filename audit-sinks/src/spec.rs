@@ -10,6 +10,7 @@
 //! | `splunk+https://host:8088?token=T&index=I&source=S&sourcetype=T` | [`SplunkSink`](crate::SplunkSink) | `splunk` |
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
+//! | `syslog+tcp://host:514?format=cef&facility=13` (or `syslog+udp://`) | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
@@ -116,6 +117,17 @@ pub enum Spec {
         /// Extra tags.
         tags: Option<String>,
     },
+    /// `syslog+tcp://host:port` or `syslog+udp://…`.
+    Syslog {
+        /// TCP (else UDP).
+        tcp: bool,
+        /// `host:port`.
+        addr: String,
+        /// CEF body (else JSON).
+        cef: bool,
+        /// Facility 0–23.
+        facility: Option<u8>,
+    },
     /// `nats://host:port/PREFIX`.
     Nats {
         /// Server URL.
@@ -137,6 +149,7 @@ impl fmt::Debug for Spec {
             Spec::Splunk { .. } => "splunk",
             Spec::Elasticsearch { .. } => "elasticsearch",
             Spec::Datadog { .. } => "datadog",
+            Spec::Syslog { .. } => "syslog",
             Spec::Nats { .. } => "nats",
         };
         write!(f, "Spec::{kind}")
@@ -320,6 +333,33 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 tags: take(&mut p, "tags"),
             })
         }
+        "syslog+tcp" | "syslog+udp" => {
+            let (base, mut p) = query("syslog", rest, &["format", "facility"])?;
+            let addr = base
+                .strip_prefix("//")
+                .map(|a| a.trim_end_matches('/'))
+                .filter(|a| a.contains(':') && !a.contains('/'))
+                .ok_or_else(|| SpecError::new("syslog: expected syslog+tcp://host:port"))?;
+            let cef = match take(&mut p, "format").as_deref() {
+                None | Some("json") => false,
+                Some("cef") => true,
+                Some(_) => return Err(SpecError::new("syslog: format must be json or cef")),
+            };
+            let facility = take(&mut p, "facility")
+                .map(|f| {
+                    f.parse::<u8>()
+                        .ok()
+                        .filter(|f| *f <= 23)
+                        .ok_or_else(|| SpecError::new("syslog: facility must be 0-23"))
+                })
+                .transpose()?;
+            Ok(Spec::Syslog {
+                tcp: scheme == "syslog+tcp",
+                addr: addr.to_owned(),
+                cef,
+                facility,
+            })
+        }
         "nats" | "tls" => {
             let after = rest
                 .strip_prefix("//")
@@ -337,7 +377,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         }
         other => Err(SpecError::new(format!(
             "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
-             splunk+https, elasticsearch+https, datadog+https, nats)"
+             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, nats)"
         ))),
     }
 }
@@ -416,6 +456,9 @@ pub enum AnySink {
     /// Datadog Logs.
     #[cfg(feature = "datadog")]
     Datadog(crate::DatadogSink),
+    /// Syslog.
+    #[cfg(feature = "syslog")]
+    Syslog(crate::SyslogSink),
     /// Keeps the enum inhabited-checkable when every sink feature is off.
     #[doc(hidden)]
     _None(std::convert::Infallible),
@@ -440,6 +483,8 @@ macro_rules! each {
             AnySink::Nats($s) => $e,
             #[cfg(feature = "datadog")]
             AnySink::Datadog($s) => $e,
+            #[cfg(feature = "syslog")]
+            AnySink::Syslog($s) => $e,
             AnySink::_None(never) => match *never {},
         }
     };
@@ -576,6 +621,27 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                 return Ok(AnySink::Datadog(s));
             }
             Err(disabled("datadog"))
+        }
+        Spec::Syslog {
+            tcp,
+            addr,
+            cef,
+            facility,
+        } => {
+            #[cfg(feature = "syslog")]
+            {
+                use crate::syslog::{Body, Transport};
+                let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+                let mut s = crate::SyslogSink::new(transport, addr);
+                if cef {
+                    s = s.body(Body::Cef);
+                }
+                if let Some(f) = facility {
+                    s = s.facility(f);
+                }
+                return Ok(AnySink::Syslog(s));
+            }
+            Err(disabled("syslog"))
         }
         Spec::Nats { url, prefix } => {
             #[cfg(feature = "nats")]

@@ -79,6 +79,21 @@ fn grammar() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
+        spec::parse("syslog+tcp://siem:514?format=cef&facility=10").unwrap(),
+        Spec::Syslog {
+            tcp: true,
+            addr: "siem:514".into(),
+            cef: true,
+            facility: Some(10)
+        }
+    );
+    assert!(
+        spec::parse("syslog+tcp://siem:514?facility=30")
+            .unwrap_err()
+            .to_string()
+            .contains("0-23")
+    );
+    assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {
             url: "nats://127.0.0.1:4222".into(),

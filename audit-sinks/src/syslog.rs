@@ -1,0 +1,338 @@
+//! [`SyslogSink`]: RFC 5424 syslog over UDP or TCP (feature `syslog`).
+//!
+//! Each event is one message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`, where
+//! the priority is the facility (default 13, *log audit*) × 8 plus the event's severity, the
+//! timestamp is the event's (RFC 3339, milliseconds), `MSGID` the event type (cut to 32
+//! characters), and `MSG` the event as JSON or as a [CEF](crate::format::cef) line. Header
+//! fields keep to the printable ASCII RFC 5424 allows (anything else becomes `_`).
+//!
+//! - **TCP** frames messages by octet counting (RFC 6587: `LEN SP MSG`). Syslog has no
+//!   acknowledgements: a write succeeds once the bytes are in the kernel, even if the
+//!   receiver then drops the connection without reading them. So the sink keeps the last
+//!   256 KiB it sent; before each batch (and at shutdown, after a short grace period) it checks
+//!   whether the receiver closed the connection, and if so reconnects and sends that tail again
+//!   with the new batch. Nothing is lost to a dropped connection noticed this way; a receiver
+//!   may see some messages twice (at-least-once).
+//! - **UDP** sends one datagram per message. It has no acknowledgement at all, so use it only
+//!   where the network is trusted; messages over [`max_datagram`](SyslogSink::max_datagram)
+//!   (default 8 KiB) are cut (CEF survives a cut better than JSON).
+//!
+//! TLS (RFC 5425) is not built yet.
+//!
+//! ```no_run
+//! use audit_sinks::syslog::{Body, SyslogSink, Transport};
+//!
+//! let siem = SyslogSink::new(Transport::Tcp, "siem.example.com:6514").body(Body::Cef);
+//! ```
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use audit_core::{AuditEvent, Batch, Severity, Sink, SinkError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::format::cef::Cef;
+
+/// How messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// One datagram per message, unacknowledged.
+    Udp,
+    /// A stream, octet-counted frames.
+    Tcp,
+}
+
+/// What the message body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Body {
+    /// The event JSON (the default).
+    #[default]
+    Json,
+    /// A CEF line.
+    Cef,
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+}
+
+/// Sends events as RFC 5424 syslog messages.
+pub struct SyslogSink {
+    transport: Transport,
+    addr: String,
+    facility: u8,
+    hostname: String,
+    app_name: Option<String>,
+    body: Body,
+    cef: Cef,
+    max_datagram: usize,
+    conn: Option<Conn>,
+    /// The most recent messages sent over TCP, re-sent if the connection turns out closed.
+    tail: std::collections::VecDeque<String>,
+    tail_bytes: usize,
+}
+
+/// How much recently sent TCP data is kept for re-sending.
+const TAIL_BYTES: usize = 256 * 1024;
+
+impl fmt::Debug for SyslogSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyslogSink")
+            .field("transport", &self.transport)
+            .field("addr", &self.addr)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// RFC 5424 severity.
+fn severity(s: Severity) -> u8 {
+    match s {
+        Severity::Debug => 7,
+        Severity::Info => 6,
+        Severity::Notice => 5,
+        Severity::Warning => 4,
+        Severity::Error => 3,
+        Severity::Critical => 2,
+        _ => 6,
+    }
+}
+
+/// A header field: printable US-ASCII only, at most `max` characters, `-` when empty.
+fn field(s: &str, max: usize) -> String {
+    let f: String = s
+        .chars()
+        .map(|c| if ('!'..='~').contains(&c) { c } else { '_' })
+        .take(max)
+        .collect();
+    if f.is_empty() { "-".into() } else { f }
+}
+
+impl SyslogSink {
+    /// A sink sending to `addr` (`host:port`) over `transport`.
+    pub fn new(transport: Transport, addr: impl Into<String>) -> SyslogSink {
+        let hostname = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        SyslogSink {
+            transport,
+            addr: addr.into(),
+            facility: 13,
+            hostname,
+            app_name: None,
+            body: Body::Json,
+            cef: Cef::default(),
+            max_datagram: 8192,
+            conn: None,
+            tail: std::collections::VecDeque::new(),
+            tail_bytes: 0,
+        }
+    }
+
+    /// The facility (0–23; default 13, *log audit*; 10 is *authpriv*).
+    #[must_use]
+    pub fn facility(mut self, facility: u8) -> SyslogSink {
+        self.facility = facility.min(23);
+        self
+    }
+
+    /// The message body format.
+    #[must_use]
+    pub fn body(mut self, body: Body) -> SyslogSink {
+        self.body = body;
+        self
+    }
+
+    /// The CEF header's vendor, product and version (for [`Body::Cef`]).
+    #[must_use]
+    pub fn cef(mut self, cef: Cef) -> SyslogSink {
+        self.cef = cef;
+        self
+    }
+
+    /// `APP-NAME` (default: the event's service, else `audit`).
+    #[must_use]
+    pub fn app_name(mut self, name: impl Into<String>) -> SyslogSink {
+        self.app_name = Some(name.into());
+        self
+    }
+
+    /// `HOSTNAME` (default: this machine's).
+    #[must_use]
+    pub fn hostname(mut self, name: impl Into<String>) -> SyslogSink {
+        self.hostname = name.into();
+        self
+    }
+
+    /// Largest UDP datagram (default 8192 bytes); longer messages are cut.
+    #[must_use]
+    pub fn max_datagram(mut self, bytes: usize) -> SyslogSink {
+        self.max_datagram = bytes.max(480);
+        self
+    }
+
+    /// One RFC 5424 message.
+    pub fn message(&self, e: &AuditEvent) -> Result<String, SinkError> {
+        let pri = u16::from(self.facility) * 8 + u16::from(severity(e.severity));
+        let app = self
+            .app_name
+            .as_deref()
+            .or_else(|| e.context.as_ref().and_then(|c| c.service.as_deref()))
+            .unwrap_or("audit");
+        let msg = match self.body {
+            Body::Cef => self.cef.encode(e),
+            _ => serde_json::to_string(e)
+                .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?,
+        };
+        Ok(format!(
+            "<{pri}>1 {} {} {} {} {} - {msg}",
+            e.timestamp,
+            field(&self.hostname, 255),
+            field(app, 48),
+            std::process::id(),
+            field(e.event_type.as_str(), 32),
+        ))
+    }
+
+    /// True when the TCP receiver has closed (or reset) the connection.
+    fn peer_closed(&self) -> bool {
+        match &self.conn {
+            Some(Conn::Tcp(s)) => {
+                let mut probe = [0u8; 64];
+                match s.try_read(&mut probe) {
+                    Ok(0) => true,
+                    Ok(_) => false, // the receiver talks back; ignored
+                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn remember(&mut self, messages: &[String]) {
+        for m in messages {
+            self.tail_bytes += m.len();
+            self.tail.push_back(m.clone());
+        }
+        while self.tail_bytes > TAIL_BYTES {
+            match self.tail.pop_front() {
+                Some(m) => self.tail_bytes -= m.len(),
+                None => break,
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> io::Result<&mut Conn> {
+        if self.conn.is_none() {
+            let conn = match self.transport {
+                Transport::Tcp => {
+                    let s = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        TcpStream::connect(&self.addr),
+                    )
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+                    s.set_nodelay(true)?;
+                    Conn::Tcp(s)
+                }
+                Transport::Udp => {
+                    let s = UdpSocket::bind(("0.0.0.0", 0)).await?;
+                    s.connect(&self.addr).await?;
+                    Conn::Udp(s)
+                }
+            };
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no connection"))
+    }
+}
+
+impl Sink for SyslogSink {
+    fn name(&self) -> &str {
+        "syslog"
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let mut messages = batch
+            .iter()
+            .map(|e| self.message(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.send(&mut messages).await
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        if matches!(self.conn, Some(Conn::Tcp(_))) {
+            // Give a receiver that is about to drop the connection time to do so, then
+            // re-send what it may not have read.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.send(&mut Vec::new()).await?;
+        }
+        Ok(())
+    }
+}
+
+impl SyslogSink {
+    /// Sends `messages` (after re-sending the tail if the TCP receiver closed on us).
+    async fn send(&mut self, messages: &mut Vec<String>) -> Result<(), SinkError> {
+        // A connection found closed, or lost on an earlier write: what was sent over it may
+        // never have been read.
+        if self.peer_closed() || self.conn.is_none() {
+            self.conn = None;
+            let mut again: Vec<String> = self.tail.drain(..).collect();
+            self.tail_bytes = 0;
+            again.append(messages);
+            *messages = again;
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let max = self.max_datagram;
+        let addr = self.addr.clone();
+        let fail = |e: io::Error| SinkError::retryable(format!("syslog {addr}: {e}"));
+        let result = match self.connect().await.map_err(&fail)? {
+            Conn::Tcp(s) => {
+                let mut buf = Vec::with_capacity(messages.iter().map(|m| m.len() + 8).sum());
+                for m in messages.iter() {
+                    buf.extend_from_slice(format!("{} ", m.len()).as_bytes());
+                    buf.extend_from_slice(m.as_bytes());
+                }
+                match s.write_all(&buf).await {
+                    Ok(()) => s.flush().await,
+                    Err(e) => Err(e),
+                }
+            }
+            Conn::Udp(s) => {
+                let mut r = Ok(());
+                for m in messages.iter() {
+                    let mut end = m.len().min(max);
+                    while !m.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    if let Err(e) = s.send(&m.as_bytes()[..end]).await {
+                        r = Err(e);
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        if let Err(e) = result {
+            // Re-open on the next attempt; the pipeline retries this batch.
+            self.conn = None;
+            return Err(fail(e));
+        }
+        if self.transport == Transport::Tcp {
+            self.remember(messages);
+        }
+        Ok(())
+    }
+}

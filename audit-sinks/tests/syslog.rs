@@ -1,0 +1,186 @@
+//! The syslog sink against loopback receivers: RFC 5424 headers, octet-counted TCP frames,
+//! a connection the receiver drops mid-batch, UDP datagrams, CEF bodies.
+#![cfg(feature = "syslog")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use audit_core::{Auditor, Severity};
+use audit_sinks::format::cef;
+use audit_sinks::syslog::{Body, SyslogSink, Transport};
+use common::{events, fast_retry};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UdpSocket};
+
+/// Splits an RFC 5424 message into (pri, version, timestamp, host, app, procid, msgid, msg).
+fn parse(m: &str) -> (u16, String, String, String, String, String, String, String) {
+    let (pri, rest) = m.strip_prefix('<').unwrap().split_once('>').unwrap();
+    let mut parts = rest.splitn(8, ' ');
+    let mut next = || parts.next().unwrap().to_owned();
+    let (ver, ts, host, app, pid, msgid, sd, msg) = (
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    );
+    assert_eq!(sd, "-");
+    (pri.parse().unwrap(), ver, ts, host, app, pid, msgid, msg)
+}
+
+/// Reads octet-counted frames from every connection; the first connection is cut after
+/// `cut_after` frames to force a reconnect.
+async fn tcp_receiver(cut_after: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let store = got.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            let limit = if first { cut_after } else { usize::MAX };
+            first = false;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut frames = 0;
+                let mut chunk = [0u8; 65536];
+                loop {
+                    // Parse complete frames.
+                    while let Some(sp) = buf.iter().position(|b| *b == b' ') {
+                        let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+                        if buf.len() < sp + 1 + len {
+                            break;
+                        }
+                        let msg = String::from_utf8(buf[sp + 1..sp + 1 + len].to_vec()).unwrap();
+                        buf.drain(..sp + 1 + len);
+                        frames += 1;
+                        if frames > limit {
+                            return; // drop the connection, losing this frame
+                        }
+                        store.lock().unwrap().push(msg);
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_frames_survive_a_dropped_connection() {
+    let (addr, got) = tcp_receiver(5).await;
+    let sink = SyslogSink::new(Transport::Tcp, &addr)
+        .hostname("web-1")
+        .app_name("vector-api");
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            fast_retry()
+                .max_batch_events(20)
+                .filter(|e| e.event_type.as_str() == "data.vector.delete"),
+        )
+        .build()
+        .unwrap();
+    let mut sent = events(60, 30);
+    sent[0].severity = Severity::Warning;
+    for (i, e) in sent.iter().enumerate() {
+        auditor.record(e.clone()).unwrap();
+        // Spread over several batches so a batch is in flight when the connection drops.
+        if i.is_multiple_of(7) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = got.lock().unwrap();
+    let mut ids = HashSet::new();
+    for m in got.iter() {
+        let (pri, ver, ts, host, app, pid, msgid, msg) = parse(m);
+        assert_eq!(ver, "1");
+        assert_eq!(
+            (host.as_str(), app.as_str(), msgid.as_str()),
+            ("web-1", "vector-api", "data.vector.delete")
+        );
+        assert_eq!(pid, std::process::id().to_string());
+        let e: serde_json::Value = serde_json::from_str(&msg).unwrap();
+        assert_eq!(e["timestamp"], ts.as_str());
+        let sev = if e["severity"] == "warning" { 4 } else { 6 };
+        assert_eq!(pri, 13 * 8 + sev);
+        ids.insert(e["id"].as_str().unwrap().to_owned());
+    }
+    let missing = sent
+        .iter()
+        .filter(|e| !ids.contains(&e.id.to_string()))
+        .count();
+    for e in &sent {
+        assert!(
+            ids.contains(&e.id.to_string()),
+            "nothing lost across the reconnect: {missing} missing of {}, {} received",
+            sent.len(),
+            got.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_datagrams_carry_cef_and_are_cut_to_size() {
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = rx.local_addr().unwrap().to_string();
+    let sink = SyslogSink::new(Transport::Udp, &addr)
+        .body(Body::Cef)
+        .facility(10)
+        .max_datagram(600);
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            fast_retry().filter(|e| e.event_type.as_str() == "data.vector.delete"),
+        )
+        .build()
+        .unwrap();
+    let sent = events(3, 10);
+    let mut big = events(1, 2000).remove(0);
+    big.description = Some("x".repeat(2000));
+    for e in sent.iter().chain(std::iter::once(&big)) {
+        auditor.record(e.clone()).unwrap();
+    }
+    assert!(auditor.shutdown(Duration::from_secs(5)).await.complete);
+    let mut buf = [0u8; 65536];
+    let mut msgs = Vec::new();
+    for _ in 0..4 {
+        let n = tokio::time::timeout(Duration::from_secs(2), rx.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        msgs.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+    }
+    for m in &msgs[..3] {
+        let (pri, _, _, _, _, _, msgid, msg) = parse(m);
+        assert_eq!(pri, 10 * 8 + 6);
+        assert_eq!(msgid, "data.vector.delete");
+        let (headers, _) = cef::parse(&msg).unwrap();
+        assert_eq!(headers[3], "data.vector.delete");
+    }
+    assert_eq!(msgs[3].len(), 600, "cut to the datagram size");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_retryable_error() {
+    use audit_core::{Batch, Sink};
+    let mut sink = SyslogSink::new(Transport::Tcp, "127.0.0.1:1");
+    let err = sink.deliver(&Batch::from(events(1, 1))).await.unwrap_err();
+    assert!(!err.is_permanent());
+    assert!(err.message().contains("127.0.0.1:1"));
+}
