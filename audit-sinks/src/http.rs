@@ -77,6 +77,15 @@ pub(crate) fn transport(who: &str, e: reqwest::Error) -> SinkError {
     SinkError::retryable(format!("{who}: {kind}: {}", e.without_url()))
 }
 
+#[cfg_attr(
+    not(any(
+        feature = "webhook",
+        feature = "splunk",
+        feature = "elasticsearch",
+        feature = "datadog"
+    )),
+    allow(dead_code)
+)]
 /// Splits `items` into consecutive groups whose encoded sizes (from `size`) stay within
 /// `max_bytes` and `max_items`; a single oversized item gets a group of its own.
 pub(crate) fn chunks<T>(
@@ -140,13 +149,19 @@ mod tests {
 /// retries the same batch after a later chunk failed, the accepted part is not sent again
 /// (receivers without idempotency keys would store it twice).
 #[derive(Debug, Default, Clone)]
-#[cfg_attr(not(any(feature = "splunk", feature = "datadog")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "splunk", feature = "datadog", feature = "cloudwatch")),
+    allow(dead_code)
+)]
 pub(crate) struct Progress {
     /// The first event's id of the batch in flight, and how many of its events are accepted.
     state: Option<(String, usize)>,
 }
 
-#[cfg_attr(not(any(feature = "splunk", feature = "datadog")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "splunk", feature = "datadog", feature = "cloudwatch")),
+    allow(dead_code)
+)]
 impl Progress {
     /// How many leading events of `batch` were already accepted.
     pub(crate) fn skip(&self, batch: &audit_core::Batch) -> usize {

@@ -13,6 +13,7 @@
 //! | `splunk` | [`SplunkSink`] | Splunk HTTP Event Collector |
 //! | `elasticsearch` | [`ElasticsearchSink`] | Elasticsearch / OpenSearch `_bulk` |
 //! | `datadog` | [`DatadogSink`] | Datadog Logs intake (gzip, payload limits) |
+//! | `cloudwatch` | [`CloudWatchSink`] | CloudWatch Logs `PutLogEvents`, SigV4-signed |
 //! | `syslog` | [`SyslogSink`] | RFC 5424 over UDP or TCP, JSON or CEF body |
 //! | `nats` | [`NatsSink`] | NATS JetStream |
 //!
@@ -44,6 +45,8 @@
 
 pub mod format;
 
+#[cfg(feature = "cloudwatch")]
+pub mod cloudwatch;
 #[cfg(feature = "datadog")]
 pub mod datadog;
 #[cfg(feature = "elasticsearch")]
@@ -72,6 +75,8 @@ pub mod syslog;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
+#[cfg(feature = "cloudwatch")]
+pub use cloudwatch::CloudWatchSink;
 #[cfg(feature = "datadog")]
 pub use datadog::DatadogSink;
 #[cfg(feature = "elasticsearch")]

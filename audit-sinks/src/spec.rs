@@ -11,6 +11,7 @@
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
 //! | `syslog+tcp://host:514?format=cef&facility=13` (or `syslog+udp://`) | [`SyslogSink`](crate::SyslogSink) | `syslog` |
+//! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
@@ -128,6 +129,17 @@ pub enum Spec {
         /// Facility 0–23.
         facility: Option<u8>,
     },
+    /// `cloudwatch://REGION/GROUP/STREAM` (credentials from the environment).
+    CloudWatch {
+        /// AWS region.
+        region: String,
+        /// Log group.
+        group: String,
+        /// Log stream.
+        stream: String,
+        /// Another endpoint.
+        endpoint: Option<String>,
+    },
     /// `nats://host:port/PREFIX`.
     Nats {
         /// Server URL.
@@ -150,6 +162,7 @@ impl fmt::Debug for Spec {
             Spec::Elasticsearch { .. } => "elasticsearch",
             Spec::Datadog { .. } => "datadog",
             Spec::Syslog { .. } => "syslog",
+            Spec::CloudWatch { .. } => "cloudwatch",
             Spec::Nats { .. } => "nats",
         };
         write!(f, "Spec::{kind}")
@@ -360,6 +373,29 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 facility,
             })
         }
+        "cloudwatch" => {
+            let (base, mut p) = query("cloudwatch", rest, &["endpoint"])?;
+            let path = base.strip_prefix("//").unwrap_or(base);
+            let mut parts = path.splitn(2, '/');
+            let region = parts.next().unwrap_or("");
+            let (group, stream) = parts
+                .next()
+                .and_then(|gs| gs.rsplit_once('/'))
+                .filter(|(g, s)| !region.is_empty() && !g.is_empty() && !s.is_empty())
+                .ok_or_else(|| {
+                    SpecError::new("cloudwatch: expected cloudwatch://REGION/GROUP/STREAM")
+                })?;
+            Ok(Spec::CloudWatch {
+                region: region.to_owned(),
+                group: if group.starts_with('/') || !group.contains('/') {
+                    group.to_owned()
+                } else {
+                    format!("/{group}")
+                },
+                stream: stream.to_owned(),
+                endpoint: take(&mut p, "endpoint"),
+            })
+        }
         "nats" | "tls" => {
             let after = rest
                 .strip_prefix("//")
@@ -377,7 +413,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         }
         other => Err(SpecError::new(format!(
             "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
-             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, nats)"
+             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, cloudwatch, nats)"
         ))),
     }
 }
@@ -459,6 +495,9 @@ pub enum AnySink {
     /// Syslog.
     #[cfg(feature = "syslog")]
     Syslog(crate::SyslogSink),
+    /// CloudWatch Logs.
+    #[cfg(feature = "cloudwatch")]
+    CloudWatch(crate::CloudWatchSink),
     /// Keeps the enum inhabited-checkable when every sink feature is off.
     #[doc(hidden)]
     _None(std::convert::Infallible),
@@ -485,6 +524,8 @@ macro_rules! each {
             AnySink::Datadog($s) => $e,
             #[cfg(feature = "syslog")]
             AnySink::Syslog($s) => $e,
+            #[cfg(feature = "cloudwatch")]
+            AnySink::CloudWatch($s) => $e,
             AnySink::_None(never) => match *never {},
         }
     };
@@ -642,6 +683,25 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                 return Ok(AnySink::Syslog(s));
             }
             Err(disabled("syslog"))
+        }
+        Spec::CloudWatch {
+            region,
+            group,
+            stream,
+            endpoint,
+        } => {
+            #[cfg(feature = "cloudwatch")]
+            {
+                let credentials = crate::cloudwatch::Credentials::from_env()
+                    .map_err(|e| SpecError::new(format!("cloudwatch: {e}")))?;
+                let mut s = crate::CloudWatchSink::new(&region, &group, &stream, credentials)
+                    .map_err(SpecError::new)?;
+                if let Some(e) = endpoint {
+                    s = s.endpoint(e);
+                }
+                return Ok(AnySink::CloudWatch(s));
+            }
+            Err(disabled("cloudwatch"))
         }
         Spec::Nats { url, prefix } => {
             #[cfg(feature = "nats")]

@@ -94,6 +94,16 @@ fn grammar() {
             .contains("0-23")
     );
     assert_eq!(
+        spec::parse("cloudwatch://eu-west-1/audit/vector-api/instance-1").unwrap(),
+        Spec::CloudWatch {
+            region: "eu-west-1".into(),
+            group: "/audit/vector-api".into(),
+            stream: "instance-1".into(),
+            endpoint: None
+        }
+    );
+    assert!(spec::parse("cloudwatch://eu-west-1").is_err());
+    assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {
             url: "nats://127.0.0.1:4222".into(),
