@@ -15,6 +15,7 @@
 //! | `datadog` | [`DatadogSink`] | Datadog Logs intake (gzip, payload limits) |
 //! | `cloudwatch` | [`CloudWatchSink`] | CloudWatch Logs `PutLogEvents`, SigV4-signed |
 //! | `syslog` | [`SyslogSink`] | RFC 5424 over UDP or TCP, JSON or CEF body |
+//! | `otlp` | [`OtlpSink`] | OpenTelemetry log records over OTLP (gRPC, HTTP) |
 //! | `nats` | [`NatsSink`] | NATS JetStream |
 //!
 //! Any of them can be built from a configuration string with [`spec::build`]; the formats
@@ -54,11 +55,23 @@ pub mod elasticsearch;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "http-client")]
+#[cfg_attr(
+    not(any(
+        feature = "webhook",
+        feature = "splunk",
+        feature = "elasticsearch",
+        feature = "datadog",
+        feature = "cloudwatch"
+    )),
+    allow(dead_code)
+)]
 mod http;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod spec;
@@ -87,6 +100,8 @@ pub use file::{FileSink, FsyncPolicy};
 pub use memory::MemorySink;
 #[cfg(feature = "nats")]
 pub use nats::NatsSink;
+#[cfg(feature = "otlp")]
+pub use otlp::OtlpSink;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "splunk")]

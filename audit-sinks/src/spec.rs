@@ -12,6 +12,7 @@
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
 //! | `syslog+tcp://host:514?format=cef&facility=13` (or `syslog+udp://`) | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
+//! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
@@ -140,6 +141,17 @@ pub enum Spec {
         /// Another endpoint.
         endpoint: Option<String>,
     },
+    /// `otlp+grpc://host:4317` or `otlp+http(s)://host:4318/v1/logs`.
+    Otlp {
+        /// gRPC (else HTTP).
+        grpc: bool,
+        /// The endpoint URL.
+        url: String,
+        /// HTTP bodies as JSON (else protobuf).
+        json: bool,
+        /// `service.name`.
+        service: String,
+    },
     /// `nats://host:port/PREFIX`.
     Nats {
         /// Server URL.
@@ -163,6 +175,7 @@ impl fmt::Debug for Spec {
             Spec::Datadog { .. } => "datadog",
             Spec::Syslog { .. } => "syslog",
             Spec::CloudWatch { .. } => "cloudwatch",
+            Spec::Otlp { .. } => "otlp",
             Spec::Nats { .. } => "nats",
         };
         write!(f, "Spec::{kind}")
@@ -373,6 +386,35 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 facility,
             })
         }
+        "otlp+grpc" | "otlp+grpcs" | "otlp+http" | "otlp+https" => {
+            let (base, mut p) = query("otlp", rest, &["format", "service"])?;
+            let grpc = scheme.starts_with("otlp+grpc");
+            let transport = if scheme.ends_with('s') {
+                "https"
+            } else {
+                "http"
+            };
+            let mut url = format!("{transport}:{base}");
+            http_url("otlp", &url)?;
+            if !grpc && url.split_once("://").is_some_and(|(_, r)| !r.contains('/')) {
+                url.push_str("/v1/logs");
+            }
+            let json = match take(&mut p, "format").as_deref() {
+                None | Some("protobuf") => false,
+                Some("json") if !grpc => true,
+                Some(_) => {
+                    return Err(SpecError::new(
+                        "otlp: format is protobuf or (over HTTP) json",
+                    ));
+                }
+            };
+            Ok(Spec::Otlp {
+                grpc,
+                url,
+                json,
+                service: take(&mut p, "service").unwrap_or_else(|| "audit".into()),
+            })
+        }
         "cloudwatch" => {
             let (base, mut p) = query("cloudwatch", rest, &["endpoint"])?;
             let path = base.strip_prefix("//").unwrap_or(base);
@@ -413,7 +455,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         }
         other => Err(SpecError::new(format!(
             "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
-             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, cloudwatch, nats)"
+             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, cloudwatch, otlp+grpc, otlp+http, nats)"
         ))),
     }
 }
@@ -498,6 +540,9 @@ pub enum AnySink {
     /// CloudWatch Logs.
     #[cfg(feature = "cloudwatch")]
     CloudWatch(crate::CloudWatchSink),
+    /// OTLP logs.
+    #[cfg(feature = "otlp")]
+    Otlp(Box<crate::OtlpSink>),
     /// Keeps the enum inhabited-checkable when every sink feature is off.
     #[doc(hidden)]
     _None(std::convert::Infallible),
@@ -526,6 +571,8 @@ macro_rules! each {
             AnySink::Syslog($s) => $e,
             #[cfg(feature = "cloudwatch")]
             AnySink::CloudWatch($s) => $e,
+            #[cfg(feature = "otlp")]
+            AnySink::Otlp($s) => $e,
             AnySink::_None(never) => match *never {},
         }
     };
@@ -702,6 +749,26 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                 return Ok(AnySink::CloudWatch(s));
             }
             Err(disabled("cloudwatch"))
+        }
+        Spec::Otlp {
+            grpc,
+            url,
+            json,
+            service,
+        } => {
+            #[cfg(feature = "otlp")]
+            {
+                use crate::otlp::Protocol;
+                let protocol = match (grpc, json) {
+                    (true, _) => Protocol::Grpc,
+                    (false, true) => Protocol::HttpJson,
+                    (false, false) => Protocol::HttpProtobuf,
+                };
+                return crate::OtlpSink::new(protocol, &url, &service)
+                    .map(|s| AnySink::Otlp(Box::new(s)))
+                    .map_err(SpecError::new);
+            }
+            Err(disabled("otlp"))
         }
         Spec::Nats { url, prefix } => {
             #[cfg(feature = "nats")]

@@ -104,6 +104,25 @@ fn grammar() {
     );
     assert!(spec::parse("cloudwatch://eu-west-1").is_err());
     assert_eq!(
+        spec::parse("otlp+grpc://collector:4317").unwrap(),
+        Spec::Otlp {
+            grpc: true,
+            url: "http://collector:4317".into(),
+            json: false,
+            service: "audit".into()
+        }
+    );
+    assert_eq!(
+        spec::parse("otlp+https://collector:4318?format=json&service=api").unwrap(),
+        Spec::Otlp {
+            grpc: false,
+            url: "https://collector:4318/v1/logs".into(),
+            json: true,
+            service: "api".into()
+        }
+    );
+    assert!(spec::parse("otlp+grpc://c:4317?format=json").is_err());
+    assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {
             url: "nats://127.0.0.1:4222".into(),
