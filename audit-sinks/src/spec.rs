@@ -10,7 +10,7 @@
 //! | `splunk+https://host:8088?token=T&index=I&source=S&sourcetype=T` | [`SplunkSink`](crate::SplunkSink) | `splunk` |
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
-//! | `syslog+tcp://host:514?format=cef&facility=13` (or `syslog+udp://`) | [`SyslogSink`](crate::SyslogSink) | `syslog` |
+//! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem`, `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
@@ -119,10 +119,12 @@ pub enum Spec {
         /// Extra tags.
         tags: Option<String>,
     },
-    /// `syslog+tcp://host:port` or `syslog+udp://…`.
+    /// `syslog+tcp://host:port`, `syslog+tls://…` or `syslog+udp://…`.
     Syslog {
-        /// TCP (else UDP).
-        tcp: bool,
+        /// `tcp`, `tls` or `udp`.
+        transport: String,
+        /// For TLS: a PEM file of the CA to trust instead of the platform's roots.
+        ca: Option<String>,
         /// `host:port`.
         addr: String,
         /// CEF body (else JSON).
@@ -359,8 +361,8 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 tags: take(&mut p, "tags"),
             })
         }
-        "syslog+tcp" | "syslog+udp" => {
-            let (base, mut p) = query("syslog", rest, &["format", "facility"])?;
+        "syslog+tcp" | "syslog+udp" | "syslog+tls" => {
+            let (base, mut p) = query("syslog", rest, &["format", "facility", "ca"])?;
             let addr = base
                 .strip_prefix("//")
                 .map(|a| a.trim_end_matches('/'))
@@ -379,8 +381,13 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                         .ok_or_else(|| SpecError::new("syslog: facility must be 0-23"))
                 })
                 .transpose()?;
+            let ca = take(&mut p, "ca");
+            if ca.is_some() && scheme != "syslog+tls" {
+                return Err(SpecError::new("syslog: ca= only applies to syslog+tls"));
+            }
             Ok(Spec::Syslog {
-                tcp: scheme == "syslog+tcp",
+                transport: scheme["syslog+".len()..].to_owned(),
+                ca,
                 addr: addr.to_owned(),
                 cef,
                 facility,
@@ -455,7 +462,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         }
         other => Err(SpecError::new(format!(
             "unknown sink scheme `{other}` (known: stdout, file, sqlite, postgres, webhook+https, \
-             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+udp, cloudwatch, otlp+grpc, otlp+http, nats)"
+             splunk+https, elasticsearch+https, datadog+https, syslog+tcp, syslog+tls, syslog+udp, cloudwatch, otlp+grpc, otlp+http, nats)"
         ))),
     }
 }
@@ -711,7 +718,8 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             Err(disabled("datadog"))
         }
         Spec::Syslog {
-            tcp,
+            transport,
+            ca,
             addr,
             cef,
             facility,
@@ -719,8 +727,18 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             #[cfg(feature = "syslog")]
             {
                 use crate::syslog::{Body, Transport};
-                let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+                let transport = match transport.as_str() {
+                    "tcp" => Transport::Tcp,
+                    "tls" => Transport::Tls,
+                    _ => Transport::Udp,
+                };
                 let mut s = crate::SyslogSink::new(transport, addr);
+                if let Some(path) = ca {
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        SpecError::new(format!("syslog: cannot read ca {path}: {e}"))
+                    })?;
+                    s = s.ca_pem(pem);
+                }
                 if cef {
                     s = s.body(Body::Cef);
                 }

@@ -81,7 +81,8 @@ fn grammar() {
     assert_eq!(
         spec::parse("syslog+tcp://siem:514?format=cef&facility=10").unwrap(),
         Spec::Syslog {
-            tcp: true,
+            transport: "tcp".into(),
+            ca: None,
             addr: "siem:514".into(),
             cef: true,
             facility: Some(10)
@@ -122,6 +123,11 @@ fn grammar() {
         }
     );
     assert!(spec::parse("otlp+grpc://c:4317?format=json").is_err());
+    assert!(matches!(
+        spec::parse("syslog+tls://siem:6514?ca=/etc/ca.pem").unwrap(),
+        Spec::Syslog { ref transport, ca: Some(_), .. } if transport == "tls"
+    ));
+    assert!(spec::parse("syslog+tcp://siem:514?ca=/x").is_err());
     assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {

@@ -184,3 +184,104 @@ async fn an_unreachable_server_is_a_retryable_error() {
     assert!(!err.is_permanent());
     assert!(err.message().contains("127.0.0.1:1"));
 }
+
+/// A TLS syslog receiver with a certificate for `localhost` signed by a private CA; returns
+/// the port, the CA's PEM and what it received.
+async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let store = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    while let Some(sp) = buf.iter().position(|b| *b == b' ') {
+                        let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+                        if buf.len() < sp + 1 + len {
+                            break;
+                        }
+                        store
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8(buf[sp + 1..sp + 1 + len].to_vec()).unwrap());
+                        buf.drain(..sp + 1 + len);
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (port, ca.pem(), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_delivers_to_a_server_signed_by_the_given_ca_only() {
+    let (port, ca, got) = tls_receiver().await;
+    let sink = SyslogSink::new(Transport::Tls, format!("localhost:{port}")).ca_pem(ca);
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            fast_retry().filter(|e| e.event_type.as_str() == "data.vector.delete"),
+        )
+        .build()
+        .unwrap();
+    let sent = events(30, 20);
+    for e in &sent {
+        auditor.record(e.clone()).unwrap();
+    }
+    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ids: HashSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let msg = parse(m).7;
+            serde_json::from_str::<serde_json::Value>(&msg).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), sent.len());
+
+    // The same server is not trusted through the platform's store: a retryable failure.
+    use audit_core::{Batch, Sink};
+    let mut untrusted = SyslogSink::new(Transport::Tls, format!("localhost:{port}"));
+    let err = untrusted
+        .deliver(&Batch::from(events(1, 1)))
+        .await
+        .unwrap_err();
+    assert!(!err.is_permanent(), "{err}");
+}
