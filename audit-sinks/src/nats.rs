@@ -27,6 +27,7 @@ use bytes::Bytes;
 pub struct NatsSink {
     js: jetstream::Context,
     prefix: String,
+    format: crate::format::Format,
 }
 
 impl fmt::Debug for NatsSink {
@@ -70,7 +71,15 @@ impl NatsSink {
         Ok(NatsSink {
             js: jetstream::new(client),
             prefix: prefix.to_owned(),
+            format: crate::format::Format::Native,
         })
+    }
+
+    /// The payload format (default: the canonical event JSON).
+    #[must_use]
+    pub fn format(mut self, format: crate::format::Format) -> NatsSink {
+        self.format = format;
+        self
     }
 
     /// The subject an event goes to.
@@ -92,8 +101,8 @@ impl Sink for NatsSink {
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let mut acks = Vec::with_capacity(batch.len());
         for e in batch {
-            let payload = serde_json::to_vec(e)
-                .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?;
+            let mut payload = Vec::with_capacity(512);
+            self.format.write(&mut payload, e)?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", e.id.to_string().as_str());
             let subject = self.subject(e);

@@ -4,6 +4,9 @@
 //! |---|---|---|
 //! | `stdout:` | [`StdoutSink`](crate::StdoutSink) | `stdout` |
 //! | `file:PATH` or `file:///abs/path` | [`FileSink`](crate::FileSink) | `file` |
+//!
+//! `stdout:`, `file:` and `webhook+` take `?format=native|ocsf|ecs|cef`.
+//!
 //! | `sqlite:PATH` | [`SqliteStore`](crate::SqliteStore) as a sink | `sqlite` |
 //! | `postgres://user@host:5432/db` | [`PostgresStore`](crate::PostgresStore) as a sink | `postgres` |
 //! | `webhook+https://host/path?secret=S&max_bytes=N` | [`WebhookSink`](crate::WebhookSink) | `webhook` |
@@ -67,10 +70,10 @@ impl std::error::Error for SpecError {}
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Spec {
-    /// `stdout:`.
-    Stdout,
-    /// `file:PATH`.
-    File(String),
+    /// `stdout:` (`stdout:?format=ocsf`).
+    Stdout(Option<String>),
+    /// `file:PATH` (`file:PATH?format=ecs`).
+    File(String, Option<String>),
     /// `sqlite:PATH`.
     Sqlite(String),
     /// `postgres://…`.
@@ -83,6 +86,8 @@ pub enum Spec {
         secret: Option<String>,
         /// Largest body.
         max_bytes: Option<usize>,
+        /// Element format.
+        format: Option<String>,
     },
     /// `splunk+URL`.
     Splunk {
@@ -167,8 +172,8 @@ impl fmt::Debug for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Secrets never appear, even in debug output.
         let kind = match self {
-            Spec::Stdout => "stdout",
-            Spec::File(_) => "file",
+            Spec::Stdout(_) => "stdout",
+            Spec::File(..) => "file",
             Spec::Sqlite(_) => "sqlite",
             Spec::Postgres(_) => "postgres",
             Spec::Webhook { .. } => "webhook",
@@ -250,6 +255,21 @@ fn http_url(scheme: &str, url: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
+fn checked_format(f: Option<String>) -> Result<Option<String>, SpecError> {
+    if let Some(f) = &f {
+        f.parse::<crate::format::Format>().map_err(SpecError::new)?;
+    }
+    Ok(f)
+}
+
+#[cfg_attr(
+    not(any(feature = "stdout", feature = "file", feature = "webhook")),
+    allow(dead_code)
+)]
+fn format_of(f: Option<&str>) -> crate::format::Format {
+    f.and_then(|f| f.parse().ok()).unwrap_or_default()
+}
+
 /// Parses one spec (no I/O).
 pub fn parse(spec: &str) -> Result<Spec, SpecError> {
     let spec = spec.trim();
@@ -257,24 +277,38 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         SpecError::new("a sink spec starts with a scheme, e.g. `stdout:` or `file:PATH`")
     })?;
     match scheme {
-        "stdout" if rest.is_empty() || rest == "//" => Ok(Spec::Stdout),
-        "stdout" => Err(SpecError::new("stdout: takes no path")),
-        "file" | "sqlite" => {
+        "stdout" => {
+            let (base, mut p) = query("stdout", rest, &["format"])?;
+            if !(base.is_empty() || base == "//") {
+                return Err(SpecError::new("stdout: takes no path"));
+            }
+            Ok(Spec::Stdout(checked_format(take(&mut p, "format"))?))
+        }
+        "file" => {
+            let (base, mut p) = query("file", rest, &["format"])?;
+            let path = base.strip_prefix("//").unwrap_or(base);
+            if path.is_empty() {
+                return Err(SpecError::new(
+                    "file: needs a path, e.g. file:./audit.jsonl",
+                ));
+            }
+            Ok(Spec::File(
+                path.to_owned(),
+                checked_format(take(&mut p, "format"))?,
+            ))
+        }
+        "sqlite" => {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
-                return Err(SpecError::new(format!(
-                    "{scheme}: needs a path, e.g. {scheme}:./audit"
-                )));
+                return Err(SpecError::new(
+                    "sqlite: needs a path, e.g. sqlite:./audit.db",
+                ));
             }
-            Ok(if scheme == "file" {
-                Spec::File(path.to_owned())
-            } else {
-                Spec::Sqlite(path.to_owned())
-            })
+            Ok(Spec::Sqlite(path.to_owned()))
         }
         "postgres" | "postgresql" => Ok(Spec::Postgres(spec.to_owned())),
         "webhook+http" | "webhook+https" => {
-            let (base, mut p) = query("webhook", rest, &["secret", "max_bytes"])?;
+            let (base, mut p) = query("webhook", rest, &["secret", "max_bytes", "format"])?;
             let url = format!("{}:{base}", &scheme["webhook+".len()..]);
             http_url("webhook", &url)?;
             let max_bytes = take(&mut p, "max_bytes")
@@ -287,6 +321,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 url,
                 secret: take(&mut p, "secret"),
                 max_bytes,
+                format: checked_format(take(&mut p, "format"))?,
             })
         }
         "splunk+http" | "splunk+https" => {
@@ -615,14 +650,18 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
     let parsed = parse(spec)?;
     #[allow(unreachable_code, unused_variables)]
     match parsed {
-        Spec::Stdout => {
+        Spec::Stdout(format) => {
             #[cfg(feature = "stdout")]
-            return Ok(AnySink::Stdout(crate::StdoutSink::new()));
+            return Ok(AnySink::Stdout(
+                crate::StdoutSink::new().format(format_of(format.as_deref())),
+            ));
             Err(disabled("stdout"))
         }
-        Spec::File(path) => {
+        Spec::File(path, format) => {
             #[cfg(feature = "file")]
-            return crate::FileSink::new(&path)
+            return crate::FileSink::builder(&path)
+                .format(format_of(format.as_deref()))
+                .build()
                 .map(AnySink::File)
                 .map_err(|e| SpecError::new(format!("file: cannot open {path}: {e}")));
             Err(disabled("file"))
@@ -646,10 +685,13 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             url,
             secret,
             max_bytes,
+            format,
         } => {
             #[cfg(feature = "webhook")]
             {
-                let mut s = crate::WebhookSink::new(&url).map_err(SpecError::new)?;
+                let mut s = crate::WebhookSink::new(&url)
+                    .map_err(SpecError::new)?
+                    .format(format_of(format.as_deref()));
                 if let Some(secret) = secret {
                     s = s.secret(secret);
                 }

@@ -32,13 +32,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use audit_core::{Batch, Sink, SinkError};
 
-use crate::format::jsonl;
-
 type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
 
 /// Writes each event as one JSON line to standard output (or another writer).
 pub struct StdoutSink {
     writer: SharedWriter,
+    format: crate::format::Format,
 }
 
 impl std::fmt::Debug for StdoutSink {
@@ -63,7 +62,15 @@ impl StdoutSink {
     pub fn with_writer(writer: impl Write + Send + 'static) -> StdoutSink {
         StdoutSink {
             writer: Arc::new(Mutex::new(Box::new(writer))),
+            format: crate::format::Format::Native,
         }
+    }
+
+    /// The line format (default: the canonical event JSON).
+    #[must_use]
+    pub fn format(mut self, format: crate::format::Format) -> StdoutSink {
+        self.format = format;
+        self
     }
 }
 
@@ -74,7 +81,9 @@ impl Sink for StdoutSink {
 
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let mut buf = Vec::with_capacity(batch.len() * 512);
-        jsonl::write_all(&mut buf, batch)?;
+        for e in batch {
+            self.format.write_line(&mut buf, e)?;
+        }
         let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
             let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);

@@ -37,6 +37,7 @@ pub struct WebhookSink {
     secret: Option<Vec<u8>>,
     max_body_bytes: usize,
     max_events: usize,
+    format: crate::format::Format,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -79,6 +80,7 @@ impl WebhookSink {
             secret: None,
             max_body_bytes: 1 << 20,
             max_events: 1000,
+            format: crate::format::Format::Native,
         })
     }
 
@@ -93,6 +95,14 @@ impl WebhookSink {
     #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> WebhookSink {
         self.max_body_bytes = bytes.max(1024);
+        self
+    }
+
+    /// The format of each element of `events` (default: the canonical event JSON; CEF lines
+    /// become JSON strings).
+    #[must_use]
+    pub fn format(mut self, format: crate::format::Format) -> WebhookSink {
+        self.format = format;
         self
     }
 
@@ -168,10 +178,15 @@ impl Sink for WebhookSink {
         let mut encoded = Vec::with_capacity(batch.len());
         for e in batch {
             ids.push(e.id.to_string());
-            encoded.push(
-                serde_json::to_vec(e)
-                    .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?,
-            );
+            let mut one = Vec::with_capacity(512);
+            self.format.write(&mut one, e)?;
+            if !self.format.is_json() {
+                // A CEF line goes in as a JSON string.
+                let text = String::from_utf8_lossy(&one).into_owned();
+                one = serde_json::to_vec(&text)
+                    .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?;
+            }
+            encoded.push(one);
         }
         self.send(&ids, &encoded).await
     }

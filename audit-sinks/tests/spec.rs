@@ -13,14 +13,24 @@ use common::{Receiver, Reply, events};
 
 #[test]
 fn grammar() {
-    assert_eq!(spec::parse("stdout:").unwrap(), Spec::Stdout);
+    assert_eq!(spec::parse("stdout:").unwrap(), Spec::Stdout(None));
     assert_eq!(
-        spec::parse("file:///var/log/audit.jsonl").unwrap(),
-        Spec::File("/var/log/audit.jsonl".into())
+        spec::parse("stdout:?format=ocsf").unwrap(),
+        Spec::Stdout(Some("ocsf".into()))
     );
     assert_eq!(
-        spec::parse("file:audit.jsonl").unwrap(),
-        Spec::File("audit.jsonl".into())
+        spec::parse("file:///var/log/audit.jsonl").unwrap(),
+        Spec::File("/var/log/audit.jsonl".into(), None)
+    );
+    assert_eq!(
+        spec::parse("file:audit.jsonl?format=ecs").unwrap(),
+        Spec::File("audit.jsonl".into(), Some("ecs".into()))
+    );
+    assert!(
+        spec::parse("file:a.jsonl?format=xml")
+            .unwrap_err()
+            .to_string()
+            .contains("not one of")
     );
     assert_eq!(
         spec::parse("sqlite:./audit.db").unwrap(),
@@ -35,6 +45,7 @@ fn grammar() {
             url,
             secret,
             max_bytes,
+            ..
         } => {
             assert_eq!(url, "https://h.example/a/b");
             assert_eq!(secret.as_deref(), Some("s,3"));
@@ -193,14 +204,23 @@ async fn an_auditor_configured_from_specs_delivers_everywhere() {
     let rx = Receiver::start(|_| Reply::status(200)).await;
     let dir = tempfile::tempdir().unwrap();
     let list = format!(
-        "file:{}, webhook+{}?secret=abc, sqlite:{}",
+        "file:{}, webhook+{}?secret=abc, sqlite:{}, file:{}?format=ocsf",
         dir.path().join("a.jsonl").display(),
         rx.url("/hook"),
-        dir.path().join("a.db").display()
+        dir.path().join("a.db").display(),
+        dir.path().join("ocsf.jsonl").display()
     );
     let mut builder = Auditor::builder();
-    for s in spec::split_list(&list) {
-        builder = builder.sink(spec::build(s).await.unwrap());
+    for (i, s) in spec::split_list(&list).into_iter().enumerate() {
+        let sink = spec::build(s).await.unwrap();
+        let name = if i == 3 {
+            "ocsf-file"
+        } else {
+            audit_core::Sink::name(&sink)
+        }
+        .to_owned();
+        let options = audit_core::Sink::default_options(&sink).name(name);
+        builder = builder.sink_with(sink, options);
     }
     let auditor = builder.build().unwrap();
     for e in events(10, 5) {
@@ -214,7 +234,16 @@ async fn an_auditor_configured_from_specs_delivers_everywhere() {
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    assert_eq!(names, ["file", "webhook", "sqlite"]);
+    assert_eq!(names, ["file", "webhook", "sqlite", "ocsf-file"]);
+    let ocsf: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("ocsf.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ocsf["class_uid"], 6001, "OCSF lines in the file");
     assert!(
         report.metrics.sinks.iter().all(|s| s.delivered == 10),
         "{report}"

@@ -83,6 +83,7 @@ impl Default for FsyncPolicy {
 
 #[derive(Debug)]
 struct Config {
+    format: crate::format::Format,
     path: PathBuf,
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
@@ -139,6 +140,13 @@ impl FileSinkBuilder {
 
     /// Opens the file (creating it and its directory), so a bad path or a permission
     /// problem is reported now rather than at the first event.
+    /// The line format (default: the canonical event JSON).
+    pub fn format(mut self, format: crate::format::Format) -> Self {
+        self.cfg.format = format;
+        self
+    }
+
+    /// Opens the file and returns the sink.
     pub fn build(self) -> io::Result<FileSink> {
         let cfg = Arc::new(self.cfg);
         let writer = Writer::open(Arc::clone(&cfg))?;
@@ -167,6 +175,7 @@ impl FileSink {
     pub fn builder(path: impl AsRef<Path>) -> FileSinkBuilder {
         FileSinkBuilder {
             cfg: Config {
+                format: crate::format::Format::Native,
                 path: path.as_ref().to_path_buf(),
                 max_bytes: Some(100 << 20),
                 rotate_every: None,

@@ -9,7 +9,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use audit_core::{AuditEvent, SinkError, Timestamp};
 
 use super::{Config, FsyncPolicy};
-use crate::format::jsonl;
 
 /// What makes "the file at the path" the same file: device and inode on Unix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +134,7 @@ impl Writer {
         self.buf.clear();
         for event in events {
             let start = self.buf.len();
-            jsonl::write_all(&mut self.buf, [&**event])?;
+            self.cfg.format.write_line(&mut self.buf, event)?;
             let line = (self.buf.len() - start) as u64;
             if let Some(max) = self.cfg.max_bytes {
                 let before = self.size + start as u64;
