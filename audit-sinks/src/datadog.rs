@@ -27,7 +27,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 
-use crate::http::{self, Answer};
+use crate::http;
 
 /// Most entries per payload.
 pub const MAX_ENTRIES: usize = 1000;
@@ -177,11 +177,13 @@ impl Sink for DatadogSink {
             .map(|e| self.entry(e))
             .collect::<Result<Vec<_>, _>>()?;
         // Brackets and commas count towards the limit too.
-        let mut pending = http::chunks(&entries, MAX_ENTRIES, MAX_PAYLOAD_BYTES - 2, |e| {
-            e.len() + 1
-        });
-        pending.reverse();
-        while let Some(range) = pending.pop() {
+        let mut split = http::Splitter::new(http::chunks(
+            &entries,
+            MAX_ENTRIES,
+            MAX_PAYLOAD_BYTES - 2,
+            |e| e.len() + 1,
+        ));
+        while let Some(range) = split.next_range() {
             self.progress.accepted(batch, skip + range.start);
             let mut body = Vec::with_capacity(MAX_PAYLOAD_BYTES.min(1 << 20));
             body.push(b'[');
@@ -205,20 +207,8 @@ impl Sink for DatadogSink {
             let status = resp.status();
             let headers = resp.headers().clone();
             let text = resp.text().await.unwrap_or_default();
-            match http::classify("datadog", status, &headers, &text) {
-                Answer::Ok => {}
-                Answer::TooLarge if range.len() > 1 => {
-                    let mid = range.start + range.len() / 2;
-                    pending.push(mid..range.end);
-                    pending.push(range.start..mid);
-                }
-                Answer::TooLarge => {
-                    return Err(SinkError::permanent(
-                        "datadog refused a single entry as too large (413)",
-                    ));
-                }
-                Answer::Failed(e) => return Err(e),
-            }
+            let answer = http::classify("datadog", status, &headers, &text);
+            split.answered("datadog", range, answer)?;
         }
         self.progress.clear();
         Ok(())

@@ -145,6 +145,56 @@ mod tests {
     }
 }
 
+/// Sends consecutive ranges of a batch in order, halving a range the receiver refuses as too
+/// large (413) until it fits; one refused event on its own is a permanent error.
+#[derive(Debug)]
+#[cfg_attr(
+    not(any(feature = "webhook", feature = "splunk", feature = "datadog")),
+    allow(dead_code)
+)]
+pub(crate) struct Splitter {
+    /// Ranges still to send, the next one last.
+    pending: Vec<std::ops::Range<usize>>,
+}
+
+#[cfg_attr(
+    not(any(feature = "webhook", feature = "splunk", feature = "datadog")),
+    allow(dead_code)
+)]
+impl Splitter {
+    pub(crate) fn new(mut ranges: Vec<std::ops::Range<usize>>) -> Splitter {
+        ranges.reverse();
+        Splitter { pending: ranges }
+    }
+
+    /// The next range to send.
+    pub(crate) fn next_range(&mut self) -> Option<std::ops::Range<usize>> {
+        self.pending.pop()
+    }
+
+    /// Acts on the receiver's answer to `range`.
+    pub(crate) fn answered(
+        &mut self,
+        who: &str,
+        range: std::ops::Range<usize>,
+        answer: Answer,
+    ) -> Result<(), SinkError> {
+        match answer {
+            Answer::Ok => Ok(()),
+            Answer::TooLarge if range.len() > 1 => {
+                let mid = range.start + range.len() / 2;
+                self.pending.push(mid..range.end);
+                self.pending.push(range.start..mid);
+                Ok(())
+            }
+            Answer::TooLarge => Err(SinkError::permanent(format!(
+                "{who} refused a single event as too large (413)"
+            ))),
+            Answer::Failed(e) => Err(e),
+        }
+    }
+}
+
 /// Remembers how much of a batch a receiver already accepted, so that when the pipeline
 /// retries the same batch after a later chunk failed, the accepted part is not sent again
 /// (receivers without idempotency keys would store it twice).

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use audit_core::{Batch, Sink, SinkError};
 
-use crate::http::{self, Answer};
+use crate::http;
 
 /// Sends events to a Splunk HTTP Event Collector.
 #[derive(Clone)]
@@ -153,9 +153,13 @@ impl Sink for SplunkSink {
             .skip(skip)
             .map(|e| self.encode(e))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut pending = http::chunks(&encoded, usize::MAX, self.max_body_bytes, Vec::len);
-        pending.reverse();
-        while let Some(range) = pending.pop() {
+        let mut split = http::Splitter::new(http::chunks(
+            &encoded,
+            usize::MAX,
+            self.max_body_bytes,
+            Vec::len,
+        ));
+        while let Some(range) = split.next_range() {
             // Everything before this range is accepted (ranges are sent in order).
             self.progress.accepted(batch, skip + range.start);
             let body: Vec<u8> = encoded[range.clone()].concat();
@@ -174,20 +178,8 @@ impl Sink for SplunkSink {
             let status = resp.status();
             let headers = resp.headers().clone();
             let text = resp.text().await.unwrap_or_default();
-            match http::classify("splunk HEC", status, &headers, &text) {
-                Answer::Ok => {}
-                Answer::TooLarge if range.len() > 1 => {
-                    let mid = range.start + range.len() / 2;
-                    pending.push(mid..range.end);
-                    pending.push(range.start..mid);
-                }
-                Answer::TooLarge => {
-                    return Err(SinkError::permanent(
-                        "splunk HEC refused a single event as too large (413)",
-                    ));
-                }
-                Answer::Failed(e) => return Err(e),
-            }
+            let answer = http::classify("splunk HEC", status, &headers, &text);
+            split.answered("splunk HEC", range, answer)?;
         }
         self.progress.clear();
         Ok(())

@@ -27,7 +27,7 @@ use audit_core::{Batch, Sink, SinkError};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::http::{self, Answer};
+use crate::http;
 
 /// POSTs batches of events as JSON to an HTTP endpoint.
 #[derive(Clone)]
@@ -115,11 +115,13 @@ impl WebhookSink {
 
     /// Sends `events[range]` (already encoded), splitting on 413.
     async fn send(&self, ids: &[String], encoded: &[Vec<u8>]) -> Result<(), SinkError> {
-        let mut pending = http::chunks(encoded, self.max_events, self.max_body_bytes, |e| {
-            e.len() + 1
-        });
-        pending.reverse();
-        while let Some(range) = pending.pop() {
+        let mut split = http::Splitter::new(http::chunks(
+            encoded,
+            self.max_events,
+            self.max_body_bytes,
+            |e| e.len() + 1,
+        ));
+        while let Some(range) = split.next_range() {
             let mut body = Vec::with_capacity(self.max_body_bytes.min(1 << 20));
             body.extend_from_slice(b"{\"events\":[");
             for (i, e) in encoded[range.clone()].iter().enumerate() {
@@ -149,20 +151,8 @@ impl WebhookSink {
             let status = resp.status();
             let headers = resp.headers().clone();
             let text = resp.text().await.unwrap_or_default();
-            match http::classify("webhook", status, &headers, &text) {
-                Answer::Ok => {}
-                Answer::TooLarge if range.len() > 1 => {
-                    let mid = range.start + range.len() / 2;
-                    pending.push(mid..range.end);
-                    pending.push(range.start..mid);
-                }
-                Answer::TooLarge => {
-                    return Err(SinkError::permanent(
-                        "webhook refused a single event as too large (413)",
-                    ));
-                }
-                Answer::Failed(e) => return Err(e),
-            }
+            let answer = http::classify("webhook", status, &headers, &text);
+            split.answered("webhook", range, answer)?;
         }
         Ok(())
     }
