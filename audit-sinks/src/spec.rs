@@ -551,6 +551,8 @@ pub fn split_list(list: &str) -> Vec<&str> {
 /// Any sink a spec can name.
 #[derive(Debug)]
 #[non_exhaustive]
+// Built once per configured sink and moved into its task: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnySink {
     /// Standard output.
     #[cfg(feature = "stdout")]
@@ -584,7 +586,7 @@ pub enum AnySink {
     CloudWatch(crate::CloudWatchSink),
     /// OTLP logs.
     #[cfg(feature = "otlp")]
-    Otlp(Box<crate::OtlpSink>),
+    Otlp(crate::OtlpSink),
     /// Keeps the enum inhabited-checkable when every sink feature is off.
     #[doc(hidden)]
     _None(std::convert::Infallible),
@@ -825,7 +827,7 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                     (false, false) => Protocol::HttpProtobuf,
                 };
                 return crate::OtlpSink::new(protocol, &url, &service)
-                    .map(|s| AnySink::Otlp(Box::new(s)))
+                    .map(AnySink::Otlp)
                     .map_err(SpecError::new);
             }
             Err(disabled("otlp"))
