@@ -43,6 +43,7 @@
 mod error;
 pub mod event;
 pub mod export;
+pub mod live;
 pub mod pipeline;
 pub mod redact;
 pub mod scope;

@@ -611,3 +611,66 @@ async fn store_failures_are_500_without_internals() {
         .count();
     assert_eq!(errors, 4);
 }
+
+#[tokio::test]
+async fn live_stream_sends_matching_events_of_the_callers_tenant_only() {
+    use audit_core::live::LiveFeed;
+    use http_body_util::BodyExt;
+
+    let feed = LiveFeed::new(64);
+    let publisher = Auditor::builder().sink(feed.clone()).build().unwrap();
+    let f = fixture_with(|api| api.live(feed.clone())).await;
+
+    // Without a feed the route is absent.
+    let (status, _) = json_call(&fixture().await.app, get("/api/audit/stream", "read-a")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = json_call(&f.app, get("/api/audit/stream?limit=5", "read-a")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let resp = f
+        .app
+        .clone()
+        .oneshot(get("/api/audit/stream?eventType=data.*", "read-a"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    for e in [
+        event(100, "org-b", "data.secret.read", "mallory"),
+        event(101, "org-a", "auth.login.success", "alice"),
+        event(102, "org-a", "data.vector.delete", "alice"),
+    ] {
+        publisher.record(e).unwrap();
+    }
+    publisher.flush(Duration::from_secs(5)).await;
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event arrives")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("id: "), "{text}");
+    assert!(text.contains("event: audit\n"), "{text}");
+    let data: Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(data["eventType"], "data.vector.delete");
+    assert_eq!(data["context"]["organizationId"], "org-a");
+    // Nothing else was for this caller.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), body.frame())
+            .await
+            .is_err()
+    );
+    drop(body);
+
+    let streamed = trail(&f)
+        .await
+        .into_iter()
+        .filter(|e| e.details.get("endpoint").and_then(Value::as_str) == Some("GET /stream"))
+        .count();
+    assert_eq!(
+        streamed, 1,
+        "opening the stream is audited (a malformed request reads nothing)"
+    );
+}

@@ -10,6 +10,7 @@
 //! | `GET /filters` | `audit:read` | filter, operator and sort metadata; event types present |
 //! | `GET /tenants/{tenantId}/logs` | `audit:read` | a page of one tenant's events (403 unless allowed) |
 //! | `POST /export` `{format, filters}` | `audit:read` | `csv`, `json` or `ndjson`, streamed, rate-limited per tenant |
+//! | `GET /stream?…filters` | `audit:read` | live events as server-sent events (with [`AuditApi::live`]) |
 //!
 //! Filters: `startTime` (inclusive) and `endTime` (exclusive) in RFC 3339, `eventType` (exact
 //! or a glob such as `auth.*` or `*.delete`), `category`, `severity`, `actorId`, `actorEmail`,
@@ -70,6 +71,7 @@ mod auth;
 mod error;
 mod export;
 mod routes;
+mod stream;
 
 pub use auth::{
     ApiKeys, AuthError, AuthFuture, Authorizer, BasicClients, ExtensionPrincipal, FirstOf,
@@ -81,6 +83,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, AuditEvent, Auditor, Outcome, Target};
 use axum::Router;
@@ -102,6 +105,7 @@ pub struct AuditApi {
     prefix: String,
     exports_per_window: u32,
     export_window: Duration,
+    live: Option<LiveFeed>,
 }
 
 impl fmt::Debug for AuditApi {
@@ -124,7 +128,16 @@ impl AuditApi {
             prefix: DEFAULT_PREFIX.to_owned(),
             exports_per_window: 10,
             export_window: Duration::from_secs(60),
+            live: None,
         }
+    }
+
+    /// Serves `GET /stream` (server-sent events) from `feed`, a [`LiveFeed`] registered as a
+    /// sink of the same pipeline. Without it, `/stream` answers 404.
+    #[must_use]
+    pub fn live(mut self, feed: LiveFeed) -> AuditApi {
+        self.live = Some(feed);
+        self
     }
 
     /// Mounts the routes under `prefix` instead of `/api/audit` (`""` for the root).
@@ -151,6 +164,7 @@ impl AuditApi {
             store: self.store,
             authorizer: self.authorizer,
             auditor: self.auditor,
+            live: self.live,
         });
         Router::new()
             .route(&format!("{p}/logs"), get(routes::list))
@@ -165,6 +179,7 @@ impl AuditApi {
                 get(routes::tenant_logs),
             )
             .route(&format!("{p}/export"), post(export::export))
+            .route(&format!("{p}/stream"), get(stream::stream))
             .with_state(state)
     }
 }
@@ -174,6 +189,7 @@ pub(crate) struct ApiState {
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) auditor: Auditor,
     pub(crate) limiter: RateLimiter,
+    pub(crate) live: Option<LiveFeed>,
 }
 
 /// What one API call did, for its access event.

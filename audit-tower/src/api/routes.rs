@@ -123,7 +123,7 @@ pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-fn query_params(parts: &Parts) -> Result<QueryParams, ApiError> {
+pub(crate) fn query_params(parts: &Parts) -> Result<QueryParams, ApiError> {
     serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))
 }

@@ -34,6 +34,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::live::LiveFeed;
 use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
 use audit_core::{Auditor, Sink as _};
 use audit_sinks::{FileSink, PostgresStore, SqliteStore, spec};
@@ -197,7 +198,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot open {}: {e}", args.audit_file.display()))?;
     let store = open_store(&args.store).await?;
     let state = Arc::new(state::State::seeded());
-    let mut builder = Auditor::builder().service("vector-api").sink(sink);
+    // Live subscribers of the audit API's `GET /stream`.
+    let live = LiveFeed::new(1024);
+    let mut builder = Auditor::builder()
+        .service("vector-api")
+        .sink(sink)
+        .sink(live.clone());
     if let Some(store) = &store {
         builder = builder.sink(StoreSink::new(store.clone()));
     }
@@ -232,7 +238,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )),
         None => None,
     };
-    let app = routes::app(Arc::clone(&state), auditor.clone(), store.clone());
+    let app = routes::app(Arc::clone(&state), auditor.clone(), store.clone(), live);
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, Auditor, Outcome, Target};
 use audit_tower::api::{self, AuditApi, ExtensionPrincipal};
@@ -93,7 +94,12 @@ pub(crate) fn rules() -> Rules {
 }
 
 /// The whole application: routes and the audit API, authentication inside the audit layer.
-pub(crate) fn app(state: Shared, auditor: Auditor, store: Option<Arc<dyn Store>>) -> Router {
+pub(crate) fn app(
+    state: Shared,
+    auditor: Auditor,
+    store: Option<Arc<dyn Store>>,
+    live: LiveFeed,
+) -> Router {
     let routes = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/auth/login", post(login))
@@ -117,9 +123,11 @@ pub(crate) fn app(state: Shared, auditor: Auditor, store: Option<Arc<dyn Store>>
     // The audit API trusts the principal `authenticate` derives from the bearer token; its
     // calls are recorded on the audit layer's event for each request.
     let routes = match store {
-        Some(store) => {
-            routes.merge(AuditApi::new(store, ExtensionPrincipal, auditor.clone()).router())
-        }
+        Some(store) => routes.merge(
+            AuditApi::new(store, ExtensionPrincipal, auditor.clone())
+                .live(live)
+                .router(),
+        ),
         None => routes,
     };
     routes
