@@ -98,6 +98,23 @@ fn records(req: &ExportLogsServiceRequest) -> Vec<LogRecord> {
         .collect()
 }
 
+/// Records the test events through `sink` and waits until every one is delivered.
+async fn deliver(sink: OtlpSink) -> Vec<AuditEvent> {
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            fast_retry().filter(|e| e.event_type.as_str() == "auth.login.failure"),
+        )
+        .build()
+        .unwrap();
+    let sent = events();
+    for e in &sent {
+        auditor.record(e.clone()).unwrap();
+    }
+    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    sent
+}
+
 async fn over_http(protocol: Protocol) {
     let got = Arc::new(Mutex::new(Vec::<ExportLogsServiceRequest>::new()));
     let store = got.clone();
@@ -118,18 +135,7 @@ async fn over_http(protocol: Protocol) {
     .await;
     rx.script([Reply::status(503)]);
     let sink = OtlpSink::new(protocol, &rx.url("/v1/logs"), "vector-api").unwrap();
-    let auditor = Auditor::builder()
-        .sink_with(
-            sink,
-            fast_retry().filter(|e| e.event_type.as_str() == "auth.login.failure"),
-        )
-        .build()
-        .unwrap();
-    let sent = events();
-    for e in &sent {
-        auditor.record(e.clone()).unwrap();
-    }
-    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    let sent = deliver(sink).await;
     let got = got.lock().unwrap();
     let all: Vec<LogRecord> = got.iter().flat_map(records).collect();
     check(&all, &sent);
@@ -173,18 +179,7 @@ async fn grpc_records_carry_the_event() {
         );
     tokio::spawn(server);
     let sink = OtlpSink::new(Protocol::Grpc, &format!("http://{addr}"), "vector-api").unwrap();
-    let auditor = Auditor::builder()
-        .sink_with(
-            sink,
-            fast_retry().filter(|e| e.event_type.as_str() == "auth.login.failure"),
-        )
-        .build()
-        .unwrap();
-    let sent = events();
-    for e in &sent {
-        auditor.record(e.clone()).unwrap();
-    }
-    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    let sent = deliver(sink).await;
     let got = collector.0.lock().unwrap();
     let all: Vec<LogRecord> = got.iter().flat_map(records).collect();
     check(&all, &sent);

@@ -2,12 +2,14 @@
 //! process state, so this file keeps the process-wide settings to itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod common;
 
 use audit_core::{Auditor, Outcome};
 use audit_sinks::MemorySink;
 use audit_tracing::{AuditTracingLayer, audit};
+use common::Capture;
 use tracing_subscriber::prelude::*;
 
 #[test]
@@ -19,10 +21,10 @@ fn background_jobs_use_the_global_auditor_and_mirroring_does_not_loop() {
 
     let memory = MemorySink::new(100);
     let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
-    let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let logged = Capture::default();
     let writer = {
         let logged = logged.clone();
-        move || Capture(logged.clone())
+        move || logged.clone()
     };
     let subscriber = tracing_subscriber::registry()
         .with(
@@ -53,7 +55,7 @@ fn background_jobs_use_the_global_auditor_and_mirroring_does_not_loop() {
             .and_then(|c| c.request_id.as_ref())
             .is_none()
     );
-    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    let text = logged.text();
     assert!(text.contains("audit.mirror"), "{text}");
     assert!(text.contains("data.session.purge"), "{text}");
 
@@ -61,17 +63,4 @@ fn background_jobs_use_the_global_auditor_and_mirroring_does_not_loop() {
     let before = audit_tracing::unrouted_events();
     audit!(event_type = "data.report.generate", "too late");
     assert_eq!(audit_tracing::unrouted_events(), before + 1);
-}
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

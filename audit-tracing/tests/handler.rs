@@ -3,8 +3,10 @@
 //! audit events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use audit_core::{Actor, AuditEvent, Auditor, Outcome};
 use audit_sinks::MemorySink;
@@ -16,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Extension, Router};
+use common::Capture;
 use tower::ServiceExt;
 use tracing::Instrument;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
@@ -234,10 +237,10 @@ fn spawned_work_instrumented_with_a_request_span_keeps_the_request() {
 fn plain_tracing_events_with_target_audit_become_audit_events() {
     let memory = MemorySink::new(100);
     let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
-    let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let logged = Capture::default();
     let writer = {
         let logged = logged.clone();
-        move || Capture(logged.clone())
+        move || logged.clone()
     };
     let subscriber = tracing_subscriber::registry()
         .with(
@@ -269,7 +272,7 @@ fn plain_tracing_events_with_target_audit_become_audit_events() {
         "an audit-target event without event_type is reported"
     );
     // The request span is in the application's logs, with its declared fields.
-    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    let text = logged.text();
     assert!(text.contains("audit.request"), "{text}");
     assert!(
         text.contains(&format!("request_id=\"{rid}\"")) || text.contains(&rid),
@@ -308,17 +311,4 @@ async fn an_invalid_event_type_is_recorded_as_such() {
             .unwrap()
             .contains("handler.rs")
     );
-}
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
