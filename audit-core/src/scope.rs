@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::{Actor, AuditEventBuilder, Auditor};
+use crate::{Actor, AuditEvent, Auditor, Context};
 
 /// What is known about the request being served. Every method but `request_id` has a default
 /// saying "unknown".
@@ -74,29 +74,32 @@ pub trait RequestFacts: Any + Debug + Send + Sync {
     }
 }
 
-/// Fills the correlation fields, actor and tenant of `builder` from `facts` (values the
-/// builder already has are overwritten only where `facts` knows better: the caller sets its
-/// own afterwards).
-pub fn fill(facts: &dyn RequestFacts, mut builder: AuditEventBuilder) -> AuditEventBuilder {
+/// Sets the correlation fields (request, trace and span id), actor, tenant and session of
+/// `event` from `facts`, where `facts` knows them. Works on the built event in place, so a
+/// caller that fills further fields afterwards moves nothing.
+pub fn fill(facts: &dyn RequestFacts, event: &mut AuditEvent) {
+    let ctx = event.context.get_or_insert_with(Context::default);
     if let Some(id) = facts.request_id() {
-        builder = builder.request_id(id);
+        ctx.request_id = Some(id.to_owned());
     }
     if let Some(t) = facts.trace_id() {
-        builder = builder.trace_id(t);
+        ctx.trace_id = Some(t);
     }
     if let Some(s) = facts.span_id() {
-        builder = builder.span_id(s);
-    }
-    if let Some(a) = facts.actor() {
-        builder = builder.actor(a);
+        ctx.span_id = Some(s);
     }
     if let Some(o) = facts.organization_id() {
-        builder = builder.organization_id(o);
+        ctx.organization_id = Some(o);
     }
     if let Some(s) = facts.session_id() {
-        builder = builder.session_id(s);
+        ctx.session_id = Some(s);
     }
-    builder
+    if ctx.is_empty() {
+        event.context = None;
+    }
+    if let Some(a) = facts.actor() {
+        event.actor = Some(a);
+    }
 }
 
 tokio::task_local! {

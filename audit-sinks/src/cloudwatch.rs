@@ -341,6 +341,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn oversized_messages_are_cut_with_a_marker() {
+        let e = AuditEvent::builder("data.blob.write")
+            .detail("blob", "z".repeat(300 * 1024))
+            .build()
+            .unwrap();
+        let entry = CloudWatchSink::entry(&e).unwrap();
+        assert!(entry.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(entry.message.ends_with("…[truncated]"));
+    }
+
+    #[test]
     fn calls_respect_count_bytes_and_span() {
         let e = |t: i64, n: usize| Entry {
             timestamp: t,

@@ -142,6 +142,17 @@ mod tests {
         };
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert!(!e.is_permanent());
+        // A rejected credential is kept for retry: an operator can fix it without loss.
+        for s in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::BAD_GATEWAY,
+        ] {
+            let Answer::Failed(e) = classify("x", s, &HeaderMap::new(), "") else {
+                panic!()
+            };
+            assert!(!e.is_permanent(), "{s}");
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use audit_core::{AuditEvent, Batch, Severity, Sink, SinkError};
+use audit_core::{AuditEvent, Batch, Sink, SinkError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -94,19 +94,6 @@ impl fmt::Debug for SyslogSink {
             .field("addr", &self.addr)
             .field("body", &self.body)
             .finish_non_exhaustive()
-    }
-}
-
-/// RFC 5424 severity.
-fn severity(s: Severity) -> u8 {
-    match s {
-        Severity::Debug => 7,
-        Severity::Info => 6,
-        Severity::Notice => 5,
-        Severity::Warning => 4,
-        Severity::Error => 3,
-        Severity::Critical => 2,
-        _ => 6,
     }
 }
 
@@ -221,7 +208,8 @@ impl SyslogSink {
 
     /// One RFC 5424 message.
     pub fn message(&self, e: &AuditEvent) -> Result<String, SinkError> {
-        let pri = u16::from(self.facility) * 8 + u16::from(severity(e.severity));
+        let pri =
+            u16::from(self.facility) * 8 + u16::from(crate::format::syslog_severity(e.severity));
         let app = self
             .app_name
             .as_deref()

@@ -62,6 +62,26 @@ struct Scope {
     user_agent: Option<HeaderValue>,
 }
 
+impl Scope {
+    /// `actor` (anonymous if none) completed with the client address and user agent this
+    /// request arrived with, where authentication did not set them. Runs where the event is
+    /// assembled (the worker for the layer's own event), so the request path allocates none
+    /// of these strings.
+    fn complete_actor(&self, actor: Option<Actor>) -> Actor {
+        let mut actor = actor.unwrap_or_else(|| Actor::default().with_kind("anonymous"));
+        if actor.ip_address.is_none() {
+            actor.ip_address = self.client.map(|ip| ip.to_string());
+        }
+        if actor.user_agent.is_none() {
+            actor.user_agent = self
+                .user_agent
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        }
+        actor
+    }
+}
+
 impl RequestFacts for Scope {
     fn request_id(&self) -> Option<&str> {
         Some(self.request_id.as_str())
@@ -78,20 +98,7 @@ impl RequestFacts for Scope {
     /// The actor authentication set (anonymous if none), with the request's client address
     /// and user agent, as on the request's own event.
     fn actor(&self) -> Option<Actor> {
-        let ctx = self.context.as_ref()?;
-        let mut actor = ctx
-            .actor()
-            .unwrap_or_else(|| Actor::default().with_kind("anonymous"));
-        if actor.ip_address.is_none() {
-            actor.ip_address = self.client.map(|ip| ip.to_string());
-        }
-        if actor.user_agent.is_none() {
-            actor.user_agent = self
-                .user_agent
-                .as_ref()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        }
-        Some(actor)
+        Some(self.complete_actor(self.context.as_ref()?.actor()))
     }
 
     fn organization_id(&self) -> Option<String> {
@@ -173,6 +180,16 @@ impl RequestScope {
     /// Runs `f` with this scope current.
     pub fn run_sync<R>(self, f: impl FnOnce() -> R) -> R {
         scope::sync_scope(self.inner, f)
+    }
+
+    /// See `Scope::complete_actor`.
+    pub(crate) fn complete_actor(&self, actor: Option<Actor>) -> Actor {
+        self.inner.complete_actor(actor)
+    }
+
+    /// Bytes of the user agent, for size estimates.
+    pub(crate) fn user_agent_len(&self) -> usize {
+        self.inner.user_agent.as_ref().map_or(0, HeaderValue::len)
     }
 
     fn inject_scope(s: &Scope, headers: &mut HeaderMap) {

@@ -68,14 +68,7 @@ impl Emit {
             .build()
             .map(|mut event| {
                 if let Some(f) = facts {
-                    let mut ctx = Context::default();
-                    ctx.request_id = f.request_id().map(str::to_owned);
-                    ctx.trace_id = f.trace_id();
-                    ctx.span_id = f.span_id();
-                    ctx.session_id = f.session_id();
-                    ctx.organization_id = f.organization_id();
-                    event.context = (!ctx.is_empty()).then_some(ctx);
-                    event.actor = f.actor();
+                    scope::fill(&**f, &mut event);
                 }
                 crate::otel::current_ids(&mut event);
                 event

@@ -30,30 +30,15 @@
 //! # Ok::<(), audit_core::Error>(())
 //! ```
 
-use audit_core::{AuditEvent, Category, Outcome, Severity};
+use audit_core::{AuditEvent, Category, Outcome};
 use serde_json::{Map, Value, json};
 
 /// The ECS version written in `ecs.version`.
 pub const ECS_VERSION: &str = "9.4.0";
 
-/// The action word of an event type (its last segment, a result suffix removed).
-fn action(event_type: &str) -> (&str, &str) {
-    let mut parts: Vec<&str> = event_type.split('.').collect();
-    if parts.len() >= 3
-        && matches!(
-            parts.last(),
-            Some(&("success" | "failure" | "denied" | "error" | "cancelled"))
-        )
-    {
-        parts.pop();
-    }
-    let resource = parts.get(1).copied().unwrap_or("");
-    (resource, parts.last().copied().unwrap_or(""))
-}
-
 /// `event.category` and `event.type` for an event: a pair ECS lists as expected together.
 pub fn categorize(e: &AuditEvent) -> (&'static str, &'static str) {
-    let (resource, act) = action(e.event_type.as_str());
+    let (resource, act) = super::resource_and_action(e.event_type.as_str());
     let crud = |default: &'static str| match act {
         "create" | "add" | "invite" | "register" | "import" => "creation",
         "delete" | "remove" | "revoke" | "purge" => "deletion",
@@ -118,19 +103,6 @@ fn outcome(r: Option<Outcome>) -> &'static str {
     }
 }
 
-/// ECS has no fixed severity scale; this one follows syslog (0 emergency … 7 debug).
-fn severity(s: Severity) -> i64 {
-    match s {
-        Severity::Debug => 7,
-        Severity::Info => 6,
-        Severity::Notice => 5,
-        Severity::Warning => 4,
-        Severity::Error => 3,
-        Severity::Critical => 2,
-        _ => 6,
-    }
-}
-
 fn set(doc: &mut Map<String, Value>, path: &str, value: Value) {
     let mut parts = path.split('.').peekable();
     let mut cur = doc;
@@ -162,7 +134,12 @@ pub fn encode(e: &AuditEvent) -> Value {
     set(&mut d, "event.type", json!([kind]));
     set(&mut d, "event.action", json!(e.event_type.as_str()));
     set(&mut d, "event.outcome", json!(outcome(e.result)));
-    set(&mut d, "event.severity", json!(severity(e.severity)));
+    // ECS has no fixed severity scale; this one is syslog's (0 emergency … 7 debug).
+    set(
+        &mut d,
+        "event.severity",
+        json!(super::syslog_severity(e.severity)),
+    );
     set(&mut d, "event.dataset", json!("audit"));
     if let Some(desc) = &e.description {
         set(&mut d, "message", json!(desc));

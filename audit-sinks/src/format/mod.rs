@@ -15,7 +15,38 @@ pub mod ocsf;
 
 use std::str::FromStr;
 
-use audit_core::{AuditEvent, SinkError};
+use audit_core::{AuditEvent, Severity, SinkError};
+
+/// `<area>.<resource>.<action>[.<result>]` → (resource, action), ignoring a result suffix
+/// (`auth.login.success` → (`login`, `login`); `auth.logout` → (`logout`, `logout`)).
+pub(crate) fn resource_and_action(event_type: &str) -> (&str, &str) {
+    let mut parts: Vec<&str> = event_type.split('.').collect();
+    if parts.len() >= 3
+        && matches!(
+            parts.last(),
+            Some(&("success" | "failure" | "denied" | "error" | "cancelled"))
+        )
+    {
+        parts.pop();
+    }
+    match parts.as_slice() {
+        [_, resource, .., action] if parts.len() >= 3 => (resource, action),
+        [_, action] => (action, action),
+        _ => ("", ""),
+    }
+}
+
+/// The syslog (RFC 5424) severity of an event: 7 debug … 2 critical. ECS borrows the scale.
+pub(crate) fn syslog_severity(s: Severity) -> u8 {
+    match s {
+        Severity::Debug => 7,
+        Severity::Notice => 5,
+        Severity::Warning => 4,
+        Severity::Error => 3,
+        Severity::Critical => 2,
+        _ => 6,
+    }
+}
 
 /// The line format of the line-oriented sinks (file, stdout, webhook elements, NATS payloads).
 ///

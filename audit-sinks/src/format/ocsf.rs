@@ -36,6 +36,8 @@
 use audit_core::{AuditEvent, Category, Outcome, Severity};
 use serde_json::{Map, Value, json};
 
+use super::resource_and_action;
+
 /// The OCSF schema version written in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.8.0";
 
@@ -169,24 +171,6 @@ impl Class {
                 _ => (99, "Other"),
             },
         }
-    }
-}
-
-/// `<area>.<resource>.<action>[.<result>]` → (resource, action), ignoring a result suffix.
-fn resource_and_action(event_type: &str) -> (&str, &str) {
-    let mut parts: Vec<&str> = event_type.split('.').collect();
-    if parts.len() >= 3
-        && matches!(
-            parts.last(),
-            Some(&("success" | "failure" | "denied" | "error" | "cancelled"))
-        )
-    {
-        parts.pop();
-    }
-    match parts.as_slice() {
-        [_, resource, .., action] if parts.len() >= 3 => (resource, action),
-        [_, action] => (action, action),
-        _ => ("", ""),
     }
 }
 
@@ -474,7 +458,7 @@ impl Ocsf {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::resource_and_action;
 
     #[test]
     fn resource_and_action_ignore_the_result_suffix() {

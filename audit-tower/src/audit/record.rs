@@ -1,10 +1,9 @@
 //! What the layer captured about a request, and the event it becomes.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use audit_core::{
-    Actor, AuditEvent, Auditor, CapturedBody, Category, Context, EventType, HttpFacts, Outcome,
+    AuditEvent, Auditor, CapturedBody, Category, Context, EventType, HttpFacts, Outcome,
     OverflowPolicy, Reservation, Target, Timestamp,
 };
 use http::Request;
@@ -13,7 +12,6 @@ use serde_json::Value;
 use super::layer::Config;
 use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
-use crate::net::ClientAddr;
 use crate::propagate::RequestScope;
 use crate::request_id::Rejected;
 
@@ -46,8 +44,6 @@ pub(crate) struct Pending {
     method: http::Method,
     path: String,
     query: Option<String>,
-    user_agent: Option<String>,
-    client: Option<IpAddr>,
     chain: Vec<String>,
     scope: RequestScope,
     rejected: Option<Rejected>,
@@ -97,7 +93,7 @@ impl Pending {
     pub(crate) fn new<B>(
         req: &Request<B>,
         config: &Config,
-        addr: ClientAddr,
+        chain: Vec<String>,
         scope: RequestScope,
         rejected: Option<Rejected>,
         class: Classification,
@@ -110,12 +106,7 @@ impl Pending {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             query: req.uri().query().map(str::to_owned),
-            user_agent: req
-                .headers()
-                .get(http::header::USER_AGENT)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            client: addr.client,
-            chain: addr.chain,
+            chain,
             scope,
             rejected,
             class,
@@ -161,7 +152,7 @@ impl Pending {
     fn size_hint(&self) -> usize {
         let strings = self.path.len()
             + self.query.as_ref().map_or(0, String::len)
-            + self.user_agent.as_ref().map_or(0, String::len)
+            + self.scope.user_agent_len()
             + self.chain.iter().map(String::len).sum::<usize>();
         let bodies = usize::from(self.request_capture.is_some()) * super::body::CAPTURE_LIMIT
             + usize::from(self.response_body.is_some()) * super::body::CAPTURE_LIMIT;
@@ -203,15 +194,7 @@ impl Pending {
             .or_else(|| Category::from_event_type(&event_type))
             .unwrap_or(Category::Data);
 
-        let mut actor = state
-            .actor
-            .unwrap_or_else(|| Actor::default().with_kind("anonymous"));
-        if actor.ip_address.is_none() {
-            actor.ip_address = self.client.map(|ip| ip.to_string());
-        }
-        if actor.user_agent.is_none() {
-            actor.user_agent = self.user_agent;
-        }
+        let actor = self.scope.complete_actor(state.actor);
         let target = state.target.or_else(|| {
             self.class
                 .target()

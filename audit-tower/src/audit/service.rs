@@ -96,7 +96,8 @@ where
             header,
             ctx.clone().map(|c| (c, config.auditor.clone())),
             addr.client,
-            req.headers().get(http::header::USER_AGENT).cloned(),
+            ctx.as_ref()
+                .and_then(|_| req.headers().get(http::header::USER_AGENT).cloned()),
         );
 
         let strict = class.delivery() == Delivery::Strict;
@@ -105,7 +106,7 @@ where
             Box::new(Pending::new(
                 &req,
                 config,
-                addr,
+                addr.chain,
                 scope.clone(),
                 rejected,
                 class,
