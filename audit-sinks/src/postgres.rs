@@ -26,8 +26,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use audit_core::store::{
-    DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
-    Summary, TenantScope,
+    DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder, Store, StoreError,
+    StoreFuture, Summary, TenantScope,
 };
 use audit_core::{AuditEvent, Category, Timestamp};
 use tokio::sync::Mutex;
@@ -349,44 +349,54 @@ impl Store for PostgresStore {
     fn search<'a>(&'a self, q: &'a Query) -> StoreFuture<'a, Page> {
         Box::pin(async move {
             let client = self.reader().await?;
+            // Page and summary in one statement, so both see the same snapshot: a count
+            // taken after a concurrent insert would otherwise disagree with the page.
+            let table = self.table();
             let mut sql = Sql::new(
                 Dialect::Postgres,
-                &format!("SELECT event::text FROM {} WHERE 1 = 1", self.table()),
+                &format!(
+                    "SELECT event::text, NULL::text, NULL::bigint FROM \
+                     (SELECT event, ts, id FROM {table} WHERE 1 = 1"
+                ),
             );
             sql.filter(&q.filter);
             sql.page(q);
+            sql.push(") page");
+            if q.include_summary {
+                sql.push(&format!(
+                    " UNION ALL SELECT NULL, category, count(*) FROM {table} WHERE 1 = 1"
+                ));
+                sql.filter(&q.filter);
+                sql.push(" GROUP BY category");
+            }
             let p = params(&sql);
             let rows = client
                 .query(&sql.text, &refs(&p))
                 .await
                 .map_err(|e| pg_err(&e))?;
-            let events = rows
-                .iter()
-                .map(|r| decode(r.get::<_, &str>(0)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut page = Page::from_rows(events, q);
-            if q.include_summary {
-                let mut sql = Sql::new(
-                    Dialect::Postgres,
-                    &format!(
-                        "SELECT category, count(*) FROM {} WHERE 1 = 1",
-                        self.table()
-                    ),
-                );
-                sql.filter(&q.filter);
-                sql.push(" GROUP BY category");
-                let p = params(&sql);
-                let rows = client
-                    .query(&sql.text, &refs(&p))
-                    .await
-                    .map_err(|e| pg_err(&e))?;
-                let mut summary = Summary::default();
-                for r in rows {
-                    let n: i64 = r.get(1);
-                    if let Ok(c) = r.get::<_, &str>(0).parse::<Category>() {
-                        summary.add(c, u64::try_from(n).unwrap_or(0));
+            let mut events = Vec::new();
+            let mut summary = Summary::default();
+            for r in &rows {
+                match r.get::<_, Option<&str>>(0) {
+                    Some(json) => events.push(decode(json)?),
+                    None => {
+                        let n: i64 = r.get(2);
+                        if let Ok(c) = r.get::<_, &str>(1).parse::<Category>() {
+                            summary.add(c, u64::try_from(n).unwrap_or(0));
+                        }
                     }
                 }
+            }
+            // UNION ALL does not promise to keep the subquery's order.
+            events.sort_by(|a, b| {
+                let key = |e: &AuditEvent| (e.timestamp, e.id.to_string());
+                match q.order {
+                    SortOrder::Asc => key(a).cmp(&key(b)),
+                    _ => key(b).cmp(&key(a)),
+                }
+            });
+            let mut page = Page::from_rows(events, q);
+            if q.include_summary {
                 page.summary = Some(summary);
             }
             Ok(page)

@@ -321,6 +321,15 @@ fn decode(json: &str) -> Result<AuditEvent, StoreError> {
 }
 
 fn run_search(c: &Connection, q: &Query) -> Result<Page, StoreError> {
+    // One read transaction: the page and the summary see the same snapshot, so a concurrent
+    // insert cannot make the count disagree with the page.
+    let tx = c.unchecked_transaction().map_err(db_err)?;
+    let page = search_in(&tx, q)?;
+    tx.commit().map_err(db_err)?;
+    Ok(page)
+}
+
+fn search_in(c: &Connection, q: &Query) -> Result<Page, StoreError> {
     let mut sql = Sql::new(
         Dialect::Sqlite,
         "SELECT event FROM audit_events WHERE 1 = 1",
