@@ -56,7 +56,7 @@ pub use event::{
     HttpFacts, Integrity, Outcome, Severity, Target, Timestamp,
 };
 pub use pipeline::{
-    Auditor, AuditorBuilder, Metrics, OverflowPolicy, RecordError, Reservation, RetryPolicy,
-    ShutdownReport, SinkMetrics, SinkOptions,
+    Auditor, AuditorBuilder, DeferredEvent, Metrics, OverflowPolicy, RecordError, Reservation,
+    RetryPolicy, ShutdownReport, SinkMetrics, SinkOptions,
 };
 pub use sink::{Batch, Sink, SinkError};

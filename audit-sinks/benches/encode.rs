@@ -41,10 +41,26 @@ fn event() -> AuditEvent {
         .unwrap()
 }
 
+/// The native form as sinks write it: `AuditEvent::write_json` into a reused buffer.
 #[divan::bench]
 fn jsonl(b: divan::Bencher<'_, '_>) {
     let e = event();
-    b.bench_local(|| serde_json::to_vec(divan::black_box(&e)).unwrap());
+    let mut out = Vec::with_capacity(4096);
+    b.bench_local(|| {
+        out.clear();
+        divan::black_box(&e).write_json(&mut out).unwrap();
+    });
+}
+
+/// The same bytes through serde's derive, into a reused buffer, for comparison.
+#[divan::bench]
+fn jsonl_serde(b: divan::Bencher<'_, '_>) {
+    let e = event();
+    let mut out = Vec::with_capacity(4096);
+    b.bench_local(|| {
+        out.clear();
+        serde_json::to_writer(&mut out, divan::black_box(&e)).unwrap();
+    });
 }
 
 #[divan::bench]

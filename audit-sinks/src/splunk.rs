@@ -132,7 +132,7 @@ impl SplunkSink {
             );
         }
         out.extend_from_slice(b",\"event\":");
-        serde_json::to_writer(&mut out, e)
+        e.write_json(&mut out)
             .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?;
         out.extend_from_slice(b"}\n");
         Ok(out)

@@ -285,7 +285,14 @@ impl Row {
             target_id: target.and_then(|t| t.id.clone()),
             request_id: ctx.and_then(|c| c.request_id.clone()),
             description: e.description.clone(),
-            json: serde_json::to_string(e)?,
+            json: {
+                let mut json = Vec::with_capacity(1024);
+                e.write_json(&mut json)?;
+                // JSON text is UTF-8 by construction.
+                String::from_utf8(json).map_err(|err| {
+                    serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+                })?
+            },
         })
     }
 }

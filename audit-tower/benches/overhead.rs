@@ -16,6 +16,12 @@
 //! of every thread's run time, so background writers, redaction and serialisation count),
 //! measured until the background work has drained. Reported as added cost over `bare` and as
 //! the ratio audit / trace. Goals: caller wall ≤ 0.1×, process CPU ≤ 0.25×.
+//!
+//! Knobs: `OVERHEAD_ONLY=bare|trace|audit` runs one stack alone (for a profiler), without
+//! ratios; `OVERHEAD_SHOW=1` prints the first audit event written. The process allocator
+//! matters (every stack allocates per request, and the audit pipeline frees on other threads
+//! than it allocates); to compare with jemalloc, run the built binary with
+//! `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`.
 
 #![allow(
     missing_docs,
@@ -138,19 +144,30 @@ fn main() {
         .layer(AuditLayer::new(auditor.clone()))
         .into_service::<Body>();
 
+    let only = std::env::var("OVERHEAD_ONLY").ok();
+    let selected = |which: usize| {
+        only.as_deref()
+            .is_none_or(|o| o == ["bare", "trace", "audit"][which])
+    };
     let mut totals = [Totals::default(); 3];
     rt.block_on(async {
         // Warm-up, unmeasured.
-        round(&mut bare, async {}).await;
-        round(&mut trace, tokio::time::sleep(Duration::from_millis(300))).await;
-        round(&mut audit, async {
-            auditor.flush(Duration::from_secs(30)).await;
-        })
-        .await;
+        if selected(0) {
+            round(&mut bare, async {}).await;
+        }
+        if selected(1) {
+            round(&mut trace, tokio::time::sleep(Duration::from_millis(300))).await;
+        }
+        if selected(2) {
+            round(&mut audit, async {
+                auditor.flush(Duration::from_secs(30)).await;
+            })
+            .await;
+        }
         for r in 0..ROUNDS {
             // Alternate the order so drift on a shared machine spreads evenly.
             let order: [usize; 3] = if r % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-            for which in order {
+            for which in order.into_iter().filter(|w| selected(*w)) {
                 let (wall, cpu) = match which {
                     0 => round(&mut bare, async {}).await,
                     // The appender has no flush; its queue drains well within this.
@@ -175,6 +192,23 @@ fn main() {
         "the audit pipeline dropped events: figures invalid"
     );
 
+    if std::env::var_os("OVERHEAD_SHOW").is_some() {
+        let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        println!("{}", text.lines().next().unwrap_or_default());
+    }
+    if only.is_some() {
+        for (name, t) in ["bare", "trace", "audit"].iter().zip(totals) {
+            if t.n > 0 {
+                let n = f64::from(t.n) * PER_ROUND as f64;
+                println!(
+                    "{name}: wall {:.0} ns, process cpu {:.0} ns per request",
+                    t.wall.as_nanos() as f64 / n,
+                    t.cpu.as_nanos() as f64 / n
+                );
+            }
+        }
+        return;
+    }
     let per = |t: Totals| {
         let n = f64::from(t.n) * PER_ROUND as f64;
         (t.wall.as_nanos() as f64 / n, t.cpu.as_nanos() as f64 / n)

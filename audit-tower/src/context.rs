@@ -41,14 +41,45 @@ pub(crate) struct State {
 /// ```
 ///
 /// With axum, take it as `Extension<AuditContext>`. It is a cheap handle: clones share state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditContext {
-    state: Arc<Mutex<State>>,
+    state: Arc<dyn Slot>,
+}
+
+/// Where an [`AuditContext`]'s state lives: on its own, or inside the request's scope (one
+/// allocation per request instead of two).
+pub(crate) trait Slot: std::fmt::Debug + Send + Sync {
+    fn cell(&self) -> &Mutex<State>;
+}
+
+#[derive(Debug, Default)]
+struct Standalone(Mutex<State>);
+
+impl Slot for Standalone {
+    fn cell(&self) -> &Mutex<State> {
+        &self.0
+    }
+}
+
+impl Default for AuditContext {
+    fn default() -> AuditContext {
+        AuditContext {
+            state: Arc::new(Standalone::default()),
+        }
+    }
 }
 
 impl AuditContext {
+    /// A context whose state lives in `slot`.
+    pub(crate) fn in_slot(slot: Arc<dyn Slot>) -> AuditContext {
+        AuditContext { state: slot }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state
+            .cell()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn is_skipped(&self) -> bool {

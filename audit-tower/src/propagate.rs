@@ -27,7 +27,7 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use audit_core::scope::{self, RequestFacts};
@@ -38,6 +38,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::AuditContext;
+use crate::context::{Slot, State};
 use crate::request_id::RequestId;
 use crate::trace_context::TraceContext;
 
@@ -56,10 +57,27 @@ struct Scope {
     request_id: RequestId,
     trace: TraceContext,
     header: HeaderName,
-    context: Option<AuditContext>,
+    /// The request's [`AuditContext`] state (it lives here so that one allocation serves
+    /// both); handed out only when the request is audited.
+    context: Mutex<State>,
+    audited: bool,
     auditor: Option<Auditor>,
     client: Option<std::net::IpAddr>,
     user_agent: Option<HeaderValue>,
+}
+
+impl Scope {
+    /// The audit context's state, when the request is audited.
+    fn audited_state(&self) -> Option<MutexGuard<'_, State>> {
+        self.audited
+            .then(|| self.context.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Slot for Scope {
+    fn cell(&self) -> &Mutex<State> {
+        &self.context
+    }
 }
 
 impl Scope {
@@ -98,15 +116,16 @@ impl RequestFacts for Scope {
     /// The actor authentication set (anonymous if none), with the request's client address
     /// and user agent, as on the request's own event.
     fn actor(&self) -> Option<Actor> {
-        Some(self.complete_actor(self.context.as_ref()?.actor()))
+        let actor = self.audited_state()?.actor.clone();
+        Some(self.complete_actor(actor))
     }
 
     fn organization_id(&self) -> Option<String> {
-        self.context.as_ref()?.organization_id()
+        self.audited_state()?.organization_id.clone()
     }
 
     fn session_id(&self) -> Option<String> {
-        self.context.as_ref()?.session_id()
+        self.audited_state()?.session_id.clone()
     }
 
     fn auditor(&self) -> Option<&Auditor> {
@@ -130,7 +149,8 @@ impl RequestScope {
                 request_id,
                 trace,
                 header,
-                context: None,
+                context: Mutex::default(),
+                audited: false,
                 auditor: None,
                 client: None,
                 user_agent: None,
@@ -144,22 +164,29 @@ impl RequestScope {
         request_id: RequestId,
         trace: TraceContext,
         header: HeaderName,
-        audit: Option<(AuditContext, Auditor)>,
+        auditor: Option<Auditor>,
         client: Option<std::net::IpAddr>,
         user_agent: Option<HeaderValue>,
     ) -> RequestScope {
-        let (context, auditor) = audit.unzip();
         RequestScope {
             inner: Arc::new(Scope {
                 request_id,
                 trace,
                 header,
-                context,
+                context: Mutex::default(),
+                audited: auditor.is_some(),
                 auditor,
                 client,
                 user_agent,
             }),
         }
+    }
+
+    /// The request's audit context (sharing this scope's allocation), when it is audited.
+    pub(crate) fn audit_context(&self) -> Option<AuditContext> {
+        self.inner
+            .audited
+            .then(|| AuditContext::in_slot(Arc::clone(&self.inner) as Arc<dyn Slot>))
     }
 
     /// The request id.

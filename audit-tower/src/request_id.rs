@@ -27,9 +27,16 @@ use http::HeaderName;
 use crate::net::IpNet;
 
 /// A validated request id, in request extensions and on the event's `context.requestId`.
-/// Cheap to clone (shared).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(std::sync::Arc<str>);
+/// Cheap to clone: a generated id is held inline, an inbound one is shared.
+#[derive(Clone)]
+pub struct RequestId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A UUID in its 36-character hyphenated form (generating one allocates nothing).
+    Uuid([u8; 36]),
+    Text(std::sync::Arc<str>),
+}
 
 impl RequestId {
     /// Longest accepted id, in bytes.
@@ -37,23 +44,43 @@ impl RequestId {
 
     /// A fresh UUIDv7.
     pub fn generate() -> RequestId {
-        let mut buf = uuid::Uuid::encode_buffer();
-        RequestId(
-            uuid::Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut buf)
-                .into(),
-        )
+        let mut buf = [0u8; 36];
+        uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        RequestId(Repr::Uuid(buf))
     }
 
     /// Validates an id: 1–128 visible ASCII characters (no spaces, no control characters).
     pub fn parse(s: &str) -> Option<RequestId> {
-        valid(s).then(|| RequestId(s.into()))
+        valid(s).then(|| RequestId(Repr::Text(s.into())))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Written by the UUID encoder: hex digits and hyphens.
+            Repr::Uuid(b) => std::str::from_utf8(b).unwrap_or_default(),
+            Repr::Text(s) => s,
+        }
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &RequestId) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
     }
 }
 
@@ -63,7 +90,7 @@ fn valid(s: &str) -> bool {
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -20,13 +20,58 @@ use http::HeaderMap;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt;
 
-/// The trace a request belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The trace a request belongs to. Its ids are held inline (as lowercase hex), so making
+/// and cloning one allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
-    trace_id: String,
-    span_id: String,
-    parent_span_id: Option<String>,
+    trace_id: Hex<32>,
+    span_id: Hex<16>,
+    parent_span_id: Option<Hex<16>>,
     sampled: bool,
+}
+
+impl std::fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.trace_id())
+            .field("span_id", &self.span_id())
+            .field("parent_span_id", &self.parent_span_id())
+            .field("sampled", &self.sampled)
+            .finish()
+    }
+}
+
+/// `N` lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    /// `s` when it is exactly `N` lowercase hex digits.
+    fn parse(s: &str) -> Option<Hex<N>> {
+        let bytes: [u8; N] = s.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            .then_some(Hex(bytes))
+    }
+
+    /// Random digits, not all zero (all zeros is invalid in W3C trace context).
+    fn random() -> Hex<N> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; N];
+        for chunk in out.chunks_mut(16) {
+            let v = fastrand_u64();
+            for (i, c) in chunk.iter_mut().enumerate() {
+                *c = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+            }
+        }
+        Hex(out)
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ever made from hex digits, which are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl TraceContext {
@@ -54,21 +99,18 @@ impl TraceContext {
         }
         let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
         Some(TraceContext {
-            trace_id: trace.to_owned(),
-            span_id: new_span_id(),
-            parent_span_id: Some(parent.to_owned()),
+            trace_id: Hex::parse(trace)?,
+            span_id: Hex::random(),
+            parent_span_id: Some(Hex::parse(parent)?),
             sampled,
         })
     }
 
     /// A new trace (no inbound context): random trace and span ids, sampled.
     pub fn new_root() -> TraceContext {
-        let mut trace_id = String::with_capacity(32);
-        push_hex(&mut trace_id, fastrand_u64());
-        push_hex(&mut trace_id, fastrand_u64());
         TraceContext {
-            trace_id,
-            span_id: new_span_id(),
+            trace_id: Hex::random(),
+            span_id: Hex::random(),
             parent_span_id: None,
             sampled: true,
         }
@@ -77,9 +119,11 @@ impl TraceContext {
     /// Adopts the ids of the span an OpenTelemetry SDK started for this request, so the
     /// event, outgoing `traceparent`s and the exported span agree.
     #[cfg(feature = "otel")]
-    pub(crate) fn adopt(&mut self, trace_id: String, span_id: String) {
-        self.trace_id = trace_id;
-        self.span_id = span_id;
+    pub(crate) fn adopt(&mut self, trace_id: &str, span_id: &str) {
+        if let (Some(t), Some(s)) = (Hex::parse(trace_id), Hex::parse(span_id)) {
+            self.trace_id = t;
+            self.span_id = s;
+        }
     }
 
     /// Whether the caller sampled this trace.
@@ -89,25 +133,25 @@ impl TraceContext {
 
     /// 32 lowercase hex digits.
     pub fn trace_id(&self) -> &str {
-        &self.trace_id
+        self.trace_id.as_str()
     }
 
     /// This request's span id, 16 lowercase hex digits.
     pub fn span_id(&self) -> &str {
-        &self.span_id
+        self.span_id.as_str()
     }
 
     /// The caller's span id, when the request arrived with one.
     pub fn parent_span_id(&self) -> Option<&str> {
-        self.parent_span_id.as_deref()
+        self.parent_span_id.as_ref().map(Hex::as_str)
     }
 
     /// The `traceparent` value that continues this trace from this request's span.
     pub fn to_traceparent(&self) -> String {
         format!(
             "00-{}-{}-{}",
-            self.trace_id,
-            self.span_id,
+            self.trace_id(),
+            self.span_id(),
             if self.sampled { "01" } else { "00" }
         )
     }
@@ -120,11 +164,16 @@ impl TraceContext {
         });
         let span = cx.span();
         let sc = span.span_context();
-        if sc.is_valid() {
+        if sc.is_valid()
+            && let (Some(trace_id), Some(parent)) = (
+                Hex::parse(&sc.trace_id().to_string()),
+                Hex::parse(&sc.span_id().to_string()),
+            )
+        {
             return TraceContext {
-                trace_id: sc.trace_id().to_string(),
-                span_id: new_span_id(),
-                parent_span_id: Some(sc.span_id().to_string()),
+                trace_id,
+                span_id: Hex::random(),
+                parent_span_id: Some(parent),
                 sampled: sc.is_sampled(),
             };
         }
@@ -139,20 +188,6 @@ impl TraceContext {
 /// A random non-zero id (all zeros is invalid in W3C trace context).
 fn fastrand_u64() -> u64 {
     fastrand::u64(1..)
-}
-
-fn new_span_id() -> String {
-    let mut s = String::with_capacity(16);
-    push_hex(&mut s, fastrand_u64());
-    s
-}
-
-/// 16 lowercase hex digits, without the formatting machinery (this runs per request).
-fn push_hex(out: &mut String, v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
-    }
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
@@ -202,12 +237,29 @@ mod tests {
     }
 
     #[test]
-    fn hex_matches_the_formatter() {
-        for v in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            let mut s = String::new();
-            push_hex(&mut s, v);
-            assert_eq!(s, format!("{v:016x}"));
+    fn random_ids_are_lowercase_hex_of_the_right_length() {
+        for _ in 0..100 {
+            let tc = TraceContext::new_root();
+            assert_eq!(tc.trace_id().len(), 32);
+            assert_eq!(tc.span_id().len(), 16);
+            for id in [tc.trace_id(), tc.span_id()] {
+                assert!(
+                    id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                    "{id}"
+                );
+                assert!(id.bytes().any(|c| c != b'0'));
+            }
         }
+        let a = TraceContext::new_root();
+        assert_ne!(a.trace_id(), TraceContext::new_root().trace_id());
+        assert_eq!(
+            Hex::<4>::parse("00af")
+                .map(|h| h.as_str().to_owned())
+                .as_deref(),
+            Some("00af")
+        );
+        assert!(Hex::<4>::parse("00AF").is_none());
+        assert!(Hex::<4>::parse("00a").is_none());
     }
 
     #[test]

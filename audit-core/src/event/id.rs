@@ -79,15 +79,22 @@ impl fmt::Debug for EventId {
     }
 }
 
-impl Serialize for EventId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl EventId {
+    /// Calls `f` with the id as text, without allocating.
+    pub(super) fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         match &self.0 {
             Repr::Uuid(u) => {
                 let mut buf = Uuid::encode_buffer();
-                serializer.serialize_str(u.hyphenated().encode_lower(&mut buf))
+                f(u.hyphenated().encode_lower(&mut buf))
             }
-            Repr::Other(s) => serializer.serialize_str(s),
+            Repr::Other(s) => f(s),
         }
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.with_str(|s| serializer.serialize_str(s))
     }
 }
 

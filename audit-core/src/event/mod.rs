@@ -26,6 +26,7 @@
 
 mod builder;
 mod id;
+mod json;
 mod parts;
 mod taxonomy;
 mod time;
@@ -91,6 +92,14 @@ impl AuditEvent {
     /// [`build`](AuditEventBuilder::build), which reports a malformed one as an error.
     pub fn builder(event_type: impl Into<String>) -> AuditEventBuilder {
         AuditEventBuilder::new(event_type.into())
+    }
+
+    /// Appends the event's canonical JSON to `out`: the same bytes as `serde_json` writes
+    /// through its `Serialize` implementation, several times faster. See the module
+    /// `json` tests for the equivalence check.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let start = out.len();
+        json::write_event(self, out).inspect_err(|_| out.truncate(start))
     }
 
     /// The event's tenant (`context.organizationId`), if any.

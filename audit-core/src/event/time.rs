@@ -58,7 +58,7 @@ impl Timestamp {
     }
 
     /// Writes the canonical RFC 3339 form into a fixed buffer, without allocating.
-    fn format(self) -> [u8; 24] {
+    pub(super) fn format(self) -> [u8; 24] {
         let days = self.0.div_euclid(86_400_000);
         let ms_of_day = self.0.rem_euclid(86_400_000);
         let (y, m, d) = civil_from_days(days);

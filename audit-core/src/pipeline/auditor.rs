@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dispatch::{Command, Dispatcher, Reply, Shared};
-use super::ingress::{Entry, Ingress};
+use super::ingress::{DeferredEvent, Entry, Ingress};
 use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
@@ -208,9 +208,20 @@ impl Auditor {
         policy: OverflowPolicy,
         build: impl FnOnce() -> AuditEvent + Send + 'static,
     ) -> Result<u64, RecordError> {
+        self.record_deferred_boxed(size_hint, policy, Box::new(build))
+    }
+
+    /// Like [`record_deferred`](Self::record_deferred), for a recipe that is already boxed
+    /// (no second allocation on the caller).
+    pub fn record_deferred_boxed(
+        &self,
+        size_hint: usize,
+        policy: OverflowPolicy,
+        build: Box<dyn DeferredEvent>,
+    ) -> Result<u64, RecordError> {
         self.shared
             .ingress
-            .push(Entry::Deferred(Box::new(build)), size_hint, policy)
+            .push(Entry::Deferred(build), size_hint, policy)
     }
 
     /// Promises that one event of up to `bytes` (by [`AuditEvent::approx_size`]) will be
@@ -323,12 +334,20 @@ impl Reservation {
 
     /// Like [`Auditor::record_deferred`], into the promised room.
     pub fn record_deferred(
-        mut self,
+        self,
         build: impl FnOnce() -> AuditEvent + Send + 'static,
+    ) -> Result<u64, RecordError> {
+        self.record_deferred_boxed(Box::new(build))
+    }
+
+    /// Like [`Auditor::record_deferred_boxed`], into the promised room.
+    pub fn record_deferred_boxed(
+        mut self,
+        build: Box<dyn DeferredEvent>,
     ) -> Result<u64, RecordError> {
         let bytes = std::mem::take(&mut self.bytes);
         self.ingress
-            .push_reserved(Entry::Deferred(Box::new(build)), bytes, bytes)
+            .push_reserved(Entry::Deferred(build), bytes, bytes)
     }
 }
 

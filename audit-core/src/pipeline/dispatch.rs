@@ -1,14 +1,13 @@
 //! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
 //! queues; runs flush and shutdown.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::ingress::{Ingress, Queued};
+use super::ingress::{Backlog, Ingress};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{Item, SinkShared};
 use super::system_events;
@@ -95,8 +94,7 @@ pub(crate) struct Dispatcher {
     pub(crate) interval: Duration,
     pub(crate) drain_on_drop: Duration,
     /// Events taken from the buffer and not yet fanned out.
-    buf: VecDeque<Queued>,
-    chunk: Vec<Queued>,
+    buf: Backlog,
     per_sink: Vec<Vec<Item>>,
 }
 
@@ -115,8 +113,7 @@ impl Dispatcher {
             tasks,
             interval,
             drain_on_drop,
-            buf: VecDeque::new(),
-            chunk: Vec::with_capacity(DRAIN_CHUNK),
+            buf: Backlog::default(),
             per_sink,
         }
     }
@@ -158,6 +155,7 @@ impl Dispatcher {
     /// caller can let the sink tasks (same runtime) run before the next pass.
     fn round(&mut self) -> bool {
         self.reap_dead_sinks();
+
         let mut more = true;
         for _ in 0..ROUND_CHUNKS {
             if self.buf.is_empty() {
@@ -170,9 +168,6 @@ impl Dispatcher {
                     break;
                 }
             }
-            // Chunks keep what is redacted and fanned out small enough to stay in cache.
-            let n = self.buf.len().min(DRAIN_CHUNK);
-            self.chunk.extend(self.buf.drain(..n));
             self.fan_out();
         }
         self.report_sink_losses();
@@ -192,16 +187,14 @@ impl Dispatcher {
         }
     }
 
+    /// Stamps and hands over one chunk of the backlog; chunks keep what is redacted and
+    /// fanned out small enough to stay in cache.
     fn fan_out(&mut self) {
-        for q in self.chunk.drain(..) {
+        for _ in 0..DRAIN_CHUNK {
+            let Some(q) = self.buf.pop() else { break };
+            let event = stamp(&self.shared, q.event, q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
-            let deferred = matches!(q.event, super::ingress::Entry::Deferred(_));
-            let event = stamp(&self.shared, q.event.into_event(), q.seq);
-            let size = if deferred {
-                event.approx_size()
-            } else {
-                q.size
-            };
+            let size = q.size.unwrap_or_else(|| event.approx_size());
             let event = Arc::new(event);
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {

@@ -13,50 +13,121 @@ use tokio::sync::Notify;
 use super::{OverflowPolicy, RecordError};
 use crate::AuditEvent;
 
-/// An event, or the recipe for one that the worker builds (so the caller's thread does not).
+/// An event the pipeline's worker assembles, so that the thread recording it only moves what
+/// the event will be made of (the Tower layer's path).
 ///
-/// The ready event is held by value on purpose: boxing it costs an allocation on the caller
-/// that is freed on the worker, and with glibc that made `record` six times slower
-/// (measured: 128 ns → 804 ns median in `benches/record.rs`).
+/// Closures returning an [`AuditEvent`] implement it; a type can implement it to be recorded
+/// through [`Auditor::record_deferred_boxed`](crate::Auditor::record_deferred_boxed) without
+/// a second allocation.
+pub trait DeferredEvent: Send + 'static {
+    /// Makes the event; runs on the worker thread (keep it free of locks and I/O).
+    fn build(self: Box<Self>) -> AuditEvent;
+}
+
+impl<F> DeferredEvent for F
+where
+    F: FnOnce() -> AuditEvent + Send + 'static,
+{
+    fn build(self: Box<Self>) -> AuditEvent {
+        (*self)()
+    }
+}
+
+/// A recorded event, with its sequence number and charged size.
+///
+/// Held by value on purpose: boxing it costs an allocation on the caller that is freed on the
+/// worker, and with glibc that made `record` six times slower (measured: 128 ns → 804 ns
+/// median in `benches/record.rs`).
+#[derive(Debug)]
+pub(crate) struct Ready {
+    pub(crate) seq: u64,
+    pub(crate) size: usize,
+    pub(crate) event: AuditEvent,
+    /// Made by the pipeline itself (drop reports, sink health): never dropped by a bound.
+    pub(crate) internal: bool,
+}
+
+/// The recipe for an event, with its sequence number. Kept apart from [`Ready`] events so
+/// that each is a pointer's move, not an event's, through the queues.
+pub(crate) struct Deferred {
+    pub(crate) seq: u64,
+    pub(crate) build: Box<dyn DeferredEvent>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").field("seq", &self.seq).finish()
+    }
+}
+
+/// One event out of a [`Backlog`], in sequence order.
+pub(crate) struct Next {
+    pub(crate) seq: u64,
+    /// The charged size, or `None` for a built recipe (its real size is to be measured).
+    pub(crate) size: Option<usize>,
+    pub(crate) event: AuditEvent,
+    pub(crate) internal: bool,
+}
+
+/// Buffered events: ready ones and recipes, each queue in sequence order.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    ready: VecDeque<Ready>,
+    deferred: VecDeque<Deferred>,
+}
+
+impl Backlog {
+    fn with_capacity(n: usize) -> Backlog {
+        Backlog {
+            ready: VecDeque::with_capacity(n),
+            deferred: VecDeque::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.deferred.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ready.len() + self.deferred.len()
+    }
+
+    /// The lowest sequence number of either queue. A recipe that panics becomes a
+    /// `system.audit.build_failed` event rather than taking the worker down.
+    pub(crate) fn pop(&mut self) -> Option<Next> {
+        let ready_first = match (self.ready.front(), self.deferred.front()) {
+            (None, None) => return None,
+            (Some(r), Some(d)) => r.seq < d.seq,
+            (r, _) => r.is_some(),
+        };
+        if ready_first {
+            let r = self.ready.pop_front()?;
+            return Some(Next {
+                seq: r.seq,
+                size: Some(r.size),
+                event: r.event,
+                internal: r.internal,
+            });
+        }
+        let d = self.deferred.pop_front()?;
+        let build = d.build;
+        let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || build.build()))
+            .unwrap_or_else(|_| super::system_events::build_failed());
+        Some(Next {
+            seq: d.seq,
+            size: None,
+            event,
+            internal: false,
+        })
+    }
+}
+
+/// What a caller hands to [`Ingress`]. Only passed through to the queues, where each variant
+/// goes to its own (so the size difference costs nothing there).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Entry {
     Ready(AuditEvent),
-    Deferred(Box<dyn FnOnce() -> AuditEvent + Send>),
-}
-
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Entry::Ready(e) => f.debug_tuple("Ready").field(&e.event_type).finish(),
-            Entry::Deferred(_) => f.write_str("Deferred"),
-        }
-    }
-}
-
-impl Entry {
-    /// The event. A recipe that panics becomes a `system.audit.build_failed` event rather
-    /// than taking the worker down.
-    pub(crate) fn into_event(self) -> AuditEvent {
-        match self {
-            Entry::Ready(e) => e,
-            Entry::Deferred(build) => {
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
-                    Ok(e) => e,
-                    Err(_) => super::system_events::build_failed(),
-                }
-            }
-        }
-    }
-}
-
-/// An event waiting for the worker, with its sequence number and charged size.
-#[derive(Debug)]
-pub(crate) struct Queued {
-    pub(crate) seq: u64,
-    pub(crate) size: usize,
-    pub(crate) event: Entry,
-    /// Made by the pipeline itself (drop reports, sink health): never dropped by a bound.
-    pub(crate) internal: bool,
+    Deferred(Box<dyn DeferredEvent>),
 }
 
 /// A run of consecutive losses, reported as one `system.audit.dropped` event.
@@ -99,7 +170,7 @@ impl DropRun {
 
 #[derive(Debug)]
 struct State {
-    queue: VecDeque<Queued>,
+    queue: Backlog,
     bytes: usize,
     next_seq: u64,
     closed: bool,
@@ -136,7 +207,7 @@ impl Ingress {
     pub(crate) fn new(capacity: usize, watermark: usize) -> Ingress {
         Ingress {
             state: Mutex::new(State {
-                queue: VecDeque::with_capacity(watermark * 2),
+                queue: Backlog::with_capacity(watermark * 2),
                 bytes: 0,
                 next_seq: 1,
                 closed: false,
@@ -278,7 +349,7 @@ impl Ingress {
     /// Swaps everything buffered into `into` (which must be empty) and returns the run of
     /// losses to report, now that there is room again. A swap keeps the lock for O(1)
     /// whatever the backlog; the worker then works through `into` in chunks.
-    pub(crate) fn drain(&self, into: &mut VecDeque<Queued>) -> Option<DropRun> {
+    pub(crate) fn drain(&self, into: &mut Backlog) -> Option<DropRun> {
         debug_assert!(into.is_empty());
         let mut st = self.lock();
         std::mem::swap(&mut st.queue, into);
@@ -327,11 +398,14 @@ impl State {
 
     fn enqueue(&mut self, seq: u64, size: usize, event: Entry, internal: bool) {
         self.bytes += size;
-        self.queue.push_back(Queued {
-            seq,
-            size,
-            event,
-            internal,
-        });
+        match event {
+            Entry::Ready(event) => self.queue.ready.push_back(Ready {
+                seq,
+                size,
+                event,
+                internal,
+            }),
+            Entry::Deferred(build) => self.queue.deferred.push_back(Deferred { seq, build }),
+        }
     }
 }

@@ -28,5 +28,6 @@ mod sink_task;
 mod system_events;
 
 pub use auditor::{Auditor, AuditorBuilder, RecordError, Reservation};
+pub use ingress::DeferredEvent;
 pub use options::{OverflowPolicy, RetryPolicy, SinkOptions};
 pub use report::{Metrics, ShutdownReport, SinkMetrics};

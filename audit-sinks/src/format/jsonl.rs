@@ -19,11 +19,7 @@ use audit_core::{AuditEvent, SinkError};
 /// Serialising an [`AuditEvent`] has no failing case today; the error is still passed on
 /// rather than skipping the event silently.
 pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_json::Error> {
-    let start = out.len();
-    if let Err(e) = serde_json::to_writer(&mut *out, event) {
-        out.truncate(start);
-        return Err(e);
-    }
+    event.write_json(out)?;
     out.push(b'\n');
     Ok(())
 }

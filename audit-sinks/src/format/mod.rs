@@ -85,7 +85,7 @@ impl Format {
     pub fn write(&self, out: &mut Vec<u8>, e: &AuditEvent) -> Result<(), SinkError> {
         let start = out.len();
         let r = match self {
-            Format::Native => serde_json::to_writer(&mut *out, e),
+            Format::Native => e.write_json(out),
             Format::Ocsf(o) => serde_json::to_writer(&mut *out, &o.encode(e)),
             Format::Ecs => serde_json::to_writer(&mut *out, &ecs::encode(e)),
             Format::Cef(c) => {

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use audit_core::{
-    AuditEvent, Auditor, CapturedBody, Category, Context, EventType, HttpFacts, Outcome,
-    OverflowPolicy, Reservation, Target, Timestamp,
+    AuditEvent, Auditor, CapturedBody, Category, Context, DeferredEvent, EventType, HttpFacts,
+    Outcome, OverflowPolicy, Reservation, Target, Timestamp,
 };
 use http::Request;
 use serde_json::Value;
@@ -42,8 +42,9 @@ pub(crate) struct Pending {
     started: Instant,
     timestamp: Timestamp,
     method: http::Method,
-    path: String,
-    query: Option<String>,
+    /// Shared with the request (cloning it does not copy the path).
+    uri: http::Uri,
+    template: Option<super::service::RouteTemplate>,
     chain: Vec<String>,
     scope: RequestScope,
     rejected: Option<Rejected>,
@@ -54,6 +55,7 @@ pub(crate) struct Pending {
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
     request_capture: Option<super::body::SharedCapture>,
+    response: Option<Response>,
 }
 
 impl Pending {
@@ -90,8 +92,10 @@ impl Pending {
         self.notes.insert("auditUnavailable".into(), why.into());
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new<B>(
         req: &Request<B>,
+        template: Option<super::service::RouteTemplate>,
         config: &Config,
         chain: Vec<String>,
         scope: RequestScope,
@@ -104,8 +108,8 @@ impl Pending {
             started: Instant::now(),
             timestamp: Timestamp::now(),
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
-            query: req.uri().query().map(str::to_owned),
+            uri: req.uri().clone(),
+            template,
             chain,
             scope,
             rejected,
@@ -119,13 +123,14 @@ impl Pending {
             notes: serde_json::Map::new(),
             reservation: None,
             request_capture: None,
+            response: None,
         }
     }
 
-    /// Records the event (unless the handler asked to skip it). Only the decision and the
-    /// move happen here; the worker assembles the event.
+    /// Records the event (unless the handler asked to skip it). Only the decision and a
+    /// pointer's move happen here: this box itself is the recipe the worker builds from.
     pub(crate) fn finish(
-        mut self,
+        mut self: Box<Self>,
         response_outcome: Outcome,
         status: Option<u16>,
         grpc: Option<i32>,
@@ -133,45 +138,81 @@ impl Pending {
         if self.ctx.is_skipped() {
             return;
         }
+        self.response = Some(Response {
+            outcome: response_outcome,
+            status,
+            grpc,
+        });
         let auditor = self.auditor.clone();
         let delivery = self.class.delivery();
         let reservation = self.reservation.take();
         let hint = self.size_hint();
-        let build = move || self.build(response_outcome, status, grpc);
         // A refusal is counted and reported by the pipeline itself.
         let _ = match (reservation, delivery) {
-            (Some(r), _) => r.record_deferred(build),
+            (Some(r), _) => r.record_deferred_boxed(self),
             (None, Delivery::Block { timeout }) => {
-                auditor.record_deferred(hint, OverflowPolicy::Block { timeout }, build)
+                auditor.record_deferred_boxed(hint, OverflowPolicy::Block { timeout }, self)
             }
-            (None, _) => auditor.record_deferred(hint, OverflowPolicy::DropNewest, build),
+            (None, _) => auditor.record_deferred_boxed(hint, OverflowPolicy::DropNewest, self),
         };
     }
 
     /// A generous estimate of the event's size, charged against the buffer before it exists.
     fn size_hint(&self) -> usize {
-        let strings = self.path.len()
-            + self.query.as_ref().map_or(0, String::len)
+        let strings = self.uri.path().len()
+            + self.uri.query().map_or(0, str::len)
             + self.scope.user_agent_len()
             + self.chain.iter().map(String::len).sum::<usize>();
         let bodies = usize::from(self.request_capture.is_some()) * super::body::CAPTURE_LIMIT
             + usize::from(self.response_body.is_some()) * super::body::CAPTURE_LIMIT;
         2048 + 2 * strings + bodies
     }
+}
 
-    /// Assembles the event; runs on the pipeline's worker.
-    fn build(
-        mut self,
-        response_outcome: Outcome,
-        status: Option<u16>,
-        grpc: Option<i32>,
-    ) -> AuditEvent {
-        self.class.resolve(&self.method, &self.path);
-        let state = self.ctx.take();
+/// How the response ended, as [`Pending::finish`] saw it.
+#[derive(Debug, Clone, Copy)]
+struct Response {
+    outcome: Outcome,
+    status: Option<u16>,
+    grpc: Option<i32>,
+}
+
+impl DeferredEvent for Pending {
+    /// Assembles the event, in place rather than through builder moves; runs on the
+    /// pipeline's worker.
+    fn build(self: Box<Self>) -> AuditEvent {
+        let Pending {
+            started,
+            timestamp,
+            method,
+            uri,
+            template,
+            chain,
+            scope,
+            rejected,
+            mut class,
+            ctx,
+            response_body,
+            notes,
+            request_capture,
+            response,
+            ..
+        } = *self;
+        let Response {
+            outcome: response_outcome,
+            status,
+            grpc,
+        } = response.unwrap_or(Response {
+            outcome: Outcome::Error,
+            status: None,
+            grpc: None,
+        });
+        class.resolve(&method, uri.path());
+        let state = ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
-        let (mut event_type, mut category, severity) = self.class.finish(outcome, status);
+        let (mut event_type, mut category, severity) = class.finish(outcome, status);
         let mut details = state.details;
-        details.extend(self.notes);
+        details.extend(notes);
         if let Some(t) = state.event_type {
             if EventType::new(&t).is_ok() {
                 category = None;
@@ -180,82 +221,73 @@ impl Pending {
                 details.insert("invalidEventType".into(), Value::String(t));
             }
         }
-        if let Some(why) = self.rejected {
+        if let Some(why) = rejected {
             details.insert("inboundRequestIdRejected".into(), why.as_str().into());
         }
         if let Some(code) = grpc {
             details.insert("grpcStatus".into(), code.into());
         }
-        if !self.chain.is_empty() {
-            details.insert("forwardedFor".into(), self.chain.clone().into());
+        if !chain.is_empty() {
+            details.insert("forwardedFor".into(), chain.into());
         }
         let category = category
-            .or(self.class.category())
+            .or(class.category())
             .or_else(|| Category::from_event_type(&event_type))
             .unwrap_or(Category::Data);
 
-        let actor = self.scope.complete_actor(state.actor);
-        let target = state.target.or_else(|| {
-            self.class
+        // The event type was validated above or comes from a rule; a rule with a malformed
+        // type is a configuration error we still must not lose the request over.
+        let mut event = match AuditEvent::builder(event_type).category(category).build() {
+            Ok(e) => e,
+            Err(e) => {
+                return match AuditEvent::builder("system.audit.invalid_rule")
+                    .category(Category::System)
+                    .detail("error", e.to_string())
+                    .request_id(scope.request_id().as_str())
+                    .build()
+                {
+                    Ok(fallback) => fallback,
+                    // A constant, valid type; the worker reports a panic here as build_failed.
+                    Err(e) => unreachable!("fallback event failed to build: {e}"),
+                };
+            }
+        };
+        event.timestamp = timestamp;
+        event.severity = severity;
+        event.result = Some(outcome);
+        event.description = state.description;
+        event.actor = Some(scope.complete_actor(state.actor));
+        event.target = state.target.or_else(|| {
+            class
                 .target()
                 .map(|(k, id)| Target::new(k, id))
-                .or_else(|| {
-                    self.class
-                        .target_type()
-                        .map(|k| Target::default().with_kind(k))
-                })
+                .or_else(|| class.target_type().map(|k| Target::default().with_kind(k)))
         });
-        let mut http = HttpFacts::default()
-            .with_method(self.method.as_str())
-            .with_path(self.path)
-            .with_duration_ms((self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
-        http.route = self.class.route().map(str::to_owned);
+        let http = event.http.insert(HttpFacts::default());
+        http.method = Some(method.as_str().to_owned());
+        http.duration_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+        http.path = Some(uri.path().to_owned());
+        http.route = class
+            .route()
+            .or(template.as_ref().map(|t| t.as_str()))
+            .map(str::to_owned);
         http.status_code = status;
-        http.query = self.query;
-        http.response_body = self.response_body;
-        http.request_body = self.request_capture.map(|c| {
+        http.query = uri.query().map(str::to_owned);
+        http.response_body = response_body;
+        http.request_body = request_capture.map(|c| {
             c.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .snapshot()
         });
-        let trace = self.scope.trace();
-        let mut context = Context::default()
-            .with_request_id(self.scope.request_id().as_str())
-            .with_trace_id(trace.trace_id())
-            .with_span_id(trace.span_id());
+        let trace = scope.trace();
+        let context = event.context.insert(Context::default());
+        context.request_id = Some(scope.request_id().as_str().to_owned());
+        context.trace_id = Some(trace.trace_id().to_owned());
+        context.span_id = Some(trace.span_id().to_owned());
         context.organization_id = state.organization_id;
         context.session_id = state.session_id;
-
-        let mut b = AuditEvent::builder(event_type)
-            .timestamp(self.timestamp)
-            .category(category)
-            .severity(severity)
-            .actor(actor)
-            .context(context)
-            .http(http)
-            .details(details)
-            .result(outcome);
-        if let Some(t) = target {
-            b = b.target(t);
-        }
-        if let Some(d) = state.description {
-            b = b.description(d);
-        }
-        // The event type was validated above or comes from a rule; a rule with a malformed
-        // type is a configuration error we still must not lose the request over.
-        match b.build() {
-            Ok(e) => e,
-            Err(e) => match AuditEvent::builder("system.audit.invalid_rule")
-                .category(Category::System)
-                .detail("error", e.to_string())
-                .request_id(self.scope.request_id().as_str())
-                .build()
-            {
-                Ok(fallback) => fallback,
-                // A constant, valid type; the worker reports a panic here as build_failed.
-                Err(e) => unreachable!("fallback event failed to build: {e}"),
-            },
-        }
+        event.details = details;
+        event
     }
 }
 

@@ -12,7 +12,6 @@ use super::body::{Capture, RequestBody, ResponseBody};
 use super::layer::Config;
 use super::record::Pending;
 use crate::classify::{Delivery, Level};
-use crate::context::AuditContext;
 use crate::net::client_addr;
 use crate::propagate::RequestScope;
 use crate::trace_context::TraceContext;
@@ -46,10 +45,26 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
         .map(std::net::SocketAddr::ip)
 }
 
-fn route_template<B>(req: &Request<B>) -> Option<String> {
+/// The route template the router matched (axum's `MatchedPath`), shared rather than copied.
+#[cfg(feature = "axum")]
+pub(crate) type RouteTemplate = axum::extract::MatchedPath;
+
+/// The route template the router matched: none without axum.
+#[cfg(not(feature = "axum"))]
+#[derive(Debug, Clone)]
+pub(crate) enum RouteTemplate {}
+
+#[cfg(not(feature = "axum"))]
+impl RouteTemplate {
+    pub(crate) fn as_str(&self) -> &str {
+        match *self {}
+    }
+}
+
+fn route_template<B>(req: &Request<B>) -> Option<RouteTemplate> {
     #[cfg(feature = "axum")]
     if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str().to_owned());
+        return Some(m.clone());
     }
     let _ = req;
     None
@@ -74,10 +89,11 @@ where
         let (request_id, rejected) = config.request_id.resolve(req.headers(), peer);
         let trace = TraceContext::from_headers(req.headers());
         let template = route_template(&req);
-        let class =
-            config
-                .rules
-                .classify_lazily(req.method(), req.uri().path(), template.as_deref());
+        let class = config.rules.classify_lazily(
+            req.method(),
+            req.uri().path(),
+            template.as_ref().map(|t| t.as_str()),
+        );
         req.extensions_mut().insert(request_id.clone());
         let header = config.request_id.header_name().clone();
         let echo = HeaderValue::from_str(request_id.as_str())
@@ -85,26 +101,30 @@ where
             .map(|v| (header.clone(), v));
         #[cfg(feature = "tracing")]
         let (span, trace) = super::span::request_span(&req, &request_id, trace);
-        let ctx = (class.level() != Level::None).then(AuditContext::default);
-        let addr = ctx
-            .as_ref()
-            .map(|_| client_addr(req.headers(), peer, &config.trusted_proxies))
-            .unwrap_or_default();
+        let audited = class.level() != Level::None;
+        let addr = if audited {
+            client_addr(req.headers(), peer, &config.trusted_proxies)
+        } else {
+            Default::default()
+        };
         let scope = RequestScope::for_request(
             request_id,
             trace,
             header,
-            ctx.clone().map(|c| (c, config.auditor.clone())),
+            audited.then(|| config.auditor.clone()),
             addr.client,
-            ctx.as_ref()
-                .and_then(|_| req.headers().get(http::header::USER_AGENT).cloned()),
+            audited
+                .then(|| req.headers().get(http::header::USER_AGENT).cloned())
+                .flatten(),
         );
+        let ctx = scope.audit_context();
 
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = ctx.map(|ctx| {
             req.extensions_mut().insert(ctx.clone());
             Box::new(Pending::new(
                 &req,
+                template,
                 config,
                 addr.chain,
                 scope.clone(),

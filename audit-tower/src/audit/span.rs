@@ -71,7 +71,7 @@ mod otel {
         let otel = cx.span();
         let sc = otel.span_context();
         if sc.is_valid() {
-            trace.adopt(sc.trace_id().to_string(), sc.span_id().to_string());
+            trace.adopt(&sc.trace_id().to_string(), &sc.span_id().to_string());
         }
         trace
     }

@@ -331,11 +331,15 @@ impl Rules {
     pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
         let mut c = self.classify_lazily(method, path, template);
         c.resolve(method, path);
+        if c.route.is_none() {
+            c.route = template.map(str::to_owned);
+        }
         c
     }
 
     /// Like [`classify`](Self::classify), but leaves the default event type of an unmatched
-    /// request to be worked out later (on the audit worker, off the request path).
+    /// request to be worked out later (on the audit worker, off the request path), and its
+    /// route to the caller, which holds the template.
     pub(crate) fn classify_lazily(
         &self,
         method: &Method,
@@ -391,7 +395,8 @@ impl Rules {
             target: None,
             level,
             delivery: Delivery::BestEffort,
-            route: template.map(str::to_owned),
+            // The layer keeps the template itself (shared) and fills the route in later.
+            route: None,
         }
     }
 }
