@@ -230,4 +230,21 @@ mod tests {
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
         assert_eq!(why, None);
     }
+
+    #[test]
+    fn generated_ids_are_hyphenated_v7_and_compare_by_text() {
+        let a = RequestId::generate();
+        let uuid = uuid::Uuid::parse_str(a.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        assert_eq!(a.as_str(), uuid.hyphenated().to_string());
+        assert_ne!(a, RequestId::generate());
+        // A generated id and the same text received inbound are the same id.
+        let same = RequestId::parse(a.as_str()).unwrap();
+        assert_eq!(a, same);
+        use std::hash::BuildHasher;
+        let state = std::hash::RandomState::new();
+        assert_eq!(state.hash_one(&a), state.hash_one(&same));
+        assert_eq!(format!("{a}"), a.as_str());
+        assert_eq!(format!("{a:?}"), format!("RequestId({:?})", a.as_str()));
+    }
 }

@@ -258,19 +258,18 @@ impl DeferredEvent for Pending {
         event.description = state.description;
         event.actor = Some(scope.complete_actor(state.actor));
         event.target = state.target.or_else(|| {
-            class
-                .target()
-                .map(|(k, id)| Target::new(k, id))
-                .or_else(|| class.target_type().map(|k| Target::default().with_kind(k)))
+            class.take_target().map(|(kind, id)| match id {
+                Some(id) => Target::new(kind, id),
+                None => Target::default().with_kind(kind),
+            })
         });
         let http = event.http.insert(HttpFacts::default());
         http.method = Some(method.as_str().to_owned());
         http.duration_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
         http.path = Some(uri.path().to_owned());
         http.route = class
-            .route()
-            .or(template.as_ref().map(|t| t.as_str()))
-            .map(str::to_owned);
+            .take_route()
+            .or_else(|| template.as_ref().map(|t| t.as_str().to_owned()));
         http.status_code = status;
         http.query = uri.query().map(str::to_owned);
         http.response_body = response_body;

@@ -266,8 +266,14 @@ impl Classification {
         }
     }
 
-    pub(crate) fn target_type(&self) -> Option<&str> {
-        self.target.as_ref().map(|(k, _)| k.as_str())
+    /// Takes the target type and id out, for the event (the classification's last use).
+    pub(crate) fn take_target(&mut self) -> Option<(String, Option<String>)> {
+        self.target.take()
+    }
+
+    /// Takes the route out, for the event (the classification's last use).
+    pub(crate) fn take_route(&mut self) -> Option<String> {
+        self.route.take()
     }
 
     pub(crate) fn category(&self) -> Option<Category> {
@@ -275,8 +281,10 @@ impl Classification {
     }
 
     /// The final event type, severity and category for an outcome and status.
+    ///
+    /// Takes the event type out (this is the classification's last use), so no copy is made.
     pub(crate) fn finish(
-        &self,
+        &mut self,
         outcome: Outcome,
         status: Option<u16>,
     ) -> (String, Option<Category>, Severity) {
@@ -288,7 +296,7 @@ impl Classification {
         if let Some(t) = security {
             return (t.to_owned(), Some(Category::Security), Severity::Warning);
         }
-        let mut event_type = self.event_type.clone();
+        let mut event_type = std::mem::take(&mut self.event_type);
         if self.outcome_suffix {
             event_type.push_str(if outcome == Outcome::Success {
                 ".success"
@@ -540,15 +548,15 @@ mod tests {
         for (m, p, t) in cases {
             let c = rules.classify(&m, p, None);
             assert_eq!(c.event_type(), t, "{m} {p}");
-            assert!(audit_core::EventType::new(&c.finish(Outcome::Success, Some(200)).0).is_ok());
+            assert!(audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200)).0).is_ok());
         }
-        let login = rules.classify(&Method::POST, "/auth/login", None);
+        let mut login = rules.classify(&Method::POST, "/auth/login", None);
         assert_eq!(
-            login.finish(Outcome::Failure, Some(400)).0,
+            login.clone().finish(Outcome::Failure, Some(400)).0,
             "auth.login.failure"
         );
         assert_eq!(
-            login.finish(Outcome::Success, Some(200)).0,
+            login.clone().finish(Outcome::Success, Some(200)).0,
             "auth.login.success"
         );
         let (t, cat, sev) = login.finish(Outcome::Denied, Some(401));
@@ -560,7 +568,7 @@ mod tests {
                 Severity::Warning
             )
         );
-        let c = rules.classify(&Method::GET, "/x", None);
+        let mut c = rules.classify(&Method::GET, "/x", None);
         assert_eq!(
             c.finish(Outcome::Failure, Some(429)).0,
             "security.rate_limit.triggered"
