@@ -175,10 +175,10 @@ impl AuditEventBuilder {
     /// Errors when the event type is empty, not dotted, or not lowercase, and when no category
     /// was set and the type's first segment does not imply one.
     pub fn build(self) -> Result<AuditEvent, Error> {
-        let event_type = EventType::new(&self.event_type)?;
+        let event_type = EventType::from_string(self.event_type)?;
         let category = match self.category.or_else(|| event_type.implied_category()) {
             Some(c) => c,
-            None => return Err(Error::unknown_category(&self.event_type)),
+            None => return Err(Error::unknown_category(event_type.as_str())),
         };
         Ok(AuditEvent {
             id: self.id.unwrap_or_default(),

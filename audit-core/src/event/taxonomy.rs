@@ -233,6 +233,13 @@ impl EventType {
         Ok(EventType(s.into()))
     }
 
+    /// Like [`new`](Self::new), keeping the given string rather than copying it (a shrink at
+    /// most).
+    pub fn from_string(s: String) -> Result<EventType, Error> {
+        validate_event_type(&s)?;
+        Ok(EventType(s.into_boxed_str()))
+    }
+
     /// The event type as text.
     pub fn as_str(&self) -> &str {
         &self.0
