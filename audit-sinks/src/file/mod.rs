@@ -191,17 +191,26 @@ impl FileSink {
         &self.cfg.path
     }
 
+    /// The writer, opened if it is not (after a failed write task).
+    fn writer(&mut self) -> Result<&mut Writer, SinkError> {
+        if self.writer.is_none() {
+            self.writer = Some(Box::new(Writer::open(Arc::clone(&self.cfg)).map_err(|e| {
+                SinkError::retryable(format!("cannot open audit file: {e}"))
+            })?));
+        }
+        self.writer
+            .as_deref_mut()
+            .ok_or_else(|| SinkError::retryable("audit file writer is unavailable"))
+    }
+
     /// Runs `f` on the writer in a blocking thread and puts the writer back.
     async fn with_writer<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut Writer) -> Result<T, SinkError> + Send + 'static,
     ) -> Result<T, SinkError> {
-        let mut writer = match self.writer.take() {
-            Some(w) => w,
-            None => Box::new(
-                Writer::open(Arc::clone(&self.cfg))
-                    .map_err(|e| SinkError::retryable(format!("cannot open audit file: {e}")))?,
-            ),
+        self.writer()?;
+        let Some(mut writer) = self.writer.take() else {
+            return Err(SinkError::retryable("audit file writer is unavailable"));
         };
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let r = f(&mut writer);
@@ -220,8 +229,10 @@ impl Sink for FileSink {
     }
 
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        let events = batch.events().to_vec();
-        self.with_writer(move |w| w.write_batch(&events)).await
+        // Encoded here, where the events are; only the bytes go to the blocking thread.
+        let writer = self.writer()?;
+        writer.encode(batch.events())?;
+        self.with_writer(Writer::write_encoded).await
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {

@@ -52,7 +52,9 @@ pub(super) struct Writer {
     period: Option<u64>,
     last_sync: Instant,
     unsynced: bool,
+    /// The batch being written, encoded, and where each of its lines ends.
     buf: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 fn io_err(what: &str, path: &Path, e: &io::Error) -> SinkError {
@@ -71,6 +73,7 @@ impl Writer {
             last_sync: Instant::now(),
             unsynced: false,
             buf: Vec::new(),
+            ends: Vec::new(),
         };
         w.open_file()?;
         Ok(w)
@@ -126,26 +129,40 @@ impl Writer {
     /// Writes a batch as JSON lines, rotating as needed. On error nothing of the batch is
     /// assumed written, so the pipeline's retry may write parts of it twice but never loses
     /// any of it.
-    pub(super) fn write_batch(&mut self, events: &[Arc<AuditEvent>]) -> Result<(), SinkError> {
+    /// Encodes a batch, one line per event. Runs on the sink's task, where the events are
+    /// (the write itself then needs only the bytes).
+    pub(super) fn encode(&mut self, events: &[Arc<AuditEvent>]) -> Result<(), SinkError> {
+        self.buf.clear();
+        self.ends.clear();
+        for event in events {
+            self.cfg.format.write_line(&mut self.buf, event)?;
+            self.ends.push(self.buf.len());
+        }
+        Ok(())
+    }
+
+    /// Writes the batch [`encode`](Self::encode) prepared, rotating between lines when the
+    /// size limit is reached (a line never straddles two files).
+    pub(super) fn write_encoded(&mut self) -> Result<(), SinkError> {
         self.check_identity()?;
         if self.period.is_some() && self.current_period() != self.period {
             self.rotate()?;
         }
-        self.buf.clear();
-        for event in events {
-            let start = self.buf.len();
-            self.cfg.format.write_line(&mut self.buf, event)?;
-            let line = (self.buf.len() - start) as u64;
+        let mut written = 0;
+        let mut start = 0;
+        for i in 0..self.ends.len() {
+            let end = self.ends[i];
             if let Some(max) = self.cfg.max_bytes {
-                let before = self.size + start as u64;
-                // Rotate between lines only: a line never straddles two files.
-                if before > 0 && before + line > max {
-                    self.write_out(start)?;
+                let before = self.size + (start - written) as u64;
+                if before > 0 && before + (end - start) as u64 > max {
+                    self.write_out(written, start)?;
+                    written = start;
                     self.rotate()?;
                 }
             }
+            start = end;
         }
-        self.write_out(self.buf.len())?;
+        self.write_out(written, self.buf.len())?;
         self.after_write()
     }
 
@@ -176,20 +193,19 @@ impl Writer {
 
     /// Writes `buf[..n]` and removes it from the buffer. On failure (e.g. disk full) the file
     /// is cut back to its size before the write, so no half line stays behind.
-    fn write_out(&mut self, n: usize) -> Result<(), SinkError> {
-        if n == 0 {
+    fn write_out(&mut self, from: usize, to: usize) -> Result<(), SinkError> {
+        if from >= to {
             return Ok(());
         }
         let Some(file) = self.file.as_mut() else {
             return Err(SinkError::retryable("audit file is not open"));
         };
-        if let Err(e) = file.write_all(&self.buf[..n]) {
+        if let Err(e) = file.write_all(&self.buf[from..to]) {
             let _ = file.set_len(self.size);
             return Err(io_err("cannot write audit file", &self.cfg.path, &e));
         }
-        self.size += n as u64;
+        self.size += (to - from) as u64;
         self.unsynced = true;
-        self.buf.drain(..n);
         Ok(())
     }
 
