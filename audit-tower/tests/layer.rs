@@ -748,3 +748,33 @@ async fn request_level_captures_the_body_up_to_the_cap_and_redacts_it() {
     assert!(ignored.truncated && ignored.sha256.is_none());
     assert_eq!(ignored.size, 11);
 }
+
+#[tokio::test]
+async fn latency_is_the_handler_s_not_the_time_until_the_worker_builds_the_event() {
+    let memory = MemorySink::new(10);
+    // The worker wakes only when flushed, long after the response.
+    let auditor = Auditor::builder()
+        .sink(memory.clone())
+        .dispatch_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/v1/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                "done"
+            }),
+        )
+        .layer(AuditLayer::new(auditor.clone()));
+    let resp = app
+        .oneshot(request("GET", "/v1/slow").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(auditor.flush(Duration::from_secs(5)).await);
+    let events = memory.events();
+    let ms = events[0].http.as_ref().unwrap().duration_ms.unwrap();
+    assert!((40.0..400.0).contains(&ms), "durationMs {ms}");
+}

@@ -194,9 +194,9 @@ impl FileSink {
     /// The writer, opened if it is not (after a failed write task).
     fn writer(&mut self) -> Result<&mut Writer, SinkError> {
         if self.writer.is_none() {
-            self.writer = Some(Box::new(Writer::open(Arc::clone(&self.cfg)).map_err(|e| {
-                SinkError::retryable(format!("cannot open audit file: {e}"))
-            })?));
+            self.writer = Some(Box::new(Writer::open(Arc::clone(&self.cfg)).map_err(
+                |e| SinkError::retryable(format!("cannot open audit file: {e}")),
+            )?));
         }
         self.writer
             .as_deref_mut()

@@ -142,6 +142,9 @@ impl Pending {
             outcome: response_outcome,
             status,
             grpc,
+            // Measured now: the worker builds the event later, after a queueing delay that
+            // is not the request's.
+            duration: self.started.elapsed(),
         });
         let auditor = self.auditor.clone();
         let delivery = self.class.delivery();
@@ -175,6 +178,7 @@ struct Response {
     outcome: Outcome,
     status: Option<u16>,
     grpc: Option<i32>,
+    duration: std::time::Duration,
 }
 
 impl DeferredEvent for Pending {
@@ -202,10 +206,12 @@ impl DeferredEvent for Pending {
             outcome: response_outcome,
             status,
             grpc,
+            duration,
         } = response.unwrap_or(Response {
             outcome: Outcome::Error,
             status: None,
             grpc: None,
+            duration: started.elapsed(),
         });
         class.resolve(&method, uri.path());
         let state = ctx.take();
@@ -265,7 +271,7 @@ impl DeferredEvent for Pending {
         });
         let http = event.http.insert(HttpFacts::default());
         http.method = Some(method.as_str().to_owned());
-        http.duration_ms = Some((started.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+        http.duration_ms = Some((duration.as_secs_f64() * 1e6).round() / 1e3);
         http.path = Some(uri.path().to_owned());
         http.route = class
             .take_route()

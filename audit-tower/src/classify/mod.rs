@@ -548,7 +548,10 @@ mod tests {
         for (m, p, t) in cases {
             let c = rules.classify(&m, p, None);
             assert_eq!(c.event_type(), t, "{m} {p}");
-            assert!(audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200)).0).is_ok());
+            assert!(
+                audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200)).0)
+                    .is_ok()
+            );
         }
         let mut login = rules.classify(&Method::POST, "/auth/login", None);
         assert_eq!(
