@@ -714,3 +714,49 @@ fn deferred_events_are_charged_their_real_size_in_sink_queues() {
     assert_eq!(report.metrics.sinks[0].dropped, 0);
     assert_eq!(probe.user_seqs().len(), 5);
 }
+
+/// Keeps only weak handles to what it delivers, to see when the pipeline lets go.
+#[derive(Clone, Default)]
+struct Watch {
+    seen: Arc<Mutex<Vec<std::sync::Weak<AuditEvent>>>>,
+}
+
+impl Sink for Watch {
+    fn name(&self) -> &str {
+        "watch"
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(batch.events().iter().map(Arc::downgrade));
+        Ok(())
+    }
+}
+
+#[test]
+fn events_the_worker_built_are_freed_soon_after_delivery() {
+    let watch = Watch::default();
+    let auditor = Auditor::builder()
+        .sink(watch.clone())
+        .dispatch_interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    for n in 0..5_000 {
+        auditor
+            .record_deferred(4096, OverflowPolicy::DropNewest, move || item(n))
+            .unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(rt.block_on(auditor.flush(DEADLINE)));
+    // The worker keeps the events it built until the sinks are done, then frees them: by
+    // the next idle pass at the latest.
+    wait_for("every delivered event to be freed", || {
+        let seen = watch.seen.lock().unwrap();
+        seen.len() == 5_000 && seen.iter().all(|w| w.upgrade().is_none())
+    });
+}
