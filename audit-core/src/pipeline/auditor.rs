@@ -152,7 +152,14 @@ impl std::error::Error for RecordError {}
 /// drains for [`AuditorBuilder::drain_on_drop`] in the background, but nothing waits for it.
 #[derive(Clone)]
 pub struct Auditor {
+    /// One shared allocation, so a clone (made per request by the Tower layer) is a single
+    /// reference count.
+    inner: Arc<Handle>,
+}
+
+struct Handle {
     shared: Arc<Shared>,
+    /// Dropped with the last handle, which tells the worker to drain and stop.
     commands: mpsc::UnboundedSender<Command>,
     overflow: OverflowPolicy,
 }
@@ -160,9 +167,9 @@ pub struct Auditor {
 impl fmt::Debug for Auditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auditor")
-            .field("stream", &self.shared.stream)
-            .field("sinks", &self.shared.sinks.len())
-            .field("overflow", &self.overflow)
+            .field("stream", &self.inner.shared.stream)
+            .field("sinks", &self.inner.shared.sinks.len())
+            .field("overflow", &self.inner.overflow)
             .finish()
     }
 }
@@ -180,7 +187,7 @@ impl Auditor {
     /// [`OverflowPolicy::Block`] it may block the calling thread up to the timeout when the
     /// buffer is full.
     pub fn record(&self, event: AuditEvent) -> Result<u64, RecordError> {
-        self.record_with(event, self.overflow)
+        self.record_with(event, self.inner.overflow)
     }
 
     /// Like [`record`](Self::record), with an overflow policy for this one event (e.g.
@@ -192,7 +199,10 @@ impl Auditor {
         policy: OverflowPolicy,
     ) -> Result<u64, RecordError> {
         let size = event.approx_size();
-        self.shared.ingress.push(Entry::Ready(event), size, policy)
+        self.inner
+            .shared
+            .ingress
+            .push(Entry::Ready(event), size, policy)
     }
 
     /// Records an event that the worker builds by calling `build`, so the caller pays only
@@ -219,7 +229,8 @@ impl Auditor {
         policy: OverflowPolicy,
         build: Box<dyn DeferredEvent>,
     ) -> Result<u64, RecordError> {
-        self.shared
+        self.inner
+            .shared
             .ingress
             .push(Entry::Deferred(build), size_hint, policy)
     }
@@ -229,25 +240,25 @@ impl Auditor {
     /// Tower layer's strict mode). Refused when the buffer has no room for it or no sink is
     /// healthy. Dropping the reservation unused gives the room back.
     pub fn reserve(&self, bytes: usize) -> Result<Reservation, RecordError> {
-        let sinks = &self.shared.sinks;
+        let sinks = &self.inner.shared.sinks;
         if sinks.is_empty() || sinks.iter().all(|s| !s.is_healthy()) {
             return Err(RecordError::no_healthy_sink());
         }
-        self.shared.ingress.reserve(bytes)?;
+        self.inner.shared.ingress.reserve(bytes)?;
         Ok(Reservation {
-            ingress: Arc::clone(&self.shared.ingress),
+            ingress: Arc::clone(&self.inner.shared.ingress),
             bytes,
         })
     }
 
     /// This auditor's stream name (stamped into every event's `integrity.stream`).
     pub fn stream(&self) -> &str {
-        &self.shared.stream
+        &self.inner.shared.stream
     }
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics()
+        self.inner.shared.metrics()
     }
 
     /// Waits until everything recorded before the call has been delivered (or given up) by
@@ -256,6 +267,7 @@ impl Auditor {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if self
+            .inner
             .commands
             .send(Command::Flush { deadline, reply })
             .is_err()
@@ -270,13 +282,13 @@ impl Auditor {
     ///
     /// Later calls (from any clone) return the same report.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        self.shared.ingress.close();
+        self.inner.shared.ingress.close();
         let (tx, rx) = oneshot::channel();
         let cmd = Command::Shutdown {
             deadline: Instant::now() + timeout,
             reply: Reply::Async(tx),
         };
-        if self.commands.send(cmd).is_ok()
+        if self.inner.commands.send(cmd).is_ok()
             && let Ok(report) = rx.await
         {
             return report;
@@ -287,13 +299,13 @@ impl Auditor {
     /// [`shutdown`](Self::shutdown) for synchronous code (e.g. after the runtime has
     /// stopped). Blocks the calling thread; do not call it from async code.
     pub fn shutdown_blocking(&self, timeout: Duration) -> ShutdownReport {
-        self.shared.ingress.close();
+        self.inner.shared.ingress.close();
         let (tx, rx) = std::sync::mpsc::channel();
         let cmd = Command::Shutdown {
             deadline: Instant::now() + timeout,
             reply: Reply::Blocking(tx),
         };
-        if self.commands.send(cmd).is_ok()
+        if self.inner.commands.send(cmd).is_ok()
             && let Ok(report) = rx.recv()
         {
             return report;
@@ -304,10 +316,10 @@ impl Auditor {
     /// The worker has already stopped (an earlier shutdown): its report, or the counters as
     /// they stand.
     fn report_after_exit(&self) -> ShutdownReport {
-        if let Some(report) = self.shared.final_report.get() {
+        if let Some(report) = self.inner.shared.final_report.get() {
             return report.clone();
         }
-        let metrics = self.shared.metrics();
+        let metrics = self.inner.shared.metrics();
         ShutdownReport {
             complete: metrics.sinks.iter().all(|s| s.pending == 0) && metrics.buffered == 0,
             metrics,
@@ -562,9 +574,11 @@ impl AuditorBuilder {
             })
             .map_err(|e| Error::config(format!("cannot start the audit worker thread: {e}")))?;
         Ok(Auditor {
-            shared,
-            commands: tx,
-            overflow: self.overflow,
+            inner: Arc::new(Handle {
+                shared,
+                commands: tx,
+                overflow: self.overflow,
+            }),
         })
     }
 }
