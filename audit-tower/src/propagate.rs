@@ -60,18 +60,10 @@ struct Scope {
     /// The request's [`AuditContext`] state (it lives here so that one allocation serves
     /// both); handed out only when the request is audited.
     context: Mutex<State>,
-    audited: bool,
+    /// Present when the request is audited.
     auditor: Option<Auditor>,
     client: Option<std::net::IpAddr>,
     user_agent: Option<HeaderValue>,
-}
-
-impl Scope {
-    /// The audit context's state, when the request is audited.
-    fn audited_state(&self) -> Option<MutexGuard<'_, State>> {
-        self.audited
-            .then(|| self.context.lock().unwrap_or_else(PoisonError::into_inner))
-    }
 }
 
 impl Slot for Scope {
@@ -81,6 +73,16 @@ impl Slot for Scope {
 }
 
 impl Scope {
+    fn is_audited(&self) -> bool {
+        self.auditor.is_some()
+    }
+
+    /// The audit context's state, when the request is audited.
+    fn audited_state(&self) -> Option<MutexGuard<'_, State>> {
+        self.is_audited()
+            .then(|| self.context.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// `actor` (anonymous if none) completed with the client address and user agent this
     /// request arrived with, where authentication did not set them. Runs where the event is
     /// assembled (the worker for the layer's own event), so the request path allocates none
@@ -150,7 +152,6 @@ impl RequestScope {
                 trace,
                 header,
                 context: Mutex::default(),
-                audited: false,
                 auditor: None,
                 client: None,
                 user_agent: None,
@@ -174,7 +175,6 @@ impl RequestScope {
                 trace,
                 header,
                 context: Mutex::default(),
-                audited: auditor.is_some(),
                 auditor,
                 client,
                 user_agent,
@@ -185,7 +185,7 @@ impl RequestScope {
     /// The request's audit context (sharing this scope's allocation), when it is audited.
     pub(crate) fn audit_context(&self) -> Option<AuditContext> {
         self.inner
-            .audited
+            .is_audited()
             .then(|| AuditContext::in_slot(Arc::clone(&self.inner) as Arc<dyn Slot>))
     }
 

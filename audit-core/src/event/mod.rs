@@ -95,8 +95,8 @@ impl AuditEvent {
     }
 
     /// Appends the event's canonical JSON to `out`: the same bytes as `serde_json` writes
-    /// through its `Serialize` implementation, several times faster. See the module
-    /// `json` tests for the equivalence check.
+    /// through its `Serialize` implementation (a property test checks this), in about half
+    /// the time (`cargo bench -p audit-sinks --bench encode`). On error nothing is appended.
     pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         let start = out.len();
         json::write_event(self, out).inspect_err(|_| out.truncate(start))
