@@ -112,24 +112,13 @@ struct Entry {
 
 /// Splits entries (sorted by time) into calls within every PutLogEvents limit.
 fn calls(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0usize, 0usize);
-    for (i, e) in entries.iter().enumerate() {
-        let size = e.message.len() + EVENT_OVERHEAD;
-        let full = i - start >= MAX_EVENTS
-            || bytes + size > MAX_BYTES
-            || e.timestamp - entries[start].timestamp > MAX_SPAN_MS;
-        if i > start && full {
-            out.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < entries.len() {
-        out.push(start..entries.len());
-    }
-    out
+    http::chunks_where(
+        entries,
+        MAX_EVENTS,
+        MAX_BYTES,
+        |e| e.message.len() + EVENT_OVERHEAD,
+        |first, e| e.timestamp - first.timestamp > MAX_SPAN_MS,
+    )
 }
 
 impl CloudWatchSink {

@@ -94,11 +94,25 @@ pub(crate) fn chunks<T>(
     max_bytes: usize,
     size: impl Fn(&T) -> usize,
 ) -> Vec<std::ops::Range<usize>> {
+    chunks_where(items, max_items, max_bytes, size, |_, _| false)
+}
+
+/// Like [`chunks`], also starting a new group where `apart(first of the group, item)` says
+/// the item may not join it (e.g. a time span limit).
+pub(crate) fn chunks_where<T>(
+    items: &[T],
+    max_items: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+    apart: impl Fn(&T, &T) -> bool,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, item) in items.iter().enumerate() {
         let n = size(item);
-        if i > start && (i - start >= max_items || bytes + n > max_bytes) {
+        if i > start
+            && (i - start >= max_items || bytes + n > max_bytes || apart(&items[start], item))
+        {
             out.push(start..i);
             start = i;
             bytes = 0;

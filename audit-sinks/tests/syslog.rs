@@ -79,21 +79,24 @@ async fn tcp_receiver(cut_after: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     (addr, got)
 }
 
+/// An auditor delivering only the test's events (not the pipeline's own) to `sink`.
+fn auditor_with(sink: SyslogSink, options: audit_core::SinkOptions) -> Auditor {
+    Auditor::builder()
+        .sink_with(
+            sink,
+            options.filter(|e| e.event_type.as_str() == "data.vector.delete"),
+        )
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_frames_survive_a_dropped_connection() {
     let (addr, got) = tcp_receiver(5).await;
     let sink = SyslogSink::new(Transport::Tcp, &addr)
         .hostname("web-1")
         .app_name("vector-api");
-    let auditor = Auditor::builder()
-        .sink_with(
-            sink,
-            fast_retry()
-                .max_batch_events(20)
-                .filter(|e| e.event_type.as_str() == "data.vector.delete"),
-        )
-        .build()
-        .unwrap();
+    let auditor = auditor_with(sink, fast_retry().max_batch_events(20));
     let mut sent = events(60, 30);
     sent[0].severity = Severity::Warning;
     for (i, e) in sent.iter().enumerate() {
@@ -143,13 +146,7 @@ async fn udp_datagrams_carry_cef_and_are_cut_to_size() {
         .body(Body::Cef)
         .facility(10)
         .max_datagram(600);
-    let auditor = Auditor::builder()
-        .sink_with(
-            sink,
-            fast_retry().filter(|e| e.event_type.as_str() == "data.vector.delete"),
-        )
-        .build()
-        .unwrap();
+    let auditor = auditor_with(sink, fast_retry());
     let sent = events(3, 10);
     let mut big = events(1, 2000).remove(0);
     big.description = Some("x".repeat(2000));
@@ -249,13 +246,7 @@ async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>) {
 async fn tls_delivers_to_a_server_signed_by_the_given_ca_only() {
     let (port, ca, got) = tls_receiver().await;
     let sink = SyslogSink::new(Transport::Tls, format!("localhost:{port}")).ca_pem(ca);
-    let auditor = Auditor::builder()
-        .sink_with(
-            sink,
-            fast_retry().filter(|e| e.event_type.as_str() == "data.vector.delete"),
-        )
-        .build()
-        .unwrap();
+    let auditor = auditor_with(sink, fast_retry());
     let sent = events(30, 20);
     for e in &sent {
         auditor.record(e.clone()).unwrap();

@@ -22,16 +22,8 @@ fn background_jobs_use_the_global_auditor_and_mirroring_does_not_loop() {
     let memory = MemorySink::new(100);
     let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
     let logged = Capture::default();
-    let writer = {
-        let logged = logged.clone();
-        move || logged.clone()
-    };
     let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false),
-        )
+        .with(logged.fmt_layer())
         .with(AuditTracingLayer::new(auditor.clone()).mirror(true));
     tracing::subscriber::with_default(subscriber, || {
         // A nightly job: no request, no span.

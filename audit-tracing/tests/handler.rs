@@ -238,16 +238,8 @@ fn plain_tracing_events_with_target_audit_become_audit_events() {
     let memory = MemorySink::new(100);
     let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
     let logged = Capture::default();
-    let writer = {
-        let logged = logged.clone();
-        move || logged.clone()
-    };
     let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false),
-        )
+        .with(logged.fmt_layer())
         .with(AuditTracingLayer::new(auditor.clone()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -23,3 +23,16 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+impl Capture {
+    /// A plain-text fmt layer that writes here.
+    pub fn fmt_layer<S>(&self) -> impl tracing_subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let logged = self.clone();
+        tracing_subscriber::fmt::layer()
+            .with_writer(move || logged.clone())
+            .with_ansi(false)
+    }
+}
