@@ -429,12 +429,7 @@ fn default_event_type(
 ) -> (String, Option<(String, Option<String>)>, bool) {
     let segments = || path.split('/').filter(|s| !s.is_empty());
     // The last auth-like segment is the most specific (`/oauth/token` → `token`).
-    let auth = segments().rev().find_map(|s| {
-        let singular = s.strip_suffix(['s', 'S']).unwrap_or(s);
-        AUTH_WORDS
-            .iter()
-            .find(|w| s.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
-    });
+    let auth = segments().rev().find_map(auth_word);
     if let Some(word) = auth {
         let mut t = String::with_capacity(5 + word.len());
         t.push_str("auth.");
@@ -460,6 +455,25 @@ fn default_event_type(
     t.push_str(verb);
     let target = (resource != "root" || id.is_some()).then(|| (resource, id.map(str::to_owned)));
     (t, target, false)
+}
+
+/// The authentication word a path segment names, in either number (`tokens` → `token`).
+/// Most segments are turned away by their length or first letter before any comparison:
+/// this runs for every segment of every request no rule matched.
+fn auth_word(segment: &str) -> Option<&'static str> {
+    if !(3..=9).contains(&segment.len())
+        || !matches!(
+            segment.as_bytes()[0].to_ascii_lowercase(),
+            b'l' | b's' | b't' | b'o' | b'm' | b'p'
+        )
+    {
+        return None;
+    }
+    let singular = segment.strip_suffix(['s', 'S']).unwrap_or(segment);
+    AUTH_WORDS
+        .iter()
+        .find(|w| segment.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
+        .copied()
 }
 
 fn is_version(s: &str) -> bool {
@@ -529,6 +543,36 @@ mod tests {
         let c = rules.classify(&Method::GET, "/v1/indexes/a", Some("/v1/indexes/{index}"));
         assert_eq!(c.route(), Some("/v1/indexes/{index}"));
         assert_eq!(c.target(), Some(("index", "a")));
+    }
+
+    #[test]
+    fn every_auth_word_is_recognised_in_either_number_and_case() {
+        for w in AUTH_WORDS {
+            let plural = format!("{w}s");
+            for s in [
+                w.to_string(),
+                w.to_ascii_uppercase(),
+                plural.clone(),
+                plural.to_ascii_uppercase(),
+            ] {
+                assert_eq!(auth_word(&s), Some(*w), "{s}");
+            }
+        }
+        for s in [
+            "",
+            "s",
+            "log",
+            "logins2",
+            "tokenizer",
+            "vectors",
+            "42",
+            "sessionss",
+        ] {
+            assert_eq!(auth_word(s), None, "{s}");
+        }
+        let rules = Rules::new();
+        let c = rules.classify(&Method::POST, "/v1/Sessions/current/Tokens", None);
+        assert_eq!(c.event_type(), "auth.token");
     }
 
     #[test]
