@@ -295,6 +295,24 @@ mod tests {
             }
         }
         assert!(is_plain("é ü \u{7f} ~".as_bytes()));
+        // Every byte value in every position of a word and of the tail, against the plain
+        // definition, on backgrounds that sit next to the special bytes.
+        for background in [b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff] {
+            for len in [1, 7, 8, 9, 16, 19] {
+                for i in 0..len {
+                    for v in 0..=255u8 {
+                        let mut b = vec![background; len];
+                        b[i] = v;
+                        let expected = !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+                        assert_eq!(
+                            is_plain(&b),
+                            expected,
+                            "{v:#x} at {i} of {len} on {background:#x}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
