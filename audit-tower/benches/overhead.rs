@@ -15,7 +15,16 @@
 //! For each: wall time per request on the caller, and whole-process CPU per request (the sum
 //! of every thread's run time, so background writers, redaction and serialisation count),
 //! measured until the background work has drained. Reported as added cost over `bare` and as
-//! the ratio audit / trace. Goals: caller wall ≤ 0.1×, process CPU ≤ 0.25×.
+//! the ratio audit / trace, over all rounds and as the median (and range) of the per-round
+//! ratios, which one disturbed round on a shared machine does not move. Goals: caller wall
+//! ≤ 0.1×, process CPU ≤ 0.25×.
+//!
+//! For figures that do not depend on the machine's noise, count instructions per thread with
+//! callgrind, one stack at a time (the same requests, so the counts compare):
+//!
+//! ```text
+//! OVERHEAD_ONLY=audit valgrind --tool=callgrind --separate-threads=yes target/release/deps/overhead-…
+//! ```
 //!
 //! Knobs: `OVERHEAD_ONLY=bare|trace|audit` runs one stack alone (for a profiler), without
 //! ratios; `OVERHEAD_SHOW=1` prints the first audit event written. The process allocator
@@ -42,8 +51,8 @@ use tower::{Service, ServiceExt};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
-const PER_ROUND: usize = 20_000;
-const ROUNDS: usize = 5;
+const PER_ROUND: usize = 10_000;
+const ROUNDS: usize = 9;
 
 fn router() -> Router {
     Router::new().route(
@@ -150,6 +159,8 @@ fn main() {
             .is_none_or(|o| o == ["bare", "trace", "audit"][which])
     };
     let mut totals = [Totals::default(); 3];
+    // Per round, per stack: (wall, cpu) in ns per request, for the per-round ratios.
+    let mut per_round = vec![[(0.0f64, 0.0f64); 3]; ROUNDS];
     rt.block_on(async {
         // Warm-up, unmeasured.
         if selected(0) {
@@ -164,7 +175,7 @@ fn main() {
             })
             .await;
         }
-        for r in 0..ROUNDS {
+        for (r, this_round) in per_round.iter_mut().enumerate() {
             // Alternate the order so drift on a shared machine spreads evenly.
             let order: [usize; 3] = if r % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
             for which in order.into_iter().filter(|w| selected(*w)) {
@@ -183,6 +194,10 @@ fn main() {
                 t.wall += wall;
                 t.cpu += cpu;
                 t.n += 1;
+                this_round[which] = (
+                    wall.as_nanos() as f64 / PER_ROUND as f64,
+                    cpu.as_nanos() as f64 / PER_ROUND as f64,
+                );
             }
         }
     });
@@ -216,7 +231,7 @@ fn main() {
     let (bw, bc) = per(totals[0]);
     let (tw, tc) = per(totals[1]);
     let (aw, ac) = per(totals[2]);
-    println!("per request, {} rounds x {PER_ROUND} requests:", ROUNDS);
+    println!("per request, {ROUNDS} rounds x {PER_ROUND} requests:");
     println!("  bare   wall {bw:>8.0} ns   process cpu {bc:>8.0} ns");
     println!(
         "  trace  wall {tw:>8.0} ns   process cpu {tc:>8.0} ns   added wall {:>7.0} ns  cpu {:>7.0} ns",
@@ -232,6 +247,22 @@ fn main() {
         "ratio audit/trace of added cost: caller wall {:.2}x (goal <= 0.10x), process cpu {:.2}x (goal <= 0.25x)",
         (aw - bw) / (tw - bw),
         (ac - bc) / (tc - bc)
+    );
+    // The same ratios per round (each from adjacent measurements of the three stacks), as
+    // median and range: one disturbed round on a shared machine moves the totals above but
+    // not the median.
+    let ratios = |pick: fn((f64, f64)) -> f64| {
+        let mut v: Vec<f64> = per_round
+            .iter()
+            .map(|r| (pick(r[2]) - pick(r[0])) / (pick(r[1]) - pick(r[0])))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (wm, wlo, whi) = ratios(|(w, _)| w);
+    let (cm, clo, chi) = ratios(|(_, c)| c);
+    println!(
+        "per-round ratios, median (range): caller wall {wm:.2}x ({wlo:.2}-{whi:.2}), process cpu {cm:.2}x ({clo:.2}-{chi:.2})"
     );
     println!("audit events delivered: {}", report.sinks[0].delivered);
 }
