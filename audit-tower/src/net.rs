@@ -145,6 +145,9 @@ pub(crate) fn client_addr(
     }
 }
 
+/// Named once: a lookup by `&str` parses the name on every request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right.
 fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
     let forwarded: Vec<String> = headers
@@ -165,7 +168,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
         return forwarded;
     }
     headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

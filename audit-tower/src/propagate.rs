@@ -225,10 +225,10 @@ impl RequestScope {
         {
             headers.insert(s.header.clone(), v);
         }
-        if !headers.contains_key("traceparent")
+        if !headers.contains_key(&crate::trace_context::TRACEPARENT)
             && let Ok(v) = HeaderValue::from_str(&s.trace.to_traceparent())
         {
-            headers.insert(HeaderName::from_static("traceparent"), v);
+            headers.insert(crate::trace_context::TRACEPARENT, v);
         }
     }
 }

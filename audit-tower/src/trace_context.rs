@@ -178,12 +178,15 @@ impl TraceContext {
             };
         }
         headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse_traceparent)
             .unwrap_or_else(TraceContext::new_root)
     }
 }
+
+/// The W3C `traceparent` header, named once: a lookup by `&str` parses the name every time.
+pub(crate) const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// A random non-zero id (all zeros is invalid in W3C trace context).
 fn fastrand_u64() -> u64 {

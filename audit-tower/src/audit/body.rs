@@ -79,7 +79,7 @@ impl Tail {
 
     fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(code) = trailers
-            .get("grpc-status")
+            .get(&super::record::GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
         {

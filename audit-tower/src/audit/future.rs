@@ -125,7 +125,7 @@ where
         }
         let grpc = parts
             .headers
-            .get("grpc-status")
+            .get(&super::record::GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i32>().ok());
         let status = parts.status.as_u16();

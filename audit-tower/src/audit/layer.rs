@@ -6,6 +6,7 @@ use audit_core::Auditor;
 use tower::Layer;
 
 use super::Audit;
+use super::recycle::Recycler;
 use crate::classify::Rules;
 use crate::net::IpNet;
 use crate::request_id::RequestIdPolicy;
@@ -16,6 +17,8 @@ pub(crate) struct Config {
     pub(crate) rules: Rules,
     pub(crate) request_id: RequestIdPolicy,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    /// Records handed back for reuse by the requests this layer audits.
+    pub(crate) recycler: Arc<Recycler>,
 }
 
 /// Records an audit event for every request that a rule (or the defaults) says to audit.
@@ -67,6 +70,7 @@ impl AuditLayer {
                 rules: Rules::new(),
                 request_id: RequestIdPolicy::default(),
                 trusted_proxies: Vec::new(),
+                recycler: Arc::default(),
             }),
         }
     }
@@ -90,6 +94,13 @@ impl AuditLayer {
     pub fn trusted_proxies(mut self, nets: Vec<IpNet>) -> Self {
         Arc::make_mut(&mut self.config).trusted_proxies = nets;
         self
+    }
+}
+
+#[cfg(test)]
+impl AuditLayer {
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 }
 

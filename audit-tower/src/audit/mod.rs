@@ -5,6 +5,7 @@ mod body;
 mod future;
 mod layer;
 mod record;
+mod recycle;
 mod service;
 #[cfg(feature = "tracing")]
 mod span;

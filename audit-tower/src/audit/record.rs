@@ -1,5 +1,6 @@
 //! What the layer captured about a request, and the event it becomes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use audit_core::{
@@ -10,10 +11,14 @@ use http::Request;
 use serde_json::Value;
 
 use super::layer::Config;
+use super::recycle::Recycler;
 use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
 use crate::propagate::RequestScope;
 use crate::request_id::Rejected;
+
+/// The gRPC status header (or trailer), named once rather than parsed per lookup.
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// Status → result: 2xx/3xx success, 401/403 denied, other 4xx failure, 5xx error; a gRPC
 /// status, when present, decides instead.
@@ -56,6 +61,9 @@ pub(crate) struct Pending {
     reservation: Option<Reservation>,
     request_capture: Option<super::body::SharedCapture>,
     response: Option<Response>,
+    /// Where the worker hands this record back once the event is built (taken then, so a
+    /// kept record does not hold its own free list).
+    recycler: Option<Arc<Recycler>>,
 }
 
 impl Pending {
@@ -124,6 +132,7 @@ impl Pending {
             reservation: None,
             request_capture: None,
             response: None,
+            recycler: Some(Arc::clone(&config.recycler)),
         }
     }
 
@@ -182,43 +191,40 @@ struct Response {
 }
 
 impl DeferredEvent for Pending {
-    /// Assembles the event, in place rather than through builder moves; runs on the
-    /// pipeline's worker.
-    fn build(self: Box<Self>) -> AuditEvent {
-        let Pending {
-            started,
-            timestamp,
-            method,
-            uri,
-            template,
-            chain,
-            scope,
-            rejected,
-            mut class,
-            ctx,
-            response_body,
-            notes,
-            request_capture,
-            response,
-            ..
-        } = *self;
+    /// Assembles the event on the pipeline's worker, then hands the record back to its
+    /// layer for reuse (see [`Recycler`]).
+    fn build(mut self: Box<Self>) -> AuditEvent {
+        let event = self.assemble();
+        if let Some(recycler) = self.recycler.take() {
+            recycler.put(self);
+        }
+        event
+    }
+}
+
+impl Pending {
+    /// The event, in place rather than through builder moves. Takes what the event keeps;
+    /// what stays (the scope, the URI) is freed on the request thread when the record is
+    /// reused.
+    fn assemble(&mut self) -> AuditEvent {
         let Response {
             outcome: response_outcome,
             status,
             grpc,
             duration,
-        } = response.unwrap_or(Response {
+        } = self.response.take().unwrap_or(Response {
             outcome: Outcome::Error,
             status: None,
             grpc: None,
-            duration: started.elapsed(),
+            duration: self.started.elapsed(),
         });
-        class.resolve(&method, uri.path());
-        let state = ctx.take();
+        let class = &mut self.class;
+        class.resolve(&self.method, self.uri.path());
+        let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = class.finish(outcome, status);
         let mut details = state.details;
-        details.extend(notes);
+        details.extend(std::mem::take(&mut self.notes));
         if let Some(t) = state.event_type {
             if EventType::new(&t).is_ok() {
                 category = None;
@@ -227,14 +233,17 @@ impl DeferredEvent for Pending {
                 details.insert("invalidEventType".into(), Value::String(t));
             }
         }
-        if let Some(why) = rejected {
+        if let Some(why) = self.rejected.take() {
             details.insert("inboundRequestIdRejected".into(), why.as_str().into());
         }
         if let Some(code) = grpc {
             details.insert("grpcStatus".into(), code.into());
         }
-        if !chain.is_empty() {
-            details.insert("forwardedFor".into(), chain.into());
+        if !self.chain.is_empty() {
+            details.insert(
+                "forwardedFor".into(),
+                std::mem::take(&mut self.chain).into(),
+            );
         }
         let category = category
             .or(class.category())
@@ -249,7 +258,7 @@ impl DeferredEvent for Pending {
                 return match AuditEvent::builder("system.audit.invalid_rule")
                     .category(Category::System)
                     .detail("error", e.to_string())
-                    .request_id(scope.request_id().as_str())
+                    .request_id(self.scope.request_id().as_str())
                     .build()
                 {
                     Ok(fallback) => fallback,
@@ -258,11 +267,11 @@ impl DeferredEvent for Pending {
                 };
             }
         };
-        event.timestamp = timestamp;
+        event.timestamp = self.timestamp;
         event.severity = severity;
         event.result = Some(outcome);
         event.description = state.description;
-        event.actor = Some(scope.complete_actor(state.actor));
+        event.actor = Some(self.scope.complete_actor(state.actor));
         event.target = state.target.or_else(|| {
             class.take_target().map(|(kind, id)| match id {
                 Some(id) => Target::new(kind, id),
@@ -270,23 +279,23 @@ impl DeferredEvent for Pending {
             })
         });
         let http = event.http.insert(HttpFacts::default());
-        http.method = Some(method.as_str().to_owned());
+        http.method = Some(self.method.as_str().to_owned());
         http.duration_ms = Some((duration.as_secs_f64() * 1e6).round() / 1e3);
-        http.path = Some(uri.path().to_owned());
+        http.path = Some(self.uri.path().to_owned());
         http.route = class
             .take_route()
-            .or_else(|| template.as_ref().map(|t| t.as_str().to_owned()));
+            .or_else(|| self.template.as_ref().map(|t| t.as_str().to_owned()));
         http.status_code = status;
-        http.query = uri.query().map(str::to_owned);
-        http.response_body = response_body;
-        http.request_body = request_capture.map(|c| {
+        http.query = self.uri.query().map(str::to_owned);
+        http.response_body = self.response_body.take();
+        http.request_body = self.request_capture.take().map(|c| {
             c.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .snapshot()
         });
-        let trace = scope.trace();
+        let trace = self.scope.trace();
         let context = event.context.insert(Context::default());
-        context.request_id = Some(scope.request_id().as_str().to_owned());
+        context.request_id = Some(self.scope.request_id().as_str().to_owned());
         context.trace_id = Some(trace.trace_id().to_owned());
         context.span_id = Some(trace.span_id().to_owned());
         context.organization_id = state.organization_id;

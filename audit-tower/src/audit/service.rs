@@ -122,7 +122,7 @@ where
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = ctx.map(|ctx| {
             req.extensions_mut().insert(ctx.clone());
-            Box::new(Pending::new(
+            let record = Pending::new(
                 &req,
                 template,
                 config,
@@ -131,7 +131,15 @@ where
                 rejected,
                 class,
                 ctx,
-            ))
+            );
+            // Overwritten whole: nothing of the request it last served survives.
+            match config.recycler.take() {
+                Some(mut kept) => {
+                    *kept = record;
+                    kept
+                }
+                None => Box::new(record),
+            }
         });
         if strict && let Some(p) = pending.as_mut() {
             match config.auditor.reserve(STRICT_RESERVATION) {

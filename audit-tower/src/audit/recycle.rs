@@ -1,0 +1,148 @@
+//! Request records handed back by the pipeline's worker once it has built their events, so
+//! that the next request reuses the allocation instead of making a new one.
+//!
+//! Why: a record is allocated on the thread that handles the request and, before this, was
+//! freed on the pipeline's worker. With glibc, memory freed on another thread than the one
+//! that allocated it goes back through the allocating thread's shared arena, under its lock,
+//! and the request thread's own cache of free blocks never refills, so every later
+//! allocation there takes the slow path. A record that comes back is overwritten whole on
+//! the request thread, which also frees what the previous request left in it (its scope,
+//! its URI) where those were allocated.
+//!
+//! What a record carries between its event and its reuse: the previous request's scope and
+//! URI, in memory only, until the record is reused or the layer is dropped. Nothing of it
+//! can reach the next event: reuse replaces every field (see `Audit::call`).
+
+use std::sync::{Mutex, PoisonError};
+
+use super::record::Pending;
+
+/// Most records kept for reuse; beyond it, records are freed as before.
+const MAX_KEPT: usize = 1024;
+
+/// Records kept for reuse: boxed on purpose, as the allocation is what is reused.
+#[allow(clippy::vec_box)]
+type Kept = Vec<Box<Pending>>;
+
+/// The free list of one layer's records.
+#[derive(Default)]
+pub(crate) struct Recycler {
+    free: Mutex<Kept>,
+}
+
+impl std::fmt::Debug for Recycler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recycler")
+            .field("kept", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Recycler {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // A push or pop cannot leave the list inconsistent, whatever panicked.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A record to overwrite, if one came back.
+    pub(crate) fn take(&self) -> Option<Box<Pending>> {
+        self.lock().pop()
+    }
+
+    /// Keeps `record` for reuse (or frees it, outside the lock, when enough are kept).
+    pub(crate) fn put(&self, record: Box<Pending>) {
+        let mut free = self.lock();
+        if free.len() < MAX_KEPT {
+            free.push(record);
+        } else {
+            drop(free);
+            drop(record);
+        }
+    }
+
+    /// How many records are kept now.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use audit_core::{Actor, Auditor};
+    use audit_sinks::MemorySink;
+    use axum::body::Body;
+    use http::{Request, Response};
+    use tower::{Layer, ServiceExt};
+
+    use crate::AuditContext;
+    use crate::audit::{AuditLayer, RequestBody};
+
+    /// A handler that records an actor, a tenant and a detail only when asked to.
+    async fn handler(req: Request<RequestBody<Body>>) -> Result<Response<Body>, Infallible> {
+        if req.headers().contains_key("x-user")
+            && let Some(ctx) = req.extensions().get::<AuditContext>()
+        {
+            ctx.set_actor(Actor::user("first-user"));
+            ctx.set_organization_id("first-tenant");
+            ctx.detail("note", "first-only");
+        }
+        Ok(Response::new(Body::empty()))
+    }
+
+    #[tokio::test]
+    async fn a_reused_record_carries_nothing_of_the_request_it_served_before() {
+        let memory = MemorySink::new(10);
+        let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+        let layer = AuditLayer::new(auditor.clone());
+        let recycler = std::sync::Arc::clone(&layer.config().recycler);
+        let svc = layer.layer(tower::service_fn(handler));
+
+        let first = Request::post("/first/1?q=one")
+            .header("x-user", "yes")
+            .header("user-agent", "first-agent")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        svc.clone().oneshot(first).await.unwrap();
+        assert!(auditor.flush(Duration::from_secs(5)).await);
+        assert_eq!(recycler.kept(), 1, "the worker hands the record back");
+
+        let second = Request::get("/second").body(Body::empty()).unwrap();
+        svc.oneshot(second).await.unwrap();
+        assert!(auditor.flush(Duration::from_secs(5)).await);
+        assert_eq!(
+            recycler.kept(),
+            1,
+            "the same record served the second request"
+        );
+
+        let events = memory.events();
+        assert_eq!(events.len(), 2);
+        let (a, b) = (&events[0], &events[1]);
+        assert_eq!(a.actor.as_ref().unwrap().id.as_deref(), Some("first-user"));
+        assert_eq!(a.organization_id(), Some("first-tenant"));
+        assert_eq!(a.details["note"], "first-only");
+
+        let text = serde_json::to_string(b.as_ref()).unwrap();
+        for leftover in ["first", "q=one", "grpc"] {
+            assert!(!text.contains(leftover), "{leftover} leaked into {text}");
+        }
+        assert_eq!(b.actor.as_ref().unwrap().id, None);
+        assert_eq!(b.organization_id(), None);
+        assert!(b.details.is_empty());
+        let http = b.http.as_ref().unwrap();
+        assert_eq!(http.method.as_deref(), Some("GET"));
+        assert_eq!(http.path.as_deref(), Some("/second"));
+        assert_eq!(http.query, None);
+        assert_ne!(
+            a.context.as_ref().unwrap().request_id,
+            b.context.as_ref().unwrap().request_id
+        );
+    }
+}
