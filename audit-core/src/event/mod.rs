@@ -88,6 +88,37 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The smallest event of a validated type: a fresh id, the current time, severity `info`,
+    /// no other part. Fill the public fields directly; the pipeline's hot paths use this to
+    /// build an event in place rather than through the [builder](Self::builder)'s moves.
+    ///
+    /// ```
+    /// use audit_core::{AuditEvent, Category, EventType, Outcome};
+    ///
+    /// let mut e = AuditEvent::new(EventType::new("data.index.read")?, Category::Data);
+    /// e.result = Some(Outcome::Success);
+    /// assert_eq!(e.event_type.as_str(), "data.index.read");
+    /// # Ok::<(), audit_core::Error>(())
+    /// ```
+    pub fn new(event_type: EventType, category: Category) -> AuditEvent {
+        AuditEvent {
+            id: EventId::default(),
+            timestamp: Timestamp::now(),
+            event_type,
+            category,
+            severity: Severity::default(),
+            description: None,
+            actor: None,
+            target: None,
+            context: None,
+            http: None,
+            details: Map::new(),
+            result: None,
+            redacted_fields: Vec::new(),
+            integrity: None,
+        }
+    }
+
     /// Starts an event of the given type. The type is validated by
     /// [`build`](AuditEventBuilder::build), which reports a malformed one as an error.
     pub fn builder(event_type: impl Into<String>) -> AuditEventBuilder {

@@ -16,8 +16,8 @@ use crate::{AuditEvent, Context, Integrity};
 
 /// The worker-side stages every event passes before any sink sees it: redaction first, so
 /// nothing downstream (sinks, and later the spool and the hash chain) sees a secret.
-fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
-    shared.redactor.redact(&mut event);
+fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
+    shared.redactor.redact(event);
     if let Some(service) = &shared.service {
         let ctx = event.context.get_or_insert_with(Context::default);
         if ctx.service.is_none() {
@@ -25,7 +25,6 @@ fn stamp(shared: &Shared, mut event: AuditEvent, seq: u64) -> AuditEvent {
         }
     }
     event.integrity = Some(Integrity::new(shared.stream.clone(), seq));
-    event
 }
 
 /// Events redacted and fanned out per step.
@@ -200,11 +199,12 @@ impl Dispatcher {
     /// fanned out small enough to stay in cache.
     fn fan_out(&mut self) {
         for _ in 0..DRAIN_CHUNK {
-            let Some(q) = self.buf.pop() else { break };
-            let event = stamp(&self.shared, q.event, q.seq);
+            let Some(mut q) = self.buf.pop() else { break };
+            // In place: the event is large, and each move of it is a copy.
+            stamp(&self.shared, &mut q.event, q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
-            let size = q.size.unwrap_or_else(|| event.approx_size());
-            let event = Arc::new(event);
+            let size = q.size.unwrap_or_else(|| q.event.approx_size());
+            let event = Arc::new(q.event);
             if q.size.is_none() {
                 self.keep_built(&event);
             }

@@ -252,8 +252,8 @@ impl Pending {
 
         // The event type was validated above or comes from a rule; a rule with a malformed
         // type is a configuration error we still must not lose the request over.
-        let mut event = match AuditEvent::builder(event_type).category(category).build() {
-            Ok(e) => e,
+        let mut event = match EventType::from_string(event_type) {
+            Ok(t) => AuditEvent::new(t, category),
             Err(e) => {
                 return match AuditEvent::builder("system.audit.invalid_rule")
                     .category(Category::System)
