@@ -427,9 +427,24 @@ fn default_event_type(
     method: &Method,
     path: &str,
 ) -> (String, Option<(String, Option<String>)>, bool) {
-    let segments = || path.split('/').filter(|s| !s.is_empty());
-    // The last auth-like segment is the most specific (`/oauth/token` → `token`).
-    let auth = segments().rev().find_map(auth_word);
+    // One forward pass: the last auth-like segment is the most specific (`/oauth/token` →
+    // `token`); the resource is the first segment after any version prefix (`/v1`, `/api`),
+    // and the segment after it the target id.
+    let mut auth = None;
+    let mut resource = None;
+    let mut id = None;
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        if let Some(word) = auth_word(segment) {
+            auth = Some(word);
+        }
+        if resource.is_none() {
+            if !is_version(segment) {
+                resource = Some(segment);
+            }
+        } else if id.is_none() {
+            id = Some(segment);
+        }
+    }
     if let Some(word) = auth {
         let mut t = String::with_capacity(5 + word.len());
         t.push_str("auth.");
@@ -443,11 +458,7 @@ fn default_event_type(
         Method::DELETE => "delete",
         _ => "access",
     };
-    let mut rest = segments().skip_while(|s| is_version(s));
-    let (resource, id) = match rest.next() {
-        Some(seg) => (singular(event_segment(seg)), rest.next()),
-        None => ("root".to_owned(), None),
-    };
+    let resource = resource.map_or_else(|| "root".to_owned(), |seg| singular(event_segment(seg)));
     let mut t = String::with_capacity(6 + resource.len() + verb.len());
     t.push_str("data.");
     t.push_str(&resource);
