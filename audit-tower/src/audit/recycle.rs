@@ -13,7 +13,7 @@
 //! URI, in memory only, until the record is reused or the layer is dropped. Nothing of it
 //! can reach the next event: reuse replaces every field (see `Audit::call`).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, TryLockError};
 
 use super::record::Pending;
 
@@ -44,9 +44,14 @@ impl Recycler {
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A record to overwrite, if one came back.
+    /// A record to overwrite, if one came back and the list is free right now: a request
+    /// thread never waits here (under contention it allocates, as it would without reuse).
     pub(crate) fn take(&self) -> Option<Box<Pending>> {
-        self.lock().pop()
+        match self.free.try_lock() {
+            Ok(mut free) => free.pop(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().pop(),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Keeps `record` for reuse (or frees it, outside the lock, when enough are kept).
@@ -93,6 +98,16 @@ mod tests {
             ctx.detail("note", "first-only");
         }
         Ok(Response::new(Body::empty()))
+    }
+
+    #[test]
+    fn a_request_thread_never_waits_for_the_free_list() {
+        let recycler = super::Recycler::default();
+        let held = recycler.lock();
+        // Would deadlock with a blocking lock (same thread); must give up at once instead.
+        assert!(recycler.take().is_none());
+        drop(held);
+        assert!(recycler.take().is_none(), "empty, and free again");
     }
 
     #[tokio::test]
