@@ -178,7 +178,8 @@ fn csv_row(e: &AuditEvent, json: &str, out: &mut Vec<u8>) {
     let ctx = e.context.as_ref();
     let id = e.id.to_string();
     let ts = e.timestamp.to_string();
-    let a = |f: fn(&crate::Actor) -> Option<&String>| actor.and_then(f).map(String::as_str);
+    let a =
+        |f: fn(&crate::Actor) -> Option<&crate::Text>| actor.and_then(f).map(crate::Text::as_str);
     let cells: [Option<&str>; 22] = [
         Some(&id),
         Some(&ts),

@@ -53,7 +53,7 @@ pub mod store;
 pub use error::Error;
 pub use event::{
     Actor, AuditEvent, AuditEventBuilder, CapturedBody, Category, Context, EventId, EventType,
-    HttpFacts, Integrity, Outcome, Severity, Target, Timestamp,
+    HttpFacts, Integrity, Outcome, Severity, Target, Text, Timestamp,
 };
 pub use pipeline::{
     Auditor, AuditorBuilder, DeferredEvent, Metrics, OverflowPolicy, RecordError, Reservation,

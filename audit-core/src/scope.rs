@@ -80,19 +80,19 @@ pub trait RequestFacts: Any + Debug + Send + Sync {
 pub fn fill(facts: &dyn RequestFacts, event: &mut AuditEvent) {
     let ctx = event.context.get_or_insert_with(Context::default);
     if let Some(id) = facts.request_id() {
-        ctx.request_id = Some(id.to_owned());
+        ctx.request_id = Some(id.into());
     }
     if let Some(t) = facts.trace_id() {
-        ctx.trace_id = Some(t);
+        ctx.trace_id = Some(t.into());
     }
     if let Some(s) = facts.span_id() {
-        ctx.span_id = Some(s);
+        ctx.span_id = Some(s.into());
     }
     if let Some(o) = facts.organization_id() {
-        ctx.organization_id = Some(o);
+        ctx.organization_id = Some(o.into());
     }
     if let Some(s) = facts.session_id() {
-        ctx.session_id = Some(s);
+        ctx.session_id = Some(s.into());
     }
     if ctx.is_empty() {
         event.context = None;

@@ -490,7 +490,7 @@ fn removal_drops_the_key_and_bodies_lose_their_hash() {
         json!({"email": "a@b.test", "password": "hunter2"}),
     );
     body.truncated = true;
-    body.sha256 = Some("ab".repeat(32));
+    body.sha256 = Some("ab".repeat(32).into());
     let mut e = AuditEvent::builder("auth.login.success")
         .detail("password", "hunter2")
         .http(HttpFacts::default().with_request_body(body))

@@ -129,8 +129,9 @@ impl OtlpSink {
         r.set_severity_text(text);
         r.set_body(AnyValue::from(
             e.description
-                .clone()
-                .unwrap_or_else(|| e.event_type.as_str().to_owned()),
+                .as_deref()
+                .unwrap_or(e.event_type.as_str())
+                .to_owned(),
         ));
         let mut attr = |k: &'static str, v: Option<&str>| {
             if let Some(v) = v {

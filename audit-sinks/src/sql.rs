@@ -265,6 +265,11 @@ pub(crate) struct Row {
     pub(crate) json: String,
 }
 
+/// A column's value: the driver binds owned strings.
+fn owned(t: Option<&audit_core::Text>) -> Option<String> {
+    t.map(|t| t.as_str().to_owned())
+}
+
 impl Row {
     pub(crate) fn of(e: &AuditEvent) -> Result<Row, serde_json::Error> {
         let actor = e.actor.as_ref();
@@ -277,14 +282,14 @@ impl Row {
             category: e.category.as_str(),
             severity: e.severity.as_str(),
             result: e.result.map(|r| r.as_str()),
-            tenant: ctx.and_then(|c| c.organization_id.clone()),
-            actor_id: actor.and_then(|a| a.id.clone()),
-            actor_email: actor.and_then(|a| a.email.clone()),
-            client_id: actor.and_then(|a| a.client_id.clone()),
-            target_type: target.and_then(|t| t.kind.clone()),
-            target_id: target.and_then(|t| t.id.clone()),
-            request_id: ctx.and_then(|c| c.request_id.clone()),
-            description: e.description.clone(),
+            tenant: owned(ctx.and_then(|c| c.organization_id.as_ref())),
+            actor_id: owned(actor.and_then(|a| a.id.as_ref())),
+            actor_email: owned(actor.and_then(|a| a.email.as_ref())),
+            client_id: owned(actor.and_then(|a| a.client_id.as_ref())),
+            target_type: owned(target.and_then(|t| t.kind.as_ref())),
+            target_id: owned(target.and_then(|t| t.id.as_ref())),
+            request_id: owned(ctx.and_then(|c| c.request_id.as_ref())),
+            description: owned(e.description.as_ref()),
             json: {
                 let mut json = Vec::with_capacity(1024);
                 e.write_json(&mut json)?;

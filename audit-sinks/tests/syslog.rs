@@ -149,7 +149,7 @@ async fn udp_datagrams_carry_cef_and_are_cut_to_size() {
     let auditor = auditor_with(sink, fast_retry());
     let sent = events(3, 10);
     let mut big = events(1, 2000).remove(0);
-    big.description = Some("x".repeat(2000));
+    big.description = Some("x".repeat(2000).into());
     for e in sent.iter().chain(std::iter::once(&big)) {
         auditor.record(e.clone()).unwrap();
     }

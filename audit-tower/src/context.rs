@@ -2,19 +2,19 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use audit_core::{Actor, Outcome, Target};
+use audit_core::{Actor, Outcome, Target, Text};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) actor: Option<Actor>,
-    pub(crate) organization_id: Option<String>,
-    pub(crate) session_id: Option<String>,
+    pub(crate) organization_id: Option<Text>,
+    pub(crate) session_id: Option<Text>,
     pub(crate) target: Option<Target>,
     pub(crate) details: Map<String, Value>,
-    pub(crate) event_type: Option<String>,
+    pub(crate) event_type: Option<Text>,
     pub(crate) outcome: Option<Outcome>,
-    pub(crate) description: Option<String>,
+    pub(crate) description: Option<Text>,
     pub(crate) skip: bool,
 }
 
@@ -27,7 +27,7 @@ pub(crate) struct State {
 /// route does.
 ///
 /// ```
-/// use audit_core::{Actor, Outcome, Target};
+/// use audit_core::{Actor, Outcome, Target, Text};
 /// use audit_tower::AuditContext;
 ///
 /// let ctx = AuditContext::default();
@@ -105,12 +105,12 @@ impl AuditContext {
     }
 
     /// The tenant.
-    pub fn set_organization_id(&self, tenant: impl Into<String>) {
+    pub fn set_organization_id(&self, tenant: impl Into<Text>) {
         self.lock().organization_id = Some(tenant.into());
     }
 
     /// The session.
-    pub fn set_session_id(&self, session: impl Into<String>) {
+    pub fn set_session_id(&self, session: impl Into<Text>) {
         self.lock().session_id = Some(session.into());
     }
 
@@ -126,7 +126,7 @@ impl AuditContext {
 
     /// Replaces the event type decided by the rules (validated when the event is built;
     /// an invalid one is reported in the event's details and the rule's type is kept).
-    pub fn set_event_type(&self, event_type: impl Into<String>) {
+    pub fn set_event_type(&self, event_type: impl Into<Text>) {
         self.lock().event_type = Some(event_type.into());
     }
 
@@ -136,7 +136,7 @@ impl AuditContext {
     }
 
     /// A human sentence for the event.
-    pub fn set_description(&self, description: impl Into<String>) {
+    pub fn set_description(&self, description: impl Into<Text>) {
         self.lock().description = Some(description.into());
     }
 
@@ -147,12 +147,12 @@ impl AuditContext {
 
     /// The tenant set so far.
     pub fn organization_id(&self) -> Option<String> {
-        self.lock().organization_id.clone()
+        self.lock().organization_id.clone().map(String::from)
     }
 
     /// The session set so far.
     pub fn session_id(&self) -> Option<String> {
-        self.lock().session_id.clone()
+        self.lock().session_id.clone().map(String::from)
     }
 
     /// The actor set so far.

@@ -110,13 +110,14 @@ pub(crate) struct ClientAddr {
     pub(crate) chain: Vec<String>,
 }
 
-/// Resolves the client address of a request from `peer` with `headers`.
+/// Resolves the client address of a request from `peer` and its forwarding headers
+/// (`None` when it carries neither `Forwarded` nor `X-Forwarded-For`).
 pub(crate) fn client_addr(
-    headers: &HeaderMap,
+    forwarding: Option<&HeaderMap>,
     peer: Option<IpAddr>,
     trusted: &[IpNet],
 ) -> ClientAddr {
-    let mut chain: Vec<String> = forwarded_for(headers);
+    let mut chain: Vec<String> = forwarding.map(forwarded_for).unwrap_or_default();
     let Some(peer) = peer else {
         return ClientAddr {
             client: None,
@@ -146,7 +147,8 @@ pub(crate) fn client_addr(
 }
 
 /// Named once: a lookup by `&str` parses the name on every request.
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: http::HeaderName =
+    http::HeaderName::from_static("x-forwarded-for");
 
 /// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right.
 fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
@@ -203,29 +205,29 @@ mod tests {
     fn headers_are_believed_only_through_trusted_proxies() {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer = Some("10.0.0.5".parse().unwrap());
-        let got = client_addr(&xff("203.0.113.9, 10.0.0.7"), peer, &proxies);
+        let got = client_addr(Some(&xff("203.0.113.9, 10.0.0.7")), peer, &proxies);
         assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
         assert_eq!(got.chain, ["203.0.113.9", "10.0.0.7", "10.0.0.5"]);
 
         // A client forging the header from outside is the client.
         let outside = Some("198.51.100.4".parse().unwrap());
-        let got = client_addr(&xff("1.2.3.4"), outside, &proxies);
+        let got = client_addr(Some(&xff("1.2.3.4")), outside, &proxies);
         assert_eq!(got.client, outside);
 
         // Without trusted proxies, the header is recorded but not believed.
-        let got = client_addr(&xff("1.2.3.4"), peer, &[]);
+        let got = client_addr(Some(&xff("1.2.3.4")), peer, &[]);
         assert_eq!(got.client, peer);
         assert_eq!(got.chain, ["1.2.3.4", "10.0.0.5"]);
 
         // A spoofed hop left of an untrusted one is not reached.
-        let got = client_addr(&xff("6.6.6.6, 203.0.113.9"), peer, &proxies);
+        let got = client_addr(Some(&xff("6.6.6.6, 203.0.113.9")), peer, &proxies);
         assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
     }
 
     #[test]
     fn no_forwarding_headers_means_no_chain() {
         let peer = Some("10.0.0.5".parse().unwrap());
-        let got = client_addr(&HeaderMap::new(), peer, &[]);
+        let got = client_addr(Some(&HeaderMap::new()), peer, &[]);
         assert_eq!(got.client, peer);
         assert!(got.chain.is_empty());
     }
@@ -238,7 +240,7 @@ mod tests {
             HeaderValue::from_static("for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.9"),
         );
         let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let got = client_addr(&h, Some("10.0.0.1".parse().unwrap()), &proxies);
+        let got = client_addr(Some(&h), Some("10.0.0.1".parse().unwrap()), &proxies);
         assert_eq!(got.client, Some("2001:db8::1".parse().unwrap()));
     }
 

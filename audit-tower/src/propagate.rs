@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use audit_core::scope::{self, RequestFacts};
-use audit_core::{Actor, Auditor};
+use audit_core::{Actor, Auditor, Text};
 use tokio::task::futures::TaskLocalFuture;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -88,17 +88,29 @@ impl Scope {
     /// assembled (the worker for the layer's own event), so the request path allocates none
     /// of these strings.
     fn complete_actor(&self, actor: Option<Actor>) -> Actor {
-        let mut actor = actor.unwrap_or_else(|| Actor::default().with_kind("anonymous"));
+        let mut actor =
+            actor.unwrap_or_else(|| Actor::default().with_kind(Text::from_static("anonymous")));
         if actor.ip_address.is_none() {
-            actor.ip_address = self.client.map(|ip| ip.to_string());
+            actor.ip_address = self.client.map(ip_text);
         }
         if actor.user_agent.is_none() {
             actor.user_agent = self
                 .user_agent
                 .as_ref()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                .map(|v| Text::from(String::from_utf8_lossy(v.as_bytes())));
         }
         actor
+    }
+}
+
+/// An address as text, formatted on the stack: an IPv4 address (at most 15 bytes) is then
+/// held inline, with no heap block.
+fn ip_text(ip: std::net::IpAddr) -> Text {
+    use std::fmt::Write as _;
+    let mut buf = arrayvec::ArrayString::<64>::new();
+    match write!(buf, "{ip}") {
+        Ok(()) => Text::new(&buf),
+        Err(_) => Text::from(ip.to_string()),
     }
 }
 
@@ -123,11 +135,14 @@ impl RequestFacts for Scope {
     }
 
     fn organization_id(&self) -> Option<String> {
-        self.audited_state()?.organization_id.clone()
+        self.audited_state()?
+            .organization_id
+            .clone()
+            .map(String::from)
     }
 
     fn session_id(&self) -> Option<String> {
-        self.audited_state()?.session_id.clone()
+        self.audited_state()?.session_id.clone().map(String::from)
     }
 
     fn auditor(&self) -> Option<&Auditor> {

@@ -22,6 +22,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use arrayvec::ArrayString;
 use http::HeaderName;
 
 use crate::net::IpNet;
@@ -33,8 +34,9 @@ pub struct RequestId(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// A UUID in its 36-character hyphenated form (generating one allocates nothing).
-    Uuid([u8; 36]),
+    /// A UUID in its 36-character hyphenated form (generating one allocates nothing, and
+    /// reading it back re-checks nothing).
+    Uuid(ArrayString<36>),
     Text(std::sync::Arc<str>),
 }
 
@@ -58,9 +60,9 @@ impl RequestId {
         random[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
         random[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
         let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
-        let mut buf = [0u8; 36];
-        id.hyphenated().encode_lower(&mut buf);
-        RequestId(Repr::Uuid(buf))
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut buf);
+        RequestId(Repr::Uuid(ArrayString::from(text).unwrap_or_default()))
     }
 
     /// Validates an id: 1–128 visible ASCII characters (no spaces, no control characters).
@@ -71,8 +73,7 @@ impl RequestId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // Written by the UUID encoder: hex digits and hyphens.
-            Repr::Uuid(b) => std::str::from_utf8(b).unwrap_or_default(),
+            Repr::Uuid(s) => s,
             Repr::Text(s) => s,
         }
     }
@@ -174,14 +175,14 @@ impl RequestIdPolicy {
         &self.header
     }
 
-    /// The id to use for a request from `peer` carrying `headers`, and why an inbound id was
-    /// refused, if one was.
+    /// The id to use for a request from `peer` carrying `inbound` in the id header, and why
+    /// an inbound id was refused, if one was.
     pub(crate) fn resolve(
         &self,
-        headers: &http::HeaderMap,
+        inbound: Option<&http::HeaderValue>,
         peer: Option<IpAddr>,
     ) -> (RequestId, Option<Rejected>) {
-        let Some(raw) = headers.get(&self.header) else {
+        let Some(raw) = inbound else {
             return (RequestId::generate(), None);
         };
         let trusted = match &self.trust {
@@ -215,32 +216,41 @@ mod tests {
     #[test]
     fn trust_and_validity_decide() {
         let always = RequestIdPolicy::default().trust(TrustInbound::Always);
-        let (id, why) = always.resolve(&headers(b"abc-123"), None);
+        let (id, why) = always.resolve(headers(b"abc-123").get("x-request-id"), None);
         assert_eq!((id.as_str(), why), ("abc-123", None));
 
-        let (id, why) = always.resolve(&headers(b"has space"), None);
+        let (id, why) = always.resolve(headers(b"has space").get("x-request-id"), None);
         assert_ne!(id.as_str(), "has space");
         assert_eq!(why, Some(Rejected::Malformed));
-        let (_, why) = always.resolve(&headers("x".repeat(129).as_bytes()), None);
+        let (_, why) = always.resolve(
+            headers("x".repeat(129).as_bytes()).get("x-request-id"),
+            None,
+        );
         assert_eq!(why, Some(Rejected::Malformed));
-        let (_, why) = always.resolve(&headers(b"caf\xc3\xa9"), None);
+        let (_, why) = always.resolve(headers(b"caf\xc3\xa9").get("x-request-id"), None);
         assert_eq!(why, Some(Rejected::Malformed));
 
         let never = RequestIdPolicy::default();
-        let (id, why) = never.resolve(&headers(b"abc"), None);
+        let (id, why) = never.resolve(headers(b"abc").get("x-request-id"), None);
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
         let proxies = RequestIdPolicy::default().trust(TrustInbound::FromProxies(vec![
             "10.0.0.0/8".parse().unwrap(),
         ]));
-        let (id, _) = proxies.resolve(&headers(b"abc"), Some("10.1.2.3".parse().unwrap()));
+        let (id, _) = proxies.resolve(
+            headers(b"abc").get("x-request-id"),
+            Some("10.1.2.3".parse().unwrap()),
+        );
         assert_eq!(id.as_str(), "abc");
-        let (id, why) = proxies.resolve(&headers(b"abc"), Some("192.0.2.1".parse().unwrap()));
+        let (id, why) = proxies.resolve(
+            headers(b"abc").get("x-request-id"),
+            Some("192.0.2.1".parse().unwrap()),
+        );
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
-        let (id, why) = never.resolve(&HeaderMap::new(), None);
+        let (id, why) = never.resolve(HeaderMap::new().get("x-request-id"), None);
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
         assert_eq!(why, None);
     }

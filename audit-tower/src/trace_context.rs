@@ -16,6 +16,7 @@
 //! Each request gets its own span id (the inbound one is its parent), which is what the event
 //! records as `context.spanId` and what the client layer sends on as the next parent.
 
+use arrayvec::ArrayString;
 use http::HeaderMap;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt;
@@ -41,36 +42,33 @@ impl std::fmt::Debug for TraceContext {
     }
 }
 
-/// `N` lowercase hex digits.
+/// `N` lowercase hex digits, held as text: reading them back is free (no UTF-8 re-check).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Hex<const N: usize>([u8; N]);
+struct Hex<const N: usize>(ArrayString<N>);
 
 impl<const N: usize> Hex<N> {
     /// `s` when it is exactly `N` lowercase hex digits.
     fn parse(s: &str) -> Option<Hex<N>> {
-        let bytes: [u8; N] = s.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-            .then_some(Hex(bytes))
+        if s.len() != N || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        ArrayString::from(s).ok().map(Hex)
     }
 
-    /// Random digits, not all zero (all zeros is invalid in W3C trace context).
+    /// Random digits, not all zero (all zeros is invalid in W3C trace context). The UUID
+    /// encoder writes 32 lowercase hex digits of a `u128` and hands them back as text; an id
+    /// of `N` digits is the last `N` of them.
     fn random() -> Hex<N> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; N];
-        for chunk in out.chunks_mut(16) {
-            let v = fastrand_u64();
-            for (i, c) in chunk.iter_mut().enumerate() {
-                *c = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
-            }
-        }
-        Hex(out)
+        let hi = if N > 16 { fastrand_u64() } else { 0 };
+        let value = (u128::from(hi) << 64) | u128::from(fastrand_u64());
+        let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+        let digits = uuid::Uuid::from_u128(value).simple().encode_lower(&mut buf);
+        let start = digits.len().saturating_sub(N);
+        Hex(ArrayString::from(&digits[start..]).unwrap_or_default())
     }
 
     fn as_str(&self) -> &str {
-        // Only ever made from hex digits, which are ASCII.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 }
 
@@ -159,6 +157,14 @@ impl TraceContext {
     /// The trace context of an inbound request: through the global OpenTelemetry propagator
     /// when it yields a valid context, else from `traceparent`, else a new root.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
+        TraceContext::from_request(headers, headers.get(&TRACEPARENT))
+    }
+
+    /// [`from_headers`](Self::from_headers) with the `traceparent` value already found.
+    pub(crate) fn from_request(
+        headers: &HeaderMap,
+        traceparent: Option<&http::HeaderValue>,
+    ) -> TraceContext {
         let cx = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&HeaderExtractor(headers))
         });
@@ -177,8 +183,7 @@ impl TraceContext {
                 sampled: sc.is_sampled(),
             };
         }
-        headers
-            .get(&TRACEPARENT)
+        traceparent
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse_traceparent)
             .unwrap_or_else(TraceContext::new_root)

@@ -170,7 +170,7 @@ async fn rules_actor_tenant_target_and_request_id_land_in_the_event() {
     let ctx = e.context.as_ref().unwrap();
     assert_eq!(ctx.request_id.as_deref(), Some(echoed.as_str()));
     assert_eq!(ctx.service.as_deref(), Some("vector-api"));
-    assert_eq!(ctx.trace_id.as_ref().map(String::len), Some(32));
+    assert_eq!(ctx.trace_id.as_ref().map(|t| t.len()), Some(32));
     let http = e.http.as_ref().unwrap();
     assert_eq!(http.route.as_deref(), Some("/v1/indexes/{name}"));
     assert_eq!(http.path.as_deref(), Some("/v1/indexes/products"));

@@ -85,7 +85,7 @@ impl Emit {
     #[doc(hidden)]
     pub fn description(&mut self, text: String) {
         if let Ok(e) = &mut self.event {
-            e.description = Some(text);
+            e.description = Some(text.into());
         }
     }
 
@@ -108,9 +108,11 @@ impl Emit {
     #[doc(hidden)]
     pub fn set(&mut self, head: &'static str, tail: &'static str, value: Value) {
         let Ok(e) = &mut self.event else { return };
-        let text = |v: Value| match v {
-            Value::String(s) => s,
-            other => other.to_string(),
+        let text = |v: Value| -> audit_core::Text {
+            match v {
+                Value::String(s) => s.into(),
+                other => other.to_string().into(),
+            }
         };
         let target = || Target::default();
         let actor = || Actor::default();

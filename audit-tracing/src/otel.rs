@@ -24,8 +24,8 @@ pub(crate) fn current_ids(event: &mut AuditEvent) {
     let sc = otel.span_context();
     if sc.is_valid() {
         let ctx = event.context.get_or_insert_with(Context::default);
-        ctx.trace_id = Some(sc.trace_id().to_string());
-        ctx.span_id = Some(sc.span_id().to_string());
+        ctx.trace_id = Some(sc.trace_id().to_string().into());
+        ctx.span_id = Some(sc.span_id().to_string().into());
     }
 }
 

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Actor, AuditEvent, Category, Context, EventId, EventType, HttpFacts, Outcome, Severity, Target,
-    Timestamp,
+    Text, Timestamp,
 };
 use crate::Error;
 
@@ -35,7 +35,7 @@ pub struct AuditEventBuilder {
     timestamp: Option<Timestamp>,
     category: Option<Category>,
     severity: Severity,
-    description: Option<String>,
+    description: Option<Text>,
     actor: Option<Actor>,
     target: Option<Target>,
     context: Context,
@@ -87,7 +87,7 @@ impl AuditEventBuilder {
     }
 
     /// Sets the human-readable description.
-    pub fn description(mut self, description: impl Into<String>) -> Self {
+    pub fn description(mut self, description: impl Into<Text>) -> Self {
         self.description = Some(description.into());
         self
     }
@@ -111,37 +111,37 @@ impl AuditEventBuilder {
     }
 
     /// Sets `context.requestId`.
-    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+    pub fn request_id(mut self, id: impl Into<Text>) -> Self {
         self.context.request_id = Some(id.into());
         self
     }
 
     /// Sets `context.traceId`.
-    pub fn trace_id(mut self, id: impl Into<String>) -> Self {
+    pub fn trace_id(mut self, id: impl Into<Text>) -> Self {
         self.context.trace_id = Some(id.into());
         self
     }
 
     /// Sets `context.spanId`.
-    pub fn span_id(mut self, id: impl Into<String>) -> Self {
+    pub fn span_id(mut self, id: impl Into<Text>) -> Self {
         self.context.span_id = Some(id.into());
         self
     }
 
     /// Sets `context.sessionId`.
-    pub fn session_id(mut self, id: impl Into<String>) -> Self {
+    pub fn session_id(mut self, id: impl Into<Text>) -> Self {
         self.context.session_id = Some(id.into());
         self
     }
 
     /// Sets the tenant, `context.organizationId`.
-    pub fn organization_id(mut self, id: impl Into<String>) -> Self {
+    pub fn organization_id(mut self, id: impl Into<Text>) -> Self {
         self.context.organization_id = Some(id.into());
         self
     }
 
     /// Sets `context.service`.
-    pub fn service(mut self, name: impl Into<String>) -> Self {
+    pub fn service(mut self, name: impl Into<Text>) -> Self {
         self.context.service = Some(name.into());
         self
     }

@@ -236,7 +236,7 @@ fn number(out: &mut Vec<u8>, mut n: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CapturedBody, Category, Outcome, Severity, Timestamp};
+    use super::super::{CapturedBody, Category, Outcome, Severity, Text, Timestamp};
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -324,12 +324,15 @@ mod tests {
         }
     }
 
-    fn opt_text() -> impl Strategy<Value = Option<String>> {
-        prop::option::of(prop_oneof![
-            "[a-z0-9./-]{0,12}",
-            any::<String>(),
-            Just("\"\\\u{1f}\u{7f}é".to_owned())
-        ])
+    fn opt_text() -> impl Strategy<Value = Option<Text>> {
+        prop::option::of(
+            prop_oneof![
+                "[a-z0-9./-]{0,12}",
+                any::<String>(),
+                Just("\"\\\u{1f}\u{7f}é".to_owned())
+            ]
+            .prop_map(Text::from),
+        )
     }
 
     proptest! {
@@ -375,7 +378,7 @@ mod tests {
             };
             e.http = Some(h);
             if let Some(d) = detail {
-                e.details.insert(d.clone(), json!(d));
+                e.details.insert(d.to_string(), json!(d.as_str()));
             }
             e.result = with_result.then_some(Outcome::Success);
             e.integrity = Some(Integrity::new("s", seq));

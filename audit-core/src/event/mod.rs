@@ -29,12 +29,14 @@ mod id;
 mod json;
 mod parts;
 mod taxonomy;
+mod text;
 mod time;
 
 pub use builder::AuditEventBuilder;
 pub use id::EventId;
 pub use parts::{Actor, CapturedBody, Context, HttpFacts, Integrity, Target};
 pub use taxonomy::{Category, EventType, Outcome, Severity};
+pub use text::Text;
 pub use time::Timestamp;
 
 use serde::{Deserialize, Serialize};
@@ -60,7 +62,7 @@ pub struct AuditEvent {
     pub severity: Severity,
     /// A short human sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Text>,
     /// Who acted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<Actor>,
@@ -148,8 +150,8 @@ impl AuditEvent {
     /// It counts the struct, every string's length and a fixed overhead per JSON value; it
     /// walks `details` but serialises nothing.
     pub fn approx_size(&self) -> usize {
-        fn opt(s: &Option<String>) -> usize {
-            s.as_ref().map_or(0, String::len)
+        fn opt(s: &Option<Text>) -> usize {
+            s.as_ref().map_or(0, |s| s.len())
         }
         let mut n = std::mem::size_of::<AuditEvent>() + self.event_type.as_str().len();
         n += opt(&self.description);

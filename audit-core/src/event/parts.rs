@@ -1,6 +1,8 @@
 //! The nested parts of an event: actor, target, context, HTTP facts and integrity.
 
 use serde::{Deserialize, Serialize};
+
+use super::Text;
 use serde_json::{Map, Value};
 
 /// Rough fixed cost of one part, for [`AuditEvent::approx_size`](super::AuditEvent::approx_size).
@@ -12,7 +14,7 @@ macro_rules! string_setters {
         $(
             $(#[$doc])*
             #[must_use]
-            pub fn $setter(mut self, value: impl Into<String>) -> Self {
+            pub fn $setter(mut self, value: impl Into<Text>) -> Self {
                 self.$field = Some(value.into());
                 self
             }
@@ -23,7 +25,7 @@ macro_rules! string_setters {
 /// Sums the lengths of optional string fields.
 macro_rules! strings_len {
     ($self:ident: $($field:ident),*) => {
-        0 $(+ $self.$field.as_ref().map_or(0, String::len))*
+        0 $(+ $self.$field.as_ref().map_or(0, |s| s.len()))*
     };
 }
 
@@ -37,30 +39,30 @@ macro_rules! strings_len {
 pub struct Actor {
     /// `user`, `service`, `api_key`, `anonymous`, `system`, …
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     /// Stable id of the principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Text>,
     /// E-mail address, when the principal is a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Text>,
     /// Role at the time of the action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Text>,
     /// Client IP address as resolved by the capture layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_address: Option<String>,
+    pub ip_address: Option<Text>,
     /// The `User-Agent` the client sent (untrusted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     /// OAuth client / application id the action came through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
+    pub client_id: Option<Text>,
 }
 
 impl Actor {
     /// An actor of the given kind and id.
-    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Actor {
+    pub fn new(kind: impl Into<Text>, id: impl Into<Text>) -> Actor {
         Actor {
             kind: Some(kind.into()),
             id: Some(id.into()),
@@ -69,13 +71,13 @@ impl Actor {
     }
 
     /// A human user.
-    pub fn user(id: impl Into<String>) -> Actor {
-        Actor::new("user", id)
+    pub fn user(id: impl Into<Text>) -> Actor {
+        Actor::new(Text::from_static("user"), id)
     }
 
     /// A service or workload acting on its own behalf.
-    pub fn service(id: impl Into<String>) -> Actor {
-        Actor::new("service", id)
+    pub fn service(id: impl Into<Text>) -> Actor {
+        Actor::new(Text::from_static("service"), id)
     }
 
     string_setters! {
@@ -107,18 +109,18 @@ impl Actor {
 pub struct Target {
     /// Resource type, e.g. `index`, `api_key`, `organization`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     /// Resource id. Never a secret: for an API key this is the key's id, not the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Text>,
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 impl Target {
     /// A target of the given type and id.
-    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Target {
+    pub fn new(kind: impl Into<Text>, id: impl Into<Text>) -> Target {
         Target {
             kind: Some(kind.into()),
             id: Some(id.into()),
@@ -147,22 +149,22 @@ impl Target {
 pub struct Context {
     /// The request id (validated inbound, or generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<Text>,
     /// W3C trace id (32 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<Text>,
     /// W3C span id (16 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub span_id: Option<String>,
+    pub span_id: Option<Text>,
     /// The session the action belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     /// The tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<String>,
+    pub organization_id: Option<Text>,
     /// The service that recorded the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub service: Option<Text>,
 }
 
 impl Context {
@@ -198,13 +200,13 @@ impl Context {
 pub struct HttpFacts {
     /// Request method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<Text>,
     /// Route template, e.g. `/v1/indexes/{index}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
+    pub route: Option<Text>,
     /// The concrete path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Text>,
     /// Response status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
@@ -214,7 +216,7 @@ pub struct HttpFacts {
     /// The raw query string (without `?`), as received. Redaction decodes it to find
     /// secrets by parameter name and value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
+    pub query: Option<Text>,
     /// Captured request headers, lowercase name → value (an array for repeated headers).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub headers: Map<String, Value>,
@@ -252,7 +254,7 @@ impl HttpFacts {
 
     /// Sets the raw query string.
     #[must_use]
-    pub fn with_query(mut self, query: impl Into<String>) -> Self {
+    pub fn with_query(mut self, query: impl Into<Text>) -> Self {
         self.query = Some(query.into());
         self
     }
@@ -290,7 +292,7 @@ impl HttpFacts {
 pub struct CapturedBody {
     /// The `Content-Type` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<Text>,
     /// The body's full size in bytes.
     pub size: u64,
     /// True when `content` holds only the first part of the body.
@@ -299,7 +301,7 @@ pub struct CapturedBody {
     /// SHA-256 (hex) of the whole body, when truncated. Removed by redaction when the body
     /// held a secret, since a hash of a secret is not safe to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Text>,
     /// The content: parsed JSON, or text (form bodies stay text and are decoded by
     /// redaction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,7 +312,7 @@ impl CapturedBody {
     /// A body captured whole.
     pub fn new(content_type: Option<&str>, size: u64, content: Value) -> CapturedBody {
         CapturedBody {
-            content_type: content_type.map(str::to_owned),
+            content_type: content_type.map(Text::from),
             size,
             truncated: false,
             sha256: None,
@@ -332,21 +334,21 @@ impl CapturedBody {
 #[non_exhaustive]
 pub struct Integrity {
     /// The stream (one per `Auditor`).
-    pub stream: String,
+    pub stream: Text,
     /// Position in the stream, starting at 1. Numbers lost to overload are reported by a
     /// `system.audit.dropped` event, so every gap is explained.
     pub seq: u64,
     /// Hash of the previous event in the stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev_hash: Option<String>,
+    pub prev_hash: Option<Text>,
     /// Hash of this event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
+    pub hash: Option<Text>,
 }
 
 impl Integrity {
     /// Stream position without hashes.
-    pub fn new(stream: impl Into<String>, seq: u64) -> Integrity {
+    pub fn new(stream: impl Into<Text>, seq: u64) -> Integrity {
         Integrity {
             stream: stream.into(),
             seq,

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Text;
 use crate::Error;
 
 /// The broad area an event belongs to; serialised lowercase (`"authentication"`, `"admin"`, …).
@@ -221,7 +222,7 @@ impl fmt::Display for Outcome {
 /// assert!("login".parse::<EventType>().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventType(Box<str>);
+pub struct EventType(Text);
 
 impl EventType {
     /// Longest accepted event type, in bytes.
@@ -230,14 +231,20 @@ impl EventType {
     /// Validates `s` as an event type.
     pub fn new(s: &str) -> Result<EventType, Error> {
         validate_event_type(s)?;
-        Ok(EventType(s.into()))
+        Ok(EventType(Text::new(s)))
     }
 
-    /// Like [`new`](Self::new), keeping the given string rather than copying it (a shrink at
-    /// most).
+    /// Like [`new`](Self::new), from an owned string.
     pub fn from_string(s: String) -> Result<EventType, Error> {
         validate_event_type(&s)?;
-        Ok(EventType(s.into_boxed_str()))
+        Ok(EventType(Text::from(s)))
+    }
+
+    /// Like [`new`](Self::new), from a [`Text`]: a shared one stays shared, so a type
+    /// validated once (a rule's) costs no copy per event.
+    pub fn from_text(s: Text) -> Result<EventType, Error> {
+        validate_event_type(&s)?;
+        Ok(EventType(s))
     }
 
     /// The event type as text.

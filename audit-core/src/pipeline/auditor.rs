@@ -528,8 +528,8 @@ impl AuditorBuilder {
         let shared = Arc::new(Shared {
             ingress: Arc::clone(&ingress),
             sinks: self.sinks.iter().map(|r| Arc::clone(&r.shared)).collect(),
-            stream,
-            service: self.service,
+            stream: stream.into(),
+            service: self.service.map(Into::into),
             redactor: self.redactor,
             final_report: std::sync::OnceLock::new(),
         });

@@ -69,8 +69,8 @@ impl Reply {
 pub(crate) struct Shared {
     pub(crate) ingress: Arc<Ingress>,
     pub(crate) sinks: Vec<Arc<SinkShared>>,
-    pub(crate) stream: String,
-    pub(crate) service: Option<String>,
+    pub(crate) stream: crate::Text,
+    pub(crate) service: Option<crate::Text>,
     pub(crate) redactor: crate::redact::Redactor,
     pub(crate) final_report: std::sync::OnceLock<ShutdownReport>,
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::Inner;
 use super::detectors::{Finding, percent_decode};
 use super::rules::{Action, MASK, SecretKind};
-use crate::{AuditEvent, CapturedBody};
+use crate::{AuditEvent, CapturedBody, Text};
 
 /// JSON nesting deeper than this is replaced whole rather than walked.
 pub(crate) const MAX_DEPTH: usize = 32;
@@ -116,7 +116,7 @@ impl Gather<'_> {
         }
     }
 
-    fn opt(&mut self, s: &Option<String>) {
+    fn opt(&mut self, s: &Option<Text>) {
         if let Some(s) = s {
             self.push(s);
         }
@@ -259,7 +259,10 @@ impl<'a> Apply<'a> {
             self.opt("path", &mut h.path);
             if let Some(q) = &mut h.query {
                 self.path.push(Seg::Static("query"));
-                self.form(q);
+                let mut text = String::from(q.clone());
+                if self.form(&mut text) {
+                    *q = Text::from(text);
+                }
                 self.path.pop();
             }
             self.path.push(Seg::Static("headers"));
@@ -302,10 +305,14 @@ impl<'a> Apply<'a> {
         self.paths.push(p);
     }
 
-    fn opt(&mut self, name: &'static str, s: &mut Option<String>) {
-        if let Some(s) = s {
+    /// A field of the event. `Text` is immutable: the rare field that holds a secret is
+    /// rewritten as a `String` and put back.
+    fn opt(&mut self, name: &'static str, s: &mut Option<Text>) {
+        if let Some(t) = s {
             self.path.push(Seg::Static(name));
-            if self.text(s, 0) {
+            let mut text = String::from(t.clone());
+            if self.text(&mut text, 0) {
+                *t = Text::from(text);
                 self.record();
             }
             self.path.pop();
@@ -314,10 +321,10 @@ impl<'a> Apply<'a> {
 
     /// An IP address field: masked as a whole when IP masking is on (IPv4 and IPv6);
     /// otherwise scanned like any text.
-    fn ip_field(&mut self, name: &'static str, s: &mut Option<String>) {
+    fn ip_field(&mut self, name: &'static str, s: &mut Option<Text>) {
         let Some(v) = s else { return };
         if self.r.mask_ips && v.parse::<IpAddr>().is_ok() {
-            *v = self.replacement(&SecretKind::IpAddress, v);
+            *v = Text::from(self.replacement(&SecretKind::IpAddress, v));
             self.path.push(Seg::Static(name));
             self.record();
             self.path.pop();

@@ -184,7 +184,7 @@ impl Filter {
         let target = event.target.as_ref();
         let ctx = event.context.as_ref();
         let ts = event.timestamp;
-        let eq = |want: &Option<String>, got: Option<&String>| {
+        let eq = |want: &Option<String>, got: Option<&crate::Text>| {
             want.as_ref().is_none_or(|w| got.is_some_and(|g| g == w))
         };
         self.tenants.allows(event.organization_id())

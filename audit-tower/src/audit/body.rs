@@ -179,7 +179,13 @@ impl Capture {
         if truncated {
             body.truncated = true;
             let digest = self.hasher.finalize();
-            body.sha256 = Some(digest.iter().map(|b| format!("{b:02x}")).collect());
+            body.sha256 = Some(
+                digest
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .into(),
+            );
         }
         body
     }

@@ -3,6 +3,7 @@
 
 mod body;
 mod future;
+mod headers;
 mod layer;
 mod record;
 mod recycle;

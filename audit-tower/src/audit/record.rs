@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use audit_core::{
     AuditEvent, Auditor, CapturedBody, Category, Context, DeferredEvent, EventType, HttpFacts,
-    Outcome, OverflowPolicy, Reservation, Target, Timestamp,
+    Outcome, OverflowPolicy, Reservation, Target, Text, Timestamp,
 };
 use http::Request;
 use serde_json::Value;
@@ -110,6 +110,7 @@ impl Pending {
         rejected: Option<Rejected>,
         class: Classification,
         ctx: AuditContext,
+        grpc_request: bool,
     ) -> Pending {
         Pending {
             auditor: config.auditor.clone(),
@@ -123,10 +124,7 @@ impl Pending {
             rejected,
             class,
             ctx,
-            grpc_request: req
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+            grpc_request,
             response_body: None,
             notes: serde_json::Map::new(),
             reservation: None,
@@ -230,7 +228,7 @@ impl Pending {
                 category = None;
                 event_type = t;
             } else {
-                details.insert("invalidEventType".into(), Value::String(t));
+                details.insert("invalidEventType".into(), Value::String(t.into()));
             }
         }
         if let Some(why) = self.rejected.take() {
@@ -252,7 +250,7 @@ impl Pending {
 
         // The event type was validated above or comes from a rule; a rule with a malformed
         // type is a configuration error we still must not lose the request over.
-        let mut event = match EventType::from_string(event_type) {
+        let mut event = match EventType::from_text(event_type) {
             Ok(t) => AuditEvent::new(t, category),
             Err(e) => {
                 return match AuditEvent::builder("system.audit.invalid_rule")
@@ -279,14 +277,14 @@ impl Pending {
             })
         });
         let http = event.http.insert(HttpFacts::default());
-        http.method = Some(self.method.as_str().to_owned());
+        http.method = Some(method_text(&self.method));
         http.duration_ms = Some((duration.as_secs_f64() * 1e6).round() / 1e3);
-        http.path = Some(self.uri.path().to_owned());
+        http.path = Some(Text::new(self.uri.path()));
         http.route = class
             .take_route()
-            .or_else(|| self.template.as_ref().map(|t| t.as_str().to_owned()));
+            .or_else(|| self.template.as_ref().map(|t| route_text(t.as_str())));
         http.status_code = status;
-        http.query = self.uri.query().map(str::to_owned);
+        http.query = self.uri.query().map(Text::new);
         http.response_body = self.response_body.take();
         http.request_body = self.request_capture.take().map(|c| {
             c.lock()
@@ -295,14 +293,67 @@ impl Pending {
         });
         let trace = self.scope.trace();
         let context = event.context.insert(Context::default());
-        context.request_id = Some(self.scope.request_id().as_str().to_owned());
-        context.trace_id = Some(trace.trace_id().to_owned());
-        context.span_id = Some(trace.span_id().to_owned());
+        context.request_id = Some(Text::new(self.scope.request_id().as_str()));
+        context.trace_id = Some(Text::new(trace.trace_id()));
+        context.span_id = Some(Text::new(trace.span_id()));
         context.organization_id = state.organization_id;
         context.session_id = state.session_id;
         event.details = details;
         event
     }
+}
+
+/// The method as text: a standard one is a static string.
+fn method_text(m: &http::Method) -> Text {
+    use http::Method;
+    let known = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match known.iter().position(|k| k == m) {
+        Some(i) => Text::from_static(NAMES[i]),
+        None => Text::new(m.as_str()),
+    }
+}
+
+/// Route templates seen on this thread (the audit worker), so an event shares its route's
+/// text instead of copying it: templates are few (one per route of the application), and
+/// one longer than [`Text::INLINE_LEN`] would otherwise cost a heap block per event.
+const MAX_ROUTES: usize = 64;
+
+thread_local! {
+    static ROUTES: std::cell::RefCell<(Vec<Text>, usize)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+fn route_text(route: &str) -> Text {
+    if route.len() <= Text::INLINE_LEN {
+        return Text::new(route);
+    }
+    ROUTES.with_borrow_mut(|(seen, next)| {
+        if let Some(t) = seen.iter().find(|t| t.as_str() == route) {
+            return t.clone();
+        }
+        let t = Text::new(route);
+        if seen.len() < MAX_ROUTES {
+            seen.push(t.clone());
+        } else {
+            // More templates than routes an application has: replace in turn.
+            seen[*next] = t.clone();
+            *next = (*next + 1) % MAX_ROUTES;
+        }
+        t
+    })
 }
 
 #[cfg(test)]

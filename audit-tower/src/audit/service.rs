@@ -9,6 +9,7 @@ use tower::Service;
 
 use super::ResponseFuture;
 use super::body::{Capture, RequestBody, ResponseBody};
+use super::headers::Picked;
 use super::layer::Config;
 use super::record::Pending;
 use crate::classify::{Delivery, Level};
@@ -86,15 +87,15 @@ where
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
         let peer = peer_ip(&req);
-        let (request_id, rejected) = config.request_id.resolve(req.headers(), peer);
-        let trace = TraceContext::from_headers(req.headers());
+        let picked = Picked::from(req.headers(), config.request_id.header_name());
+        let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer);
+        let trace = TraceContext::from_request(req.headers(), picked.traceparent);
         let template = route_template(&req);
         let class = config.rules.classify_lazily(
             req.method(),
             req.uri().path(),
             template.as_ref().map(|t| t.as_str()),
         );
-        req.extensions_mut().insert(request_id.clone());
         let header = config.request_id.header_name().clone();
         let echo = HeaderValue::from_str(request_id.as_str())
             .ok()
@@ -103,7 +104,8 @@ where
         let (span, trace) = super::span::request_span(&req, &request_id, trace);
         let audited = class.level() != Level::None;
         let addr = if audited {
-            client_addr(req.headers(), peer, &config.trusted_proxies)
+            let forwarding = picked.forwarding.then(|| req.headers());
+            client_addr(forwarding, peer, &config.trusted_proxies)
         } else {
             Default::default()
         };
@@ -113,10 +115,10 @@ where
             header,
             audited.then(|| config.auditor.clone()),
             addr.client,
-            audited
-                .then(|| req.headers().get(http::header::USER_AGENT).cloned())
-                .flatten(),
+            audited.then(|| picked.user_agent.cloned()).flatten(),
         );
+        let grpc = picked.is_grpc();
+        req.extensions_mut().insert(scope.request_id().clone());
         let ctx = scope.audit_context();
 
         let strict = class.delivery() == Delivery::Strict;
@@ -131,6 +133,7 @@ where
                 rejected,
                 class,
                 ctx,
+                grpc,
             );
             // Overwritten whole: nothing of the request it last served survives.
             match config.recycler.take() {

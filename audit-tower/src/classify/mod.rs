@@ -38,7 +38,8 @@ pub use pattern::RoutePattern;
 
 use std::time::Duration;
 
-use audit_core::{Category, Outcome, Severity};
+use arrayvec::ArrayString;
+use audit_core::{Category, Outcome, Severity, Text};
 use http::Method;
 
 /// How much of a request is recorded.
@@ -79,12 +80,13 @@ pub enum Delivery {
 pub struct Rule {
     methods: Vec<Method>,
     pattern: RoutePattern,
-    event_type: Option<String>,
+    event_type: Option<Text>,
     outcome_suffix: bool,
     keep_on_denial: bool,
     category: Option<Category>,
     severity: Option<Severity>,
-    target: Option<(String, Option<String>)>,
+    /// Target type and the path parameter holding its id.
+    target: Option<(Text, Option<String>)>,
     level: Level,
     delivery: Delivery,
 }
@@ -137,7 +139,7 @@ impl Rule {
 
     /// The event type (dotted lowercase); validated when the event is built.
     pub fn event_type(mut self, event_type: &str) -> Self {
-        self.event_type = Some(event_type.to_owned());
+        self.event_type = Some(Text::new(event_type));
         self
     }
 
@@ -169,13 +171,13 @@ impl Rule {
 
     /// The target's type, and the path parameter that holds its id.
     pub fn target(mut self, kind: &str, id_param: &str) -> Self {
-        self.target = Some((kind.to_owned(), Some(id_param.to_owned())));
+        self.target = Some((Text::new(kind), Some(id_param.to_owned())));
         self
     }
 
     /// The target's type, without an id from the path.
     pub fn target_type(mut self, kind: &str) -> Self {
-        self.target = Some((kind.to_owned(), None));
+        self.target = Some((Text::new(kind), None));
         self
     }
 
@@ -216,15 +218,15 @@ pub struct Classification {
     /// No rule matched and the default event type is not worked out yet (the layer leaves
     /// that to the worker; see [`Rules::classify`] for the eager form).
     lazy_default: bool,
-    event_type: String,
+    event_type: Text,
     outcome_suffix: bool,
     keep_on_denial: bool,
     category: Option<Category>,
     severity: Option<Severity>,
-    target: Option<(String, Option<String>)>,
+    target: Option<(Text, Option<Text>)>,
     level: Level,
     delivery: Delivery,
-    route: Option<String>,
+    route: Option<Text>,
 }
 
 impl Classification {
@@ -267,12 +269,12 @@ impl Classification {
     }
 
     /// Takes the target type and id out, for the event (the classification's last use).
-    pub(crate) fn take_target(&mut self) -> Option<(String, Option<String>)> {
+    pub(crate) fn take_target(&mut self) -> Option<(Text, Option<Text>)> {
         self.target.take()
     }
 
     /// Takes the route out, for the event (the classification's last use).
-    pub(crate) fn take_route(&mut self) -> Option<String> {
+    pub(crate) fn take_route(&mut self) -> Option<Text> {
         self.route.take()
     }
 
@@ -287,22 +289,27 @@ impl Classification {
         &mut self,
         outcome: Outcome,
         status: Option<u16>,
-    ) -> (String, Option<Category>, Severity) {
+    ) -> (Text, Option<Category>, Severity) {
         let security = match status {
             Some(401 | 403) if !self.keep_on_denial => Some("security.access.denied"),
             Some(429) if !self.keep_on_denial => Some("security.rate_limit.triggered"),
             _ => None,
         };
         if let Some(t) = security {
-            return (t.to_owned(), Some(Category::Security), Severity::Warning);
+            return (
+                Text::from_static(t),
+                Some(Category::Security),
+                Severity::Warning,
+            );
         }
         let mut event_type = std::mem::take(&mut self.event_type);
         if self.outcome_suffix {
-            event_type.push_str(if outcome == Outcome::Success {
+            let suffix = if outcome == Outcome::Success {
                 ".success"
             } else {
                 ".failure"
-            });
+            };
+            event_type = concat(&[&event_type, suffix]);
         }
         let severity = self.severity.unwrap_or(match outcome {
             Outcome::Success | Outcome::Cancelled => Severity::Info,
@@ -340,7 +347,7 @@ impl Rules {
         let mut c = self.classify_lazily(method, path, template);
         c.resolve(method, path);
         if c.route.is_none() {
-            c.route = template.map(str::to_owned);
+            c.route = template.map(Text::new);
         }
         c
     }
@@ -368,7 +375,7 @@ impl Rules {
                     caps.as_ref()?
                         .iter()
                         .find(|(name, _)| name == p)
-                        .map(|(_, v)| (*v).to_owned())
+                        .map(|(_, v)| Text::new(v))
                 });
                 (kind.clone(), id)
             });
@@ -385,7 +392,7 @@ impl Rules {
                 target,
                 level: rule.level,
                 delivery: rule.delivery,
-                route: Some(template.unwrap_or(rule.pattern.as_str()).to_owned()),
+                route: Some(template.map_or_else(|| rule.pattern.text().clone(), Text::new)),
             };
         }
         let level = if !self.defaults || is_health(method, path) {
@@ -395,7 +402,7 @@ impl Rules {
         };
         Classification {
             lazy_default: true,
-            event_type: String::new(),
+            event_type: Text::default(),
             outcome_suffix: false,
             keep_on_denial: false,
             category: None,
@@ -421,12 +428,10 @@ const AUTH_WORDS: &[&str] = &[
     "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
 ];
 
-/// (event type, target, is-authentication) for a request no rule matched. Runs per request,
-/// so it builds its strings directly rather than through `format!`.
-fn default_event_type(
-    method: &Method,
-    path: &str,
-) -> (String, Option<(String, Option<String>)>, bool) {
+/// (event type, target, is-authentication) for a request no rule matched. Runs per request
+/// (on the audit worker), so it builds its strings on the stack: the short ones it makes
+/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
+fn default_event_type(method: &Method, path: &str) -> (Text, Option<(Text, Option<Text>)>, bool) {
     // One forward pass: the last auth-like segment is the most specific (`/oauth/token` →
     // `token`); the resource is the first segment after any version prefix (`/v1`, `/api`),
     // and the segment after it the target id.
@@ -446,10 +451,7 @@ fn default_event_type(
         }
     }
     if let Some(word) = auth {
-        let mut t = String::with_capacity(5 + word.len());
-        t.push_str("auth.");
-        t.push_str(word);
-        return (t, None, true);
+        return (concat(&["auth.", word]), None, true);
     }
     let verb = match *method {
         Method::GET | Method::HEAD => "read",
@@ -458,14 +460,33 @@ fn default_event_type(
         Method::DELETE => "delete",
         _ => "access",
     };
-    let resource = resource.map_or_else(|| "root".to_owned(), |seg| singular(event_segment(seg)));
-    let mut t = String::with_capacity(6 + resource.len() + verb.len());
-    t.push_str("data.");
-    t.push_str(&resource);
-    t.push('.');
-    t.push_str(verb);
-    let target = (resource != "root" || id.is_some()).then(|| (resource, id.map(str::to_owned)));
-    (t, target, false)
+    let mut segment = Segment::new();
+    let resource = match resource {
+        Some(seg) => {
+            event_segment(seg, &mut segment);
+            singular(&mut segment);
+            segment.as_str()
+        }
+        None => "root",
+    };
+    let event_type = concat(&["data.", resource, ".", verb]);
+    let target =
+        (resource != "root" || id.is_some()).then(|| (Text::new(resource), id.map(Text::new)));
+    (event_type, target, false)
+}
+
+/// An event-type segment made from a path segment: at most 41 bytes.
+type Segment = ArrayString<48>;
+
+/// The parts joined, built on the stack (an event type is at most 128 bytes).
+fn concat(parts: &[&str]) -> Text {
+    let mut buf = ArrayString::<{ audit_core::EventType::MAX_LEN }>::new();
+    for part in parts {
+        if buf.try_push_str(part).is_err() {
+            return Text::from(parts.concat());
+        }
+    }
+    Text::new(&buf)
 }
 
 /// The authentication word a path segment names, in either number (`tokens` → `token`).
@@ -495,9 +516,9 @@ fn is_version(s: &str) -> bool {
 }
 
 /// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter,
-/// at most 40 bytes.
-fn event_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(40) + 1);
+/// at most 40 bytes (41 with the `r` put before a segment that starts otherwise).
+fn event_segment(s: &str, out: &mut Segment) {
+    out.clear();
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
         out.push('r');
     }
@@ -511,11 +532,10 @@ fn event_segment(s: &str) -> String {
             '_'
         });
     }
-    out
 }
 
 /// Naive English singular, in place: `policies` → `policy`, `boxes` → `box`, `keys` → `key`.
-fn singular(mut s: String) -> String {
+fn singular(s: &mut Segment) {
     if s.ends_with("ies") {
         s.truncate(s.len() - 3);
         s.push('y');
@@ -528,7 +548,6 @@ fn singular(mut s: String) -> String {
     } else if s.len() > 3 && s.ends_with('s') && !s.ends_with("ss") {
         s.truncate(s.len() - 1);
     }
-    s
 }
 
 #[cfg(test)]

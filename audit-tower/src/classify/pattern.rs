@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use audit_core::Text;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -13,7 +15,8 @@ enum Segment {
 /// A parsed route pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RoutePattern {
-    source: String,
+    /// Shared: a matching request's event carries it as its route without a copy.
+    source: Text,
     segments: Vec<Segment>,
 }
 
@@ -43,13 +46,18 @@ impl RoutePattern {
             )
             .collect();
         RoutePattern {
-            source: pattern.to_owned(),
+            source: Text::new(pattern),
             segments,
         }
     }
 
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The pattern as written, shared.
+    pub(crate) fn text(&self) -> &Text {
         &self.source
     }
 
