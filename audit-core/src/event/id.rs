@@ -1,6 +1,7 @@
 //! Event identifiers.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -29,9 +30,10 @@ enum Repr {
 }
 
 impl EventId {
-    /// A fresh UUIDv7.
+    /// A fresh UUIDv7. Ids made in one process are strictly increasing, also within a
+    /// millisecond and across threads (see [`now_v7`]).
     pub fn new() -> EventId {
-        EventId(Repr::Uuid(Uuid::now_v7()))
+        EventId(Repr::Uuid(now_v7()))
     }
 
     /// Wraps an id read from elsewhere. A canonical lowercase hyphenated UUID is stored as one;
@@ -50,6 +52,43 @@ impl EventId {
             Repr::Other(_) => None,
         }
     }
+}
+
+/// Bits of the per-millisecond counter: `rand_a` (12 bits) and the top 6 bits of `rand_b`.
+const COUNTER_BITS: u32 = 18;
+
+/// The last id's Unix milliseconds and counter, packed as `millis << COUNTER_BITS | counter`.
+static LAST_V7: AtomicU64 = AtomicU64::new(0);
+
+/// A UUIDv7 that is greater than every one made before it in this process: the Unix time in
+/// milliseconds, an 18-bit counter that restarts each millisecond (RFC 9562, method 1; an
+/// overflow, or a clock that steps back, carries into the timestamp), and 56 random bits.
+///
+/// The same guarantee as `Uuid::now_v7`, which takes a lock and draws its random bits from
+/// a cryptographic generator: this takes one compare-and-swap and a fastrand draw, and costs
+/// about a tenth as many instructions (callgrind, the audit-tower overhead bench). Event ids
+/// are not secrets.
+fn now_v7() -> Uuid {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let fresh = (millis & ((1 << 48) - 1)) << COUNTER_BITS;
+    let mut last = LAST_V7.load(Ordering::Relaxed);
+    let next = loop {
+        let next = if fresh > last { fresh } else { last + 1 };
+        match LAST_V7.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let counter = next & ((1 << COUNTER_BITS) - 1);
+    let mut bytes = [0u8; 10];
+    // The builder takes rand_a from the low 12 bits of bytes 0–1 and the top of rand_b from
+    // the low 6 bits of byte 2.
+    bytes[..2].copy_from_slice(&u16::try_from(counter >> 6).unwrap_or(0).to_be_bytes());
+    bytes[2] = u8::try_from(counter & 0x3f).unwrap_or(0);
+    bytes[3..].copy_from_slice(&fastrand::u64(..).to_le_bytes()[..7]);
+    uuid::Builder::from_unix_timestamp_millis(next >> COUNTER_BITS, &bytes).into_uuid()
 }
 
 impl Default for EventId {
@@ -131,5 +170,50 @@ mod tests {
     fn new_ids_are_time_ordered() {
         let ids: Vec<_> = (0..100).map(|_| EventId::new()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn ids_are_v7_now_and_strictly_increasing_within_a_millisecond_and_across_threads() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        // Far more ids than milliseconds pass: most share their millisecond with others.
+        let per_thread: Vec<Vec<Uuid>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..20_000).map(|_| now_v7()).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        for ids in &per_thread {
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "ordered within a thread"
+            );
+        }
+        let mut all: Vec<Uuid> = per_thread.concat();
+        for u in &all {
+            assert_eq!(u.get_version_num(), 7);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = u.get_timestamp().unwrap().to_unix();
+            let ms = secs * 1000 + u64::from(nanos) / 1_000_000;
+            // A counter overflow may carry the timestamp a little ahead of the clock.
+            assert!(
+                ms >= before && ms <= after + 100,
+                "{ms} not in {before}..={after}"
+            );
+        }
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "every id distinct");
+        // And ids made one after another, on any threads, keep that order.
+        let a = EventId::new();
+        let b = std::thread::spawn(EventId::new).join().unwrap();
+        assert!(a < b);
     }
 }

@@ -200,11 +200,12 @@ impl Dispatcher {
     fn fan_out(&mut self) {
         for _ in 0..DRAIN_CHUNK {
             let Some(mut q) = self.buf.pop() else { break };
-            // In place: the event is large, and each move of it is a copy.
-            stamp(&self.shared, &mut q.event, q.seq);
+            // In place: the event is large, and each move of it is a copy. The handle is the
+            // only one (`make_mut` copies nothing then), so redaction always runs on it.
+            stamp(&self.shared, Arc::make_mut(&mut q.event), q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
             let size = q.size.unwrap_or_else(|| q.event.approx_size());
-            let event = Arc::new(q.event);
+            let event = q.event;
             if q.size.is_none() {
                 self.keep_built(&event);
             }

@@ -5,7 +5,7 @@
 //! is woken only when the queue crosses a watermark (or by its own timer), never per event.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -65,7 +65,9 @@ pub(crate) struct Next {
     pub(crate) seq: u64,
     /// The charged size, or `None` for a built recipe (its real size is to be measured).
     pub(crate) size: Option<usize>,
-    pub(crate) event: AuditEvent,
+    /// Put behind its `Arc` as soon as it is taken or built: the event is large (about
+    /// 900 bytes), and every later move of it would be a copy.
+    pub(crate) event: Arc<AuditEvent>,
     pub(crate) internal: bool,
 }
 
@@ -105,14 +107,16 @@ impl Backlog {
             return Some(Next {
                 seq: r.seq,
                 size: Some(r.size),
-                event: r.event,
+                event: Arc::new(r.event),
                 internal: r.internal,
             });
         }
         let d = self.deferred.pop_front()?;
         let build = d.build;
-        let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || build.build()))
-            .unwrap_or_else(|_| super::system_events::build_failed());
+        let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            Arc::new(build.build())
+        }))
+        .unwrap_or_else(|_| Arc::new(super::system_events::build_failed()));
         Some(Next {
             seq: d.seq,
             size: None,
