@@ -16,6 +16,43 @@ pub(crate) struct State {
     pub(crate) outcome: Option<Outcome>,
     pub(crate) description: Option<Text>,
     pub(crate) skip: bool,
+    /// The request's `User-Agent`, kept here rather than in the scope so that the worker
+    /// replaces it with a copy when it takes the state (see [`AuditContext::take`]): a
+    /// header value hyper parsed shares the connection's read buffer, which a kept request
+    /// record (`audit::recycle`) would otherwise hold, with the rest of that request's head,
+    /// until it is reused.
+    pub(crate) user_agent: Option<UserAgent>,
+}
+
+/// The request's user agent: the header as received while the request is in flight, text of
+/// its own once its event is built.
+#[derive(Debug, Clone)]
+pub(crate) enum UserAgent {
+    Header(http::HeaderValue),
+    Text(Text),
+}
+
+impl UserAgent {
+    /// A short one (`curl/8.5.0`, `okhttp/4.12.0`, `python-requests/2.32.3`: up to
+    /// [`Text::INLINE_LEN`] bytes) is copied into text at once, which allocates nothing; a
+    /// longer one is held as the header (a reference count) until the event is built.
+    pub(crate) fn of(v: &http::HeaderValue) -> UserAgent {
+        match v.to_str() {
+            Ok(s) if s.len() <= Text::INLINE_LEN => UserAgent::Text(Text::new(s)),
+            _ => UserAgent::Header(v.clone()),
+        }
+    }
+
+    /// As event text (bytes outside visible ASCII replaced).
+    pub(crate) fn text(&self) -> Text {
+        match self {
+            UserAgent::Header(v) => match v.to_str() {
+                Ok(s) => Text::new(s),
+                Err(_) => Text::from(String::from_utf8_lossy(v.as_bytes())),
+            },
+            UserAgent::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Per-request audit facts set by middleware and handlers.
@@ -86,17 +123,22 @@ impl AuditContext {
         self.lock().skip
     }
 
-    /// Takes what the request's event needs. The identity (actor, tenant, session) stays, so
-    /// work that outlives the response (spawned with the request's span) still knows who.
+    /// Takes what the request's event needs. The identity (actor, tenant, session, user
+    /// agent) stays, so work that outlives the response (spawned with the request's span)
+    /// still knows who; the user agent stays as a copy, not as the request's header.
     pub(crate) fn take(&self) -> State {
         let mut state = self.lock();
+        let user_agent = state.user_agent.take().map(|u| UserAgent::Text(u.text()));
         let identity = State {
             actor: state.actor.clone(),
             organization_id: state.organization_id.clone(),
             session_id: state.session_id.clone(),
+            user_agent: user_agent.clone(),
             ..State::default()
         };
-        std::mem::replace(&mut *state, identity)
+        let mut taken = std::mem::replace(&mut *state, identity);
+        taken.user_agent = user_agent;
+        taken
     }
 
     /// Who made the request (as established by your authentication).
@@ -158,5 +200,38 @@ impl AuditContext {
     /// The actor set so far.
     pub fn actor(&self) -> Option<Actor> {
         self.lock().actor.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn taking_the_state_keeps_the_identity_and_lets_go_of_the_request_header() {
+        let head = bytes::Bytes::from(b"GET / curl/8.5.0 Authorization: Bearer x".to_vec());
+        let ua = http::HeaderValue::from_maybe_shared(head.slice(6..16)).unwrap();
+        let ctx = AuditContext::default();
+        ctx.set_actor(Actor::user("u-1"));
+        ctx.set_organization_id("acme");
+        ctx.detail("k", "v");
+        ctx.lock().user_agent = Some(UserAgent::Header(ua));
+        assert!(!head.is_unique());
+
+        let taken = ctx.take();
+        assert!(
+            head.is_unique(),
+            "the header (and the buffer it shares) is let go"
+        );
+        assert_eq!(taken.user_agent.unwrap().text(), "curl/8.5.0");
+        assert_eq!(taken.details["k"], "v");
+        // What later work in the request still sees.
+        let left = ctx.lock();
+        assert_eq!(left.actor.as_ref().unwrap().id.as_deref(), Some("u-1"));
+        assert_eq!(left.organization_id.as_deref(), Some("acme"));
+        assert_eq!(left.user_agent.as_ref().unwrap().text(), "curl/8.5.0");
+        assert!(left.details.is_empty());
     }
 }

@@ -38,7 +38,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::{Layer, Service};
 
 use crate::AuditContext;
-use crate::context::{Slot, State};
+use crate::context::{Slot, State, UserAgent};
 use crate::request_id::RequestId;
 use crate::trace_context::TraceContext;
 
@@ -63,7 +63,9 @@ struct Scope {
     /// Present when the request is audited.
     auditor: Option<Auditor>,
     client: Option<std::net::IpAddr>,
-    user_agent: Option<HeaderValue>,
+    /// Bytes of the user agent (which itself is in the audit context's state: see
+    /// `State::user_agent`), for size estimates.
+    user_agent_len: usize,
 }
 
 impl Slot for Scope {
@@ -87,17 +89,14 @@ impl Scope {
     /// request arrived with, where authentication did not set them. Runs where the event is
     /// assembled (the worker for the layer's own event), so the request path allocates none
     /// of these strings.
-    fn complete_actor(&self, actor: Option<Actor>) -> Actor {
+    fn complete_actor(&self, actor: Option<Actor>, user_agent: Option<&UserAgent>) -> Actor {
         let mut actor =
             actor.unwrap_or_else(|| Actor::default().with_kind(Text::from_static("anonymous")));
         if actor.ip_address.is_none() {
             actor.ip_address = self.client.map(ip_text);
         }
         if actor.user_agent.is_none() {
-            actor.user_agent = self
-                .user_agent
-                .as_ref()
-                .map(|v| Text::from(String::from_utf8_lossy(v.as_bytes())));
+            actor.user_agent = user_agent.map(UserAgent::text);
         }
         actor
     }
@@ -130,8 +129,8 @@ impl RequestFacts for Scope {
     /// The actor authentication set (anonymous if none), with the request's client address
     /// and user agent, as on the request's own event.
     fn actor(&self) -> Option<Actor> {
-        let actor = self.audited_state()?.actor.clone();
-        Some(self.complete_actor(actor))
+        let state = self.audited_state()?;
+        Some(self.complete_actor(state.actor.clone(), state.user_agent.as_ref()))
     }
 
     fn organization_id(&self) -> Option<String> {
@@ -169,7 +168,7 @@ impl RequestScope {
                 context: Mutex::default(),
                 auditor: None,
                 client: None,
-                user_agent: None,
+                user_agent_len: 0,
             }),
         }
     }
@@ -182,17 +181,20 @@ impl RequestScope {
         header: HeaderName,
         auditor: Option<Auditor>,
         client: Option<std::net::IpAddr>,
-        user_agent: Option<HeaderValue>,
+        user_agent: Option<&HeaderValue>,
     ) -> RequestScope {
         RequestScope {
             inner: Arc::new(Scope {
                 request_id,
                 trace,
                 header,
-                context: Mutex::default(),
+                context: Mutex::new(State {
+                    user_agent: user_agent.map(UserAgent::of),
+                    ..State::default()
+                }),
                 auditor,
                 client,
-                user_agent,
+                user_agent_len: user_agent.map_or(0, HeaderValue::len),
             }),
         }
     }
@@ -225,13 +227,17 @@ impl RequestScope {
     }
 
     /// See `Scope::complete_actor`.
-    pub(crate) fn complete_actor(&self, actor: Option<Actor>) -> Actor {
-        self.inner.complete_actor(actor)
+    pub(crate) fn complete_actor(
+        &self,
+        actor: Option<Actor>,
+        user_agent: Option<&UserAgent>,
+    ) -> Actor {
+        self.inner.complete_actor(actor, user_agent)
     }
 
     /// Bytes of the user agent, for size estimates.
     pub(crate) fn user_agent_len(&self) -> usize {
-        self.inner.user_agent.as_ref().map_or(0, HeaderValue::len)
+        self.inner.user_agent_len
     }
 
     fn inject_scope(s: &Scope, headers: &mut HeaderMap) {

@@ -2,7 +2,8 @@
 //!
 //! The canonical form is JSON with camelCase keys and lowercase enum values; absent fields are
 //! omitted, never `null`. [`AuditEvent`] serialises to exactly that shape and reads it back
-//! without loss.
+//! without loss. Its text fields are [`Text`]: they read like `&str`, short ones are held
+//! inline and long ones shared, so building an event makes few allocations.
 //!
 //! ```
 //! use audit_core::{Actor, AuditEvent, Category, Outcome, Target};

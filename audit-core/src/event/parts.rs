@@ -1,9 +1,9 @@
 //! The nested parts of an event: actor, target, context, HTTP facts and integrity.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::Text;
-use serde_json::{Map, Value};
 
 /// Rough fixed cost of one part, for [`AuditEvent::approx_size`](super::AuditEvent::approx_size).
 pub(super) const PART_OVERHEAD: usize = 64;

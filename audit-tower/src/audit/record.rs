@@ -47,8 +47,12 @@ pub(crate) struct Pending {
     started: Instant,
     timestamp: Timestamp,
     method: http::Method,
-    /// Shared with the request (cloning it does not copy the path).
-    uri: http::Uri,
+    /// The request target, path then `?query`, copied into a buffer that stays with the
+    /// record and is reused by the next request it serves (so the copy allocates nothing once
+    /// warm). Not the request's `Uri`: one that hyper parsed shares the connection's read
+    /// buffer, which a kept record would otherwise hold, with the rest of that request's head,
+    /// until it is reused.
+    target: UriText,
     template: Option<super::service::RouteTemplate>,
     chain: Vec<String>,
     scope: RequestScope,
@@ -111,13 +115,14 @@ impl Pending {
         class: Classification,
         ctx: AuditContext,
         grpc_request: bool,
+        uri_buffer: String,
     ) -> Pending {
         Pending {
             auditor: config.auditor.clone(),
             started: Instant::now(),
             timestamp: Timestamp::now(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            target: UriText::fill(uri_buffer, req.uri()),
             template,
             chain,
             scope,
@@ -169,8 +174,7 @@ impl Pending {
 
     /// A generous estimate of the event's size, charged against the buffer before it exists.
     fn size_hint(&self) -> usize {
-        let strings = self.uri.path().len()
-            + self.uri.query().map_or(0, str::len)
+        let strings = self.target.text.len()
             + self.scope.user_agent_len()
             + self.chain.iter().map(String::len).sum::<usize>();
         let bodies = usize::from(self.request_capture.is_some()) * super::body::CAPTURE_LIMIT
@@ -217,7 +221,7 @@ impl Pending {
             duration: self.started.elapsed(),
         });
         let class = &mut self.class;
-        class.resolve(&self.method, self.uri.path());
+        class.resolve(&self.method, self.target.path());
         let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = class.finish(outcome, status);
@@ -269,7 +273,10 @@ impl Pending {
         event.severity = severity;
         event.result = Some(outcome);
         event.description = state.description;
-        event.actor = Some(self.scope.complete_actor(state.actor));
+        event.actor = Some(
+            self.scope
+                .complete_actor(state.actor, state.user_agent.as_ref()),
+        );
         event.target = state.target.or_else(|| {
             class.take_target().map(|(kind, id)| match id {
                 Some(id) => Target::new(kind, id),
@@ -279,12 +286,12 @@ impl Pending {
         let http = event.http.insert(HttpFacts::default());
         http.method = Some(method_text(&self.method));
         http.duration_ms = Some((duration.as_secs_f64() * 1e6).round() / 1e3);
-        http.path = Some(Text::new(self.uri.path()));
+        http.path = Some(Text::new(self.target.path()));
         http.route = class
             .take_route()
             .or_else(|| self.template.as_ref().map(|t| route_text(t.as_str())));
         http.status_code = status;
-        http.query = self.uri.query().map(Text::new);
+        http.query = self.target.query().map(Text::new);
         http.response_body = self.response_body.take();
         http.request_body = self.request_capture.take().map(|c| {
             c.lock()
@@ -303,27 +310,61 @@ impl Pending {
     }
 }
 
+/// A request target as text: the path, then `?` and the query when there is one.
+#[derive(Debug, Default)]
+struct UriText {
+    text: String,
+    path_len: usize,
+}
+
+impl UriText {
+    /// `uri`'s path and query written into `buffer` (cleared first; its capacity is reused).
+    fn fill(mut buffer: String, uri: &http::Uri) -> UriText {
+        buffer.clear();
+        buffer.push_str(uri.path());
+        let path_len = buffer.len();
+        if let Some(q) = uri.query() {
+            buffer.push('?');
+            buffer.push_str(q);
+        }
+        UriText {
+            text: buffer,
+            path_len,
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.text.get(..self.path_len).unwrap_or_default()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.text.get(self.path_len + 1..)
+    }
+}
+
+impl Pending {
+    /// The target buffer, to be reused by the request this record serves next.
+    pub(crate) fn take_uri_buffer(&mut self) -> String {
+        std::mem::take(&mut self.target.text)
+    }
+}
+
 /// The method as text: a standard one is a static string.
 fn method_text(m: &http::Method) -> Text {
     use http::Method;
-    let known = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    const NAMES: [&str; 9] = [
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    match known.iter().position(|k| k == m) {
-        Some(i) => Text::from_static(NAMES[i]),
-        None => Text::new(m.as_str()),
-    }
+    let name = match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return Text::new(m.as_str()),
+    };
+    Text::from_static(name)
 }
 
 /// Route templates seen on this thread (the audit worker), so an event shares its route's
@@ -359,6 +400,28 @@ fn route_text(route: &str) -> Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_and_routes_as_text() {
+        for m in [
+            "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+        ] {
+            assert_eq!(method_text(&m.parse().unwrap()), m);
+        }
+        assert_eq!(method_text(&"PURGE".parse().unwrap()), "PURGE");
+
+        // A long template is shared between events, also once more templates than the
+        // cache holds have been seen (each still comes back as itself).
+        let long = "/v1/organizations/{org}/projects/{project}";
+        let a = route_text(long);
+        assert_eq!(a.as_ptr(), route_text(long).as_ptr());
+        for i in 0..2 * MAX_ROUTES {
+            let r = format!("/v1/organizations/{{org}}/resource_{i}/{{id}}");
+            assert_eq!(route_text(&r), r.as_str());
+        }
+        assert_eq!(route_text(long), long);
+        assert_eq!(route_text("/short/{id}"), "/short/{id}");
+    }
 
     #[test]
     fn status_and_grpc_outcomes() {

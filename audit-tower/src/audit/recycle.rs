@@ -11,9 +11,14 @@
 //! overhead bench, turning reuse off raised the layer's added caller wall from 0.25× to 0.30×
 //! of the `TraceLayer` stack's (medians of ten alternating runs).
 //!
-//! What a record carries between its event and its reuse: the previous request's scope and
-//! URI, in memory only, until the record is reused or the layer is dropped. Nothing of it
-//! can reach the next event: reuse replaces every field (see `Audit::call`).
+//! What a record carries between its event and its reuse: the previous request's scope (its
+//! ids, client address, and the identity left in its audit context for work that outlives
+//! the response), in memory only, until the record is reused or the layer is dropped. Not its
+//! URI, and nothing else that shares hyper's read buffer: when the worker builds the event it
+//! lets go of the URI and replaces the user agent header with a copy, so a kept record never
+//! pins a connection's buffer with the rest of that request's head (its `Authorization`
+//! header too). Nothing of it can reach the next event: reuse replaces every field (see
+//! `Audit::call`).
 
 use std::sync::{Mutex, PoisonError, TryLockError};
 
@@ -110,6 +115,49 @@ mod tests {
         assert!(recycler.take().is_none());
         drop(held);
         assert!(recycler.take().is_none(), "empty, and free again");
+    }
+
+    /// hyper hands the layer a URI and header values that share the connection's read buffer;
+    /// a kept record must not keep that buffer (and the request's head in it) alive.
+    #[tokio::test]
+    async fn a_kept_record_holds_nothing_of_the_request_buffer() {
+        let memory = MemorySink::new(10);
+        let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+        let layer = AuditLayer::new(auditor.clone());
+        let recycler = std::sync::Arc::clone(&layer.config().recycler);
+        let svc = layer.layer(tower::service_fn(handler));
+
+        // One buffer, as hyper's read buffer: the path and the user agent are slices of it
+        // (a user agent too long to be copied on arrival, so held as the header until the
+        // event is built).
+        let head = bytes::Bytes::from(
+            b"/v1/items/42 Mozilla/5.0 (X11; Linux x86_64) rv:1 Authorization: Bearer x".to_vec(),
+        );
+        let uri = http::Uri::from_maybe_shared(head.slice(0..12)).unwrap();
+        let ua = http::HeaderValue::from_maybe_shared(head.slice(13..49)).unwrap();
+        assert!(!head.is_unique());
+        let req = Request::get(uri)
+            .header("user-agent", ua)
+            .body(Body::empty())
+            .unwrap();
+        svc.oneshot(req).await.unwrap();
+        assert!(auditor.flush(Duration::from_secs(5)).await);
+        assert_eq!(recycler.kept(), 1, "the record is kept for reuse");
+        assert!(
+            head.is_unique(),
+            "the kept record still holds the request's buffer"
+        );
+
+        let events = memory.events();
+        let e = &events[0];
+        assert_eq!(
+            e.http.as_ref().unwrap().path.as_deref(),
+            Some("/v1/items/42")
+        );
+        assert_eq!(
+            e.actor.as_ref().unwrap().user_agent.as_deref(),
+            Some("Mozilla/5.0 (X11; Linux x86_64) rv:1")
+        );
     }
 
     #[tokio::test]

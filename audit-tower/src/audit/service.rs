@@ -115,7 +115,7 @@ where
             header,
             audited.then(|| config.auditor.clone()),
             addr.client,
-            audited.then(|| picked.user_agent.cloned()).flatten(),
+            audited.then_some(picked.user_agent).flatten(),
         );
         let grpc = picked.is_grpc();
         req.extensions_mut().insert(scope.request_id().clone());
@@ -124,6 +124,12 @@ where
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = ctx.map(|ctx| {
             req.extensions_mut().insert(ctx.clone());
+            let mut kept = config.recycler.take();
+            // The only thing carried over: the capacity of the target buffer, refilled below.
+            let uri_buffer = kept
+                .as_mut()
+                .map(|k| k.take_uri_buffer())
+                .unwrap_or_default();
             let record = Pending::new(
                 &req,
                 template,
@@ -134,9 +140,10 @@ where
                 class,
                 ctx,
                 grpc,
+                uri_buffer,
             );
             // Overwritten whole: nothing of the request it last served survives.
-            match config.recycler.take() {
+            match kept {
                 Some(mut kept) => {
                     *kept = record;
                     kept
