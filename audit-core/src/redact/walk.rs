@@ -306,9 +306,18 @@ impl<'a> Apply<'a> {
     }
 
     /// A field of the event. `Text` is immutable: the rare field that holds a secret is
-    /// rewritten as a `String` and put back.
+    /// rewritten as a `String` and put back. A field that cannot change (not JSON, nothing
+    /// percent-encoded, no finding: exactly the cases where [`text`](Self::text) changes
+    /// nothing) is not copied.
     fn opt(&mut self, name: &'static str, s: &mut Option<Text>) {
         if let Some(t) = s {
+            let lead = t.trim_start();
+            if !(lead.starts_with('{') || lead.starts_with('['))
+                && !t.contains('%')
+                && !self.r.scanner.any(t)
+            {
+                return;
+            }
             self.path.push(Seg::Static(name));
             let mut text = String::from(t.clone());
             if self.text(&mut text, 0) {
