@@ -312,10 +312,11 @@ impl<'a> Apply<'a> {
     fn opt(&mut self, name: &'static str, s: &mut Option<Text>) {
         if let Some(t) = s {
             let lead = t.trim_start();
-            if !(lead.starts_with('{') || lead.starts_with('['))
-                && !t.contains('%')
-                && !self.r.scanner.any(t)
-            {
+            let may_change = lead.starts_with('{')
+                || lead.starts_with('[')
+                || t.contains('%')
+                || self.r.scanner.any(t);
+            if !may_change {
                 return;
             }
             self.path.push(Seg::Static(name));
