@@ -31,7 +31,8 @@ enum Repr {
 
 impl EventId {
     /// A fresh UUIDv7. Ids made in one process are strictly increasing, also within a
-    /// millisecond and across threads (see [`now_v7`]).
+    /// millisecond and across threads: a millisecond clock, a per-millisecond counter and
+    /// 56 random bits.
     pub fn new() -> EventId {
         EventId(Repr::Uuid(now_v7()))
     }

@@ -107,6 +107,20 @@ mod tests {
         Ok(Response::new(Body::empty()))
     }
 
+    /// A memory sink, an auditor into it, and an `AuditLayer` with its free list.
+    fn audited() -> (
+        MemorySink,
+        Auditor,
+        AuditLayer,
+        std::sync::Arc<super::Recycler>,
+    ) {
+        let memory = MemorySink::new(10);
+        let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+        let layer = AuditLayer::new(auditor.clone());
+        let recycler = std::sync::Arc::clone(&layer.config().recycler);
+        (memory, auditor, layer, recycler)
+    }
+
     #[test]
     fn a_request_thread_never_waits_for_the_free_list() {
         let recycler = super::Recycler::default();
@@ -121,10 +135,7 @@ mod tests {
     /// a kept record must not keep that buffer (and the request's head in it) alive.
     #[tokio::test]
     async fn a_kept_record_holds_nothing_of_the_request_buffer() {
-        let memory = MemorySink::new(10);
-        let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
-        let layer = AuditLayer::new(auditor.clone());
-        let recycler = std::sync::Arc::clone(&layer.config().recycler);
+        let (memory, auditor, layer, recycler) = audited();
         let svc = layer.layer(tower::service_fn(handler));
 
         // One buffer, as hyper's read buffer: the path and the user agent are slices of it
@@ -162,10 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reused_record_carries_nothing_of_the_request_it_served_before() {
-        let memory = MemorySink::new(10);
-        let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
-        let layer = AuditLayer::new(auditor.clone());
-        let recycler = std::sync::Arc::clone(&layer.config().recycler);
+        let (memory, auditor, layer, recycler) = audited();
         let svc = layer.layer(tower::service_fn(handler));
 
         let first = Request::post("/first/1?q=one")
