@@ -64,7 +64,7 @@ impl UserAgent {
 /// route does.
 ///
 /// ```
-/// use audit_core::{Actor, Outcome, Target, Text};
+/// use audit_core::{Actor, Outcome, Target};
 /// use audit_tower::AuditContext;
 ///
 /// let ctx = AuditContext::default();
