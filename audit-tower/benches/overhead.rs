@@ -26,6 +26,18 @@
 //! OVERHEAD_ONLY=audit valgrind --tool=callgrind --separate-threads=yes target/release/deps/overhead-…
 //! ```
 //!
+//! Under callgrind the threads run one at a time, so the worker drains larger batches than in
+//! a real run and more request records overflow the layer's free list (about 80 % against
+//! under 1 %): the worker's count then includes record drops a real run mostly does not pay.
+//!
+//! To compare two trees on a noisy machine, copy each tree's built binary aside and alternate
+//! them, then take the median of each one's per-round median ratio over the runs:
+//!
+//! ```text
+//! for i in $(seq 20); do for b in /tmp/overhead-a /tmp/overhead-b; do
+//!   echo "$b $($b | grep per-round)"; done; done
+//! ```
+//!
 //! Knobs: `OVERHEAD_ONLY=bare|trace|audit` runs one stack alone (for a profiler), without
 //! ratios; `OVERHEAD_SHOW=1` prints the first audit event written. The process allocator
 //! matters (every stack allocates per request, and the audit pipeline frees on other threads
