@@ -227,9 +227,11 @@ mod tests {
     #[test]
     fn no_forwarding_headers_means_no_chain() {
         let peer = Some("10.0.0.5".parse().unwrap());
-        let got = client_addr(Some(&HeaderMap::new()), peer, &[]);
-        assert_eq!(got.client, peer);
-        assert!(got.chain.is_empty());
+        for headers in [Some(&HeaderMap::new()), None] {
+            let got = client_addr(headers, peer, &[]);
+            assert_eq!(got.client, peer);
+            assert!(got.chain.is_empty());
+        }
     }
 
     #[test]

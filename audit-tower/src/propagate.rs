@@ -206,6 +206,11 @@ impl RequestScope {
             .then(|| AuditContext::in_slot(Arc::clone(&self.inner) as Arc<dyn Slot>))
     }
 
+    /// The auditor, when the request is audited.
+    pub(crate) fn auditor(&self) -> Option<&Auditor> {
+        self.inner.auditor.as_ref()
+    }
+
     /// The request id.
     pub fn request_id(&self) -> &RequestId {
         &self.inner.request_id

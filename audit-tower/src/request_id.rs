@@ -23,6 +23,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use arrayvec::ArrayString;
+use audit_core::Timestamp;
 use http::HeaderName;
 
 use crate::net::IpNet;
@@ -53,9 +54,13 @@ impl RequestId {
     /// The random bits come from a per-thread generator (not a cryptographic one): request
     /// ids are echoed to clients and are not secrets.
     pub fn generate() -> RequestId {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        RequestId::generate_at(Timestamp::now())
+    }
+
+    /// [`generate`](Self::generate) for a request that arrived `now` (the layer reads the
+    /// clock once per request, for this and for the event).
+    pub(crate) fn generate_at(now: Timestamp) -> RequestId {
+        let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
         random[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
@@ -181,9 +186,10 @@ impl RequestIdPolicy {
         &self,
         inbound: Option<&http::HeaderValue>,
         peer: Option<IpAddr>,
+        now: Timestamp,
     ) -> (RequestId, Option<Rejected>) {
         let Some(raw) = inbound else {
-            return (RequestId::generate(), None);
+            return (RequestId::generate_at(now), None);
         };
         let trusted = match &self.trust {
             TrustInbound::Always => true,
@@ -193,11 +199,11 @@ impl RequestIdPolicy {
             TrustInbound::Never => false,
         };
         if !trusted {
-            return (RequestId::generate(), Some(Rejected::Untrusted));
+            return (RequestId::generate_at(now), Some(Rejected::Untrusted));
         }
         match raw.to_str().ok().and_then(RequestId::parse) {
             Some(id) => (id, None),
-            None => (RequestId::generate(), Some(Rejected::Malformed)),
+            None => (RequestId::generate_at(now), Some(Rejected::Malformed)),
         }
     }
 }
@@ -216,22 +222,35 @@ mod tests {
     #[test]
     fn trust_and_validity_decide() {
         let always = RequestIdPolicy::default().trust(TrustInbound::Always);
-        let (id, why) = always.resolve(headers(b"abc-123").get("x-request-id"), None);
+        let (id, why) = always.resolve(
+            headers(b"abc-123").get("x-request-id"),
+            None,
+            Timestamp::now(),
+        );
         assert_eq!((id.as_str(), why), ("abc-123", None));
 
-        let (id, why) = always.resolve(headers(b"has space").get("x-request-id"), None);
+        let (id, why) = always.resolve(
+            headers(b"has space").get("x-request-id"),
+            None,
+            Timestamp::now(),
+        );
         assert_ne!(id.as_str(), "has space");
         assert_eq!(why, Some(Rejected::Malformed));
         let (_, why) = always.resolve(
             headers("x".repeat(129).as_bytes()).get("x-request-id"),
             None,
+            Timestamp::now(),
         );
         assert_eq!(why, Some(Rejected::Malformed));
-        let (_, why) = always.resolve(headers(b"caf\xc3\xa9").get("x-request-id"), None);
+        let (_, why) = always.resolve(
+            headers(b"caf\xc3\xa9").get("x-request-id"),
+            None,
+            Timestamp::now(),
+        );
         assert_eq!(why, Some(Rejected::Malformed));
 
         let never = RequestIdPolicy::default();
-        let (id, why) = never.resolve(headers(b"abc").get("x-request-id"), None);
+        let (id, why) = never.resolve(headers(b"abc").get("x-request-id"), None, Timestamp::now());
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
@@ -241,16 +260,18 @@ mod tests {
         let (id, _) = proxies.resolve(
             headers(b"abc").get("x-request-id"),
             Some("10.1.2.3".parse().unwrap()),
+            Timestamp::now(),
         );
         assert_eq!(id.as_str(), "abc");
         let (id, why) = proxies.resolve(
             headers(b"abc").get("x-request-id"),
             Some("192.0.2.1".parse().unwrap()),
+            Timestamp::now(),
         );
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
-        let (id, why) = never.resolve(HeaderMap::new().get("x-request-id"), None);
+        let (id, why) = never.resolve(HeaderMap::new().get("x-request-id"), None, Timestamp::now());
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
         assert_eq!(why, None);
     }
@@ -273,6 +294,11 @@ mod tests {
             .map(|_| RequestId::generate().to_string())
             .collect();
         assert_eq!(many.len(), 10_000);
+        // Made for a given instant (the layer's one clock read per request), it carries it.
+        let at = Timestamp::from_unix_millis(1_700_000_000_123).unwrap();
+        let u = uuid::Uuid::parse_str(RequestId::generate_at(at).as_str()).unwrap();
+        let (secs, nanos) = u.get_timestamp().unwrap().to_unix();
+        assert_eq!((secs, nanos / 1_000_000), (1_700_000_000, 123));
         // A generated id and the same text received inbound are the same id.
         let same = RequestId::parse(a.as_str()).unwrap();
         assert_eq!(a, same);

@@ -180,9 +180,18 @@ impl AuditEventBuilder {
             Some(c) => c,
             None => return Err(Error::unknown_category(event_type.as_str())),
         };
+        // One clock read for what is not given. A given timestamp does not time the id: ids
+        // stay ordered by when they were made.
+        let (id, timestamp) = match (self.id, self.timestamp) {
+            (Some(id), Some(t)) => (id, t),
+            (id, t) => {
+                let now = Timestamp::now();
+                (id.unwrap_or_else(|| EventId::at(now)), t.unwrap_or(now))
+            }
+        };
         Ok(AuditEvent {
-            id: self.id.unwrap_or_default(),
-            timestamp: self.timestamp.unwrap_or_else(Timestamp::now),
+            id,
+            timestamp,
             event_type,
             category,
             severity: self.severity,

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use super::Timestamp;
+
 /// An event's unique id: a UUIDv7 (time-ordered) for events made here; any non-empty string
 /// for events read from elsewhere (seed 000's ids look like `audit-550e8400-…`).
 ///
@@ -34,7 +36,13 @@ impl EventId {
     /// millisecond and across threads: a millisecond clock, a per-millisecond counter and
     /// 56 random bits.
     pub fn new() -> EventId {
-        EventId(Repr::Uuid(now_v7()))
+        EventId::at(Timestamp::now())
+    }
+
+    /// [`new`](Self::new) with the clock already read (`AuditEvent::new` reads it once for the
+    /// id and the timestamp).
+    pub(super) fn at(now: Timestamp) -> EventId {
+        EventId(Repr::Uuid(now_v7(now)))
     }
 
     /// Wraps an id read from elsewhere. A canonical lowercase hyphenated UUID is stored as one;
@@ -69,10 +77,8 @@ static LAST_V7: AtomicU64 = AtomicU64::new(0);
 /// a cryptographic generator: this takes one compare-and-swap and a fastrand draw, and costs
 /// about a third as many instructions (about 180 per id instead of 560, clock read included;
 /// callgrind, the audit-tower overhead bench). Event ids are not secrets.
-fn now_v7() -> Uuid {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+fn now_v7(now: Timestamp) -> Uuid {
+    let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
     let fresh = (millis & ((1 << 48) - 1)) << COUNTER_BITS;
     let mut last = LAST_V7.load(Ordering::Relaxed);
     let next = loop {
@@ -182,7 +188,13 @@ mod tests {
         // Far more ids than milliseconds pass: most share their millisecond with others.
         let per_thread: Vec<Vec<Uuid>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| (0..20_000).map(|_| now_v7()).collect::<Vec<_>>()))
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..20_000)
+                            .map(|_| now_v7(Timestamp::now()))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

@@ -104,9 +104,10 @@ impl AuditEvent {
     /// # Ok::<(), audit_core::Error>(())
     /// ```
     pub fn new(event_type: EventType, category: Category) -> AuditEvent {
+        let now = Timestamp::now();
         AuditEvent {
-            id: EventId::default(),
-            timestamp: Timestamp::now(),
+            id: EventId::at(now),
+            timestamp: now,
             event_type,
             category,
             severity: Severity::default(),

@@ -240,8 +240,8 @@ impl EventType {
         Ok(EventType(Text::from(s)))
     }
 
-    /// Like [`new`](Self::new), from a [`Text`]: a shared one stays shared, so a type
-    /// validated once (a rule's) costs no copy per event.
+    /// Like [`new`](Self::new), from a [`Text`]: a shared one stays shared, so a rule's type
+    /// is validated per event but not copied.
     pub fn from_text(s: Text) -> Result<EventType, Error> {
         validate_event_type(&s)?;
         Ok(EventType(s))

@@ -259,7 +259,7 @@ impl<'a> Apply<'a> {
             self.opt("path", &mut h.path);
             if let Some(q) = &mut h.query {
                 self.path.push(Seg::Static("query"));
-                let mut text = String::from(q.clone());
+                let mut text = q.as_str().to_owned();
                 if self.form(&mut text) {
                     *q = Text::from(text);
                 }
@@ -320,7 +320,7 @@ impl<'a> Apply<'a> {
                 return;
             }
             self.path.push(Seg::Static(name));
-            let mut text = String::from(t.clone());
+            let mut text = t.as_str().to_owned();
             if self.text(&mut text, 0) {
                 *t = Text::from(text);
                 self.record();

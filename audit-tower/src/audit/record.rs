@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use audit_core::{
-    AuditEvent, Auditor, CapturedBody, Category, Context, DeferredEvent, EventType, HttpFacts,
-    Outcome, OverflowPolicy, Reservation, Target, Text, Timestamp,
+    AuditEvent, CapturedBody, Category, Context, DeferredEvent, EventType, HttpFacts, Outcome,
+    OverflowPolicy, Reservation, Target, Text, Timestamp,
 };
 use http::Request;
 use serde_json::Value;
@@ -43,7 +43,6 @@ pub(crate) fn outcome_for(status: u16, grpc: Option<i32>) -> Outcome {
 /// Facts captured when the request arrived, finished into an event when it is answered.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    auditor: Auditor,
     started: Instant,
     timestamp: Timestamp,
     method: http::Method,
@@ -116,11 +115,11 @@ impl Pending {
         ctx: AuditContext,
         grpc_request: bool,
         uri_buffer: String,
+        timestamp: Timestamp,
     ) -> Pending {
         Pending {
-            auditor: config.auditor.clone(),
             started: Instant::now(),
-            timestamp: Timestamp::now(),
+            timestamp,
             method: req.method().clone(),
             target: UriText::fill(uri_buffer, req.uri()),
             template,
@@ -158,17 +157,21 @@ impl Pending {
             // is not the request's.
             duration: self.started.elapsed(),
         });
-        let auditor = self.auditor.clone();
-        let delivery = self.class.delivery();
-        let reservation = self.reservation.take();
-        let hint = self.size_hint();
         // A refusal is counted and reported by the pipeline itself.
-        let _ = match (reservation, delivery) {
-            (Some(r), _) => r.record_deferred_boxed(self),
-            (None, Delivery::Block { timeout }) => {
-                auditor.record_deferred_boxed(hint, OverflowPolicy::Block { timeout }, self)
+        let _ = match self.reservation.take() {
+            Some(r) => r.record_deferred_boxed(self),
+            None => {
+                let policy = match self.class.delivery() {
+                    Delivery::Block { timeout } => OverflowPolicy::Block { timeout },
+                    _ => OverflowPolicy::DropNewest,
+                };
+                let hint = self.size_hint();
+                // A record exists only for an audited request, whose scope has the auditor.
+                let Some(auditor) = self.scope.auditor().cloned() else {
+                    return;
+                };
+                auditor.record_deferred_boxed(hint, policy, self)
             }
-            (None, _) => auditor.record_deferred_boxed(hint, OverflowPolicy::DropNewest, self),
         };
     }
 
@@ -206,8 +209,7 @@ impl DeferredEvent for Pending {
 
 impl Pending {
     /// The event, in place rather than through builder moves. Takes what the event keeps;
-    /// what stays (the scope, the URI) is freed on the request thread when the record is
-    /// reused.
+    /// what stays (the scope) is freed on the request thread when the record is reused.
     fn assemble(&mut self) -> AuditEvent {
         let Response {
             outcome: response_outcome,

@@ -3,21 +3,22 @@
 //!
 //! Why: a record is allocated on the thread that handles the request and, before this, was
 //! freed on the pipeline's worker, together with what it held (the request's scope, its
-//! URI): six of the worker's twenty frees per event were of blocks the request thread had
-//! allocated, which glibc handles at a higher cost than a block freed where it was made. A
-//! record that comes back is overwritten whole on the request thread, which also frees what
-//! the previous request left in it where those were allocated; the worker now frees only its
-//! own fourteen blocks per event (counted with uprobes on libc's `malloc`/`free`). In the
-//! overhead bench, turning reuse off raised the layer's added caller wall from 0.25× to 0.30×
-//! of the `TraceLayer` stack's (medians of ten alternating runs).
+//! URI): when this was written, six of the worker's twenty frees per event were of blocks the
+//! request thread had allocated (counted with uprobes on libc's `malloc`/`free`), which glibc
+//! handles at a higher cost than a block freed where it was made. A record that comes back is
+//! overwritten whole on the request thread, which also frees what the previous request left in
+//! it where those were allocated, so the worker frees only blocks it allocated itself. In the
+//! overhead bench, turning reuse off raises the layer's added caller wall from 0.29× to 0.36×
+//! of the `TraceLayer` stack's (medians of twelve alternating runs).
 //!
 //! What a record carries between its event and its reuse: the previous request's scope (its
 //! ids, client address, and the identity left in its audit context for work that outlives
-//! the response), in memory only, until the record is reused or the layer is dropped. Not its
-//! URI, and nothing else that shares hyper's read buffer: when the worker builds the event it
-//! lets go of the URI and replaces the user agent header with a copy, so a kept record never
-//! pins a connection's buffer with the rest of that request's head (its `Authorization`
-//! header too). Nothing of it can reach the next event: reuse replaces every field (see
+//! the response), and its path and query copied into the record's own buffer, in memory only,
+//! until the record is reused or the layer is dropped. Not its URI, and nothing else that
+//! shares hyper's read buffer: the record copies the target instead of holding the URI, and
+//! the worker replaces the user agent header with a copy when it builds the event, so a kept
+//! record never pins a connection's buffer with the rest of that request's head (its
+//! `Authorization` header too). Nothing of it can reach the next event: reuse replaces every field (see
 //! `Audit::call`).
 
 use std::sync::{Mutex, PoisonError, TryLockError};

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use audit_core::Timestamp;
 use http::{HeaderValue, Request, Response};
 use tower::Service;
 
@@ -86,9 +87,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
+        // One clock read: the event's time and a generated request id's.
+        let now = Timestamp::now();
         let peer = peer_ip(&req);
         let picked = Picked::from(req.headers(), config.request_id.header_name());
-        let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer);
+        let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer, now);
         let trace = TraceContext::from_request(req.headers(), picked.traceparent);
         let template = route_template(&req);
         let class = config.rules.classify_lazily(
@@ -141,6 +144,7 @@ where
                 ctx,
                 grpc,
                 uri_buffer,
+                now,
             );
             // Overwritten whole: nothing of the request it last served survives.
             match kept {

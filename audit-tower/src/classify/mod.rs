@@ -438,7 +438,7 @@ fn default_event_type(method: &Method, path: &str) -> (Text, Option<(Text, Optio
     let mut auth = None;
     let mut resource = None;
     let mut id = None;
-    for segment in segments(path) {
+    for segment in pattern::segments(path) {
         if let Some(word) = auth_word(segment) {
             auth = Some(word);
         }
@@ -473,27 +473,6 @@ fn default_event_type(method: &Method, path: &str) -> (Text, Option<(Text, Optio
     let target =
         (resource != "root" || id.is_some()).then(|| (Text::new(resource), id.map(Text::new)));
     (event_type, target, false)
-}
-
-/// The non-empty `/`-separated segments of a path. A byte loop: segments are short, and a
-/// `memchr` call per segment (as `str::split` makes) costs more than it saves here.
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let b = path.as_bytes();
-        while start < b.len() {
-            let end = b[start..]
-                .iter()
-                .position(|&c| c == b'/')
-                .map_or(b.len(), |p| start + p);
-            let segment = path.get(start..end);
-            start = end + 1;
-            if let Some(s) = segment.filter(|s| !s.is_empty()) {
-                return Some(s);
-            }
-        }
-        None
-    })
 }
 
 /// An event-type segment made from a path segment: at most 41 bytes.
@@ -624,24 +603,6 @@ mod tests {
         let rules = Rules::new();
         let c = rules.classify(&Method::POST, "/v1/Sessions/current/Tokens", None);
         assert_eq!(c.event_type(), "auth.token");
-    }
-
-    #[test]
-    fn segments_are_what_split_gives_without_the_empty_ones() {
-        for path in [
-            "",
-            "/",
-            "//",
-            "/a",
-            "a",
-            "/a/",
-            "/a//b/",
-            "/v1/indexes/é/x",
-            "a/b/c",
-        ] {
-            let want: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-            assert_eq!(segments(path).collect::<Vec<_>>(), want, "{path:?}");
-        }
     }
 
     #[test]
