@@ -44,8 +44,10 @@ use crate::{AuditEvent, SinkOptions};
 /// A destination for audit events.
 ///
 /// Implementations own their connection or file state (`&mut self`); the pipeline runs each
-/// sink in its own task, so a slow sink never holds up another. Blocking work (file writes,
-/// fsync) belongs in `tokio::task::spawn_blocking`, not directly in `deliver`.
+/// sink in its own task, so a sink waiting on its receiver never holds up another. The tasks
+/// share the pipeline's worker thread with redaction and fan-out: blocking work (file writes,
+/// fsync, a synchronous client) belongs in `tokio::task::spawn_blocking`, never directly in
+/// `deliver`, where it would stall every sink and the draining of the buffer.
 pub trait Sink: Send + 'static {
     /// A short stable name for metrics, health events and reports (e.g. `file`, `splunk`).
     /// Registration can override it; names must be unique within one `Auditor`.

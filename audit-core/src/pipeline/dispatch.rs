@@ -1,7 +1,6 @@
 //! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
 //! queues; runs flush and shutdown.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,8 +28,6 @@ fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
 
 /// Events redacted and fanned out per step.
 const DRAIN_CHUNK: usize = 1024;
-/// Most events held for freeing here (see `Dispatcher::keep_built`).
-const MAX_HELD: usize = 8192;
 /// Steps per pass before the sink tasks get a turn.
 const ROUND_CHUNKS: usize = 8;
 
@@ -97,8 +94,6 @@ pub(crate) struct Dispatcher {
     pub(crate) drain_on_drop: Duration,
     /// Events taken from the buffer and not yet fanned out.
     buf: Backlog,
-    /// Events this thread built, kept so that it, not a sink's thread, frees them.
-    built: VecDeque<Arc<AuditEvent>>,
     per_sink: Vec<Vec<Item>>,
 }
 
@@ -118,7 +113,6 @@ impl Dispatcher {
             interval,
             drain_on_drop,
             buf: Backlog::default(),
-            built: VecDeque::new(),
             per_sink,
         }
     }
@@ -176,9 +170,6 @@ impl Dispatcher {
             self.fan_out();
         }
         self.report_sink_losses();
-        if !more {
-            self.free_delivered();
-        }
         more
     }
 
@@ -206,9 +197,6 @@ impl Dispatcher {
             // A deferred event was charged an estimate; the sinks' queues get its real size.
             let size = q.size.unwrap_or_else(|| q.event.approx_size());
             let event = q.event;
-            if q.size.is_none() {
-                self.keep_built(&event);
-            }
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
                     out.push(Item {
@@ -222,37 +210,6 @@ impl Dispatcher {
         }
         for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
             sink.enqueue(out);
-        }
-    }
-
-    /// Holds a handle to an event built here (from a deferred recipe), and frees the oldest
-    /// such event once every sink is done with it. With glibc, memory freed on the thread
-    /// that allocated it is reused from that thread's cache; freed on a sink's thread, it
-    /// goes back through the allocating thread's shared arena and every later allocation
-    /// here takes the slow path. One event is freed per event built, so the two alternate.
-    /// Ready events (recorded whole by callers) are not held: they were allocated elsewhere.
-    fn keep_built(&mut self, event: &Arc<AuditEvent>) {
-        let done = self
-            .built
-            .front()
-            .is_some_and(|oldest| Arc::strong_count(oldest) == 1);
-        if done || self.built.len() >= MAX_HELD {
-            // Over the bound (a sink that keeps events, like a memory sink): let go of the
-            // handle; whoever holds the event last frees it.
-            self.built.pop_front();
-        }
-        self.built.push_back(Arc::clone(event));
-    }
-
-    /// Frees every held event the sinks are done with (when idle, so none stays in memory
-    /// longer than a dispatch interval after delivery).
-    fn free_delivered(&mut self) {
-        while self
-            .built
-            .front()
-            .is_some_and(|oldest| Arc::strong_count(oldest) == 1)
-        {
-            self.built.pop_front();
         }
     }
 
