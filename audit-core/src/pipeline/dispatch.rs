@@ -28,8 +28,6 @@ fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
 
 /// Events redacted and fanned out per step.
 const DRAIN_CHUNK: usize = 1024;
-/// Steps per pass before the sink tasks get a turn.
-const ROUND_CHUNKS: usize = 8;
 
 /// A request from an `Auditor` handle to the worker.
 #[derive(Debug)]
@@ -149,24 +147,20 @@ impl Dispatcher {
         }
     }
 
-    /// One pass: take what is buffered, a chunk at a time, stamp it, and hand it to the
-    /// sinks' queues. Returns true when it stopped with events still buffered, so the
-    /// caller can let the sink tasks (same runtime) run before the next pass.
+    /// One pass: take what is buffered, stamp a chunk of it, and hand that to the sinks'
+    /// queues. Returns true when it handed a chunk over (more may be buffered), so the caller
+    /// lets the sink tasks (on this thread) run before the next pass: one chunk per pass keeps
+    /// them delivering while a burst is drained.
     fn round(&mut self) -> bool {
         self.reap_dead_sinks();
-
-        let mut more = true;
-        for _ in 0..ROUND_CHUNKS {
-            if self.buf.is_empty() {
-                let ingress = &self.shared.ingress;
-                if let Some(run) = ingress.drain(&mut self.buf) {
-                    ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
-                }
-                if self.buf.is_empty() {
-                    more = false;
-                    break;
-                }
+        if self.buf.is_empty() {
+            let ingress = &self.shared.ingress;
+            if let Some(run) = ingress.drain(&mut self.buf) {
+                ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
             }
+        }
+        let more = !self.buf.is_empty();
+        if more {
             self.fan_out();
         }
         self.report_sink_losses();
