@@ -725,3 +725,48 @@ fn fuzz_regressions_stay_fixed() {
     }
     assert!(seen >= 5);
 }
+
+/// Ids in the forms the layer mints and W3C `traceparent` carries are not scanned: a span id
+/// of sixteen decimal digits that also passes the card check stays whole (it was masked as a
+/// card before). An id in any other form is scanned, and custom patterns see every id.
+#[test]
+fn canonical_ids_are_left_whole_and_other_ids_are_scanned() {
+    let card_like = "4111111111111111"; // a valid span id, and a Luhn-valid card number
+    let event = |request_id: &str| {
+        AuditEvent::builder("data.item.read")
+            .request_id(request_id)
+            .trace_id(format!("{card_like}{card_like}"))
+            .span_id(card_like)
+            .build()
+            .unwrap()
+    };
+    let context = |e: &AuditEvent| serde_json::to_value(e.context.as_ref().unwrap()).unwrap();
+
+    let mut e = event("0193f0c4-7a1b-7c3d-8e4f-0123456789ab");
+    let before = context(&e);
+    assert!(
+        !Redactor::default().redact(&mut e),
+        "{:?}",
+        e.redacted_fields
+    );
+    assert_eq!(context(&e), before);
+
+    // Not canonical: a request id a client chose is scanned like any text.
+    let mut e = event(&format!("tok-{card_like}"));
+    assert!(Redactor::default().redact(&mut e));
+    assert_eq!(e.redacted_fields, ["context.requestId"]);
+    assert_eq!(context(&e)["spanId"], card_like);
+
+    // A custom pattern is the user's own rule: it applies to canonical ids too.
+    let custom = Redactor::builder()
+        .pattern("hex-id", "[0-9a-f]{16}")
+        .build()
+        .unwrap();
+    let mut e = event("0193f0c4-7a1b-7c3d-8e4f-0123456789ab");
+    assert!(custom.redact(&mut e));
+    assert!(
+        e.redacted_fields.contains(&"context.spanId".to_owned()),
+        "{:?}",
+        e.redacted_fields
+    );
+}

@@ -55,14 +55,12 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
         }
     }
     if let Some(c) = &e.context {
-        for s in [
-            &c.request_id,
-            &c.trace_id,
-            &c.span_id,
-            &c.session_id,
-            &c.organization_id,
-            &c.service,
-        ] {
+        for s in [&c.request_id, &c.trace_id, &c.span_id] {
+            if !skips_id(r, s) {
+                g.opt(s);
+            }
+        }
+        for s in [&c.session_id, &c.organization_id, &c.service] {
             g.opt(s);
         }
     }
@@ -92,6 +90,33 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
     }
     // `%XX`-encoded secrets: decoding the whole buffer at once decodes every string in it.
     percent_decode(buf).is_some_and(|decoded| r.scanner.any(&decoded))
+}
+
+/// True for a `context` id (request, trace, span) that is not scanned: one in the form the
+/// layer mints and W3C `traceparent` carries, a lowercase hyphenated UUID or 32 or 16
+/// lowercase hex digits, while the redactor has no custom patterns. Every built-in trigger
+/// holds a byte outside `[0-9a-f-]`, and emails and IP addresses need `@` and `.`, so the
+/// only finding such an id could give is a false one: sixteen decimal digits that pass the
+/// card check, which masked the span id and broke the correlation it exists for. Custom
+/// patterns are the user's own rules and see every id.
+fn skips_id(r: &Inner, id: &Option<Text>) -> bool {
+    !r.scanner.has_custom() && id.as_deref().is_some_and(is_canonical_id)
+}
+
+fn is_canonical_id(s: &str) -> bool {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let b = s.as_bytes();
+    match b.len() {
+        16 | 32 => b.iter().all(hex),
+        36 => b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                hex(c)
+            }
+        }),
+        _ => false,
+    }
 }
 
 /// Strings at least this long are scanned where they are instead of being copied.
@@ -244,9 +269,15 @@ impl<'a> Apply<'a> {
         }
         if let Some(c) = &mut e.context {
             self.path.push(Seg::Static("context"));
-            self.opt("requestId", &mut c.request_id);
-            self.opt("traceId", &mut c.trace_id);
-            self.opt("spanId", &mut c.span_id);
+            for (name, id) in [
+                ("requestId", &mut c.request_id),
+                ("traceId", &mut c.trace_id),
+                ("spanId", &mut c.span_id),
+            ] {
+                if !skips_id(self.r, id) {
+                    self.opt(name, id);
+                }
+            }
             self.opt("sessionId", &mut c.session_id);
             self.opt("organizationId", &mut c.organization_id);
             self.opt("service", &mut c.service);
