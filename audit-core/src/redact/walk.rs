@@ -103,18 +103,28 @@ fn skips_id(r: &Inner, id: &Option<Text>) -> bool {
     !r.scanner.has_custom() && id.as_deref().is_some_and(is_canonical_id)
 }
 
+/// Checked without branching per byte, so that the check costs less than the scan it saves.
 fn is_canonical_id(s: &str) -> bool {
-    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    fn hex(c: u8) -> bool {
+        c.wrapping_sub(b'0') < 10 || c.wrapping_sub(b'a') < 6
+    }
+    fn all_hex(b: &[u8]) -> bool {
+        b.iter().fold(true, |ok, &c| ok & hex(c))
+    }
     let b = s.as_bytes();
     match b.len() {
-        16 | 32 => b.iter().all(hex),
-        36 => b.iter().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                *c == b'-'
-            } else {
-                hex(c)
-            }
-        }),
+        16 | 32 => all_hex(b),
+        36 => {
+            b[8] == b'-'
+                && b[13] == b'-'
+                && b[18] == b'-'
+                && b[23] == b'-'
+                && all_hex(&b[..8])
+                && all_hex(&b[9..13])
+                && all_hex(&b[14..18])
+                && all_hex(&b[19..23])
+                && all_hex(&b[24..])
+        }
         _ => false,
     }
 }
@@ -661,6 +671,40 @@ fn partial(kind: &SecretKind, text: &str) -> String {
             } else {
                 MASK.to_owned()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_canonical_id;
+
+    #[test]
+    fn canonical_ids_are_recognised_and_nothing_else() {
+        let uuid = "0193f0c4-7a1b-7c3d-8e4f-0123456789ab";
+        for id in [uuid, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"] {
+            assert!(is_canonical_id(id), "{id}");
+            // Any byte out of place, in any position, and the id is scanned.
+            for i in 0..id.len() {
+                for bad in [b'A', b'g', b'-', b' ', b'/', b'0' - 1, b'9' + 1, b'a' - 1] {
+                    let mut b = id.as_bytes().to_vec();
+                    if b[i] == bad {
+                        continue;
+                    }
+                    b[i] = bad;
+                    let s = String::from_utf8(b).unwrap_or_default();
+                    assert!(!is_canonical_id(&s), "{s}");
+                }
+            }
+        }
+        for id in [
+            "",
+            "0",
+            "0193f0c47a1b7c3d8e4f0123456789ab0000",
+            "abc-def",
+            &uuid[1..],
+        ] {
+            assert!(!is_canonical_id(id), "{id}");
         }
     }
 }
