@@ -1,5 +1,6 @@
 //! Event timestamps: UTC, millisecond precision, RFC 3339 on the wire.
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,8 +58,30 @@ impl Timestamp {
         self.0
     }
 
-    /// Writes the canonical RFC 3339 form into a fixed buffer, without allocating.
+    /// Writes the canonical RFC 3339 form into a fixed buffer, without allocating. The text up
+    /// to the second is kept per thread: events written in a row mostly share their second,
+    /// and then only the milliseconds are formatted.
     pub(super) fn format(self) -> [u8; 24] {
+        thread_local! {
+            static LAST_SECOND: Cell<(i64, [u8; 24])> = const { Cell::new((i64::MIN, [0; 24])) };
+        }
+        let second = self.0.div_euclid(1000);
+        let mut out = match LAST_SECOND.get() {
+            (cached, text) if cached == second => text,
+            _ => {
+                let text = self.format_uncached();
+                LAST_SECOND.set((second, text));
+                text
+            }
+        };
+        let ms = self.0.rem_euclid(1000);
+        out[20] = b'0' + (ms / 100) as u8;
+        out[21] = b'0' + (ms / 10 % 10) as u8;
+        out[22] = b'0' + (ms % 10) as u8;
+        out
+    }
+
+    fn format_uncached(self) -> [u8; 24] {
         let days = self.0.div_euclid(86_400_000);
         let ms_of_day = self.0.rem_euclid(86_400_000);
         let (y, m, d) = civil_from_days(days);
@@ -256,6 +279,33 @@ mod tests {
             assert!(s.parse::<Timestamp>().is_err(), "{s:?}");
         }
         assert!(Timestamp::from_unix_millis(MAX_MILLIS + 1).is_err());
+    }
+
+    /// In the same second, across seconds, back in time, far ahead and back: the text kept
+    /// per thread for the last second never shows through.
+    #[test]
+    fn formatting_in_a_row_matches_formatting_afresh() {
+        let base = 1_764_000_000_000;
+        for d in [
+            0,
+            1,
+            999,
+            1_000,
+            1_001,
+            1_999,
+            -1,
+            -1_000,
+            59_999,
+            60_000,
+            86_400_000,
+            0,
+            0,
+            MAX_MILLIS - base,
+            5,
+        ] {
+            let t = Timestamp::from_unix_millis(base + d).unwrap();
+            assert_eq!(t.format(), t.format_uncached(), "{d}");
+        }
     }
 
     proptest! {
