@@ -160,12 +160,12 @@ impl Scanner {
         *out = merged;
     }
 
-    /// True as soon as anything in `s` is a secret.
     /// True when the user added patterns of their own (which may match anything).
     pub(crate) fn has_custom(&self) -> bool {
         !self.custom.is_empty()
     }
 
+    /// True as soon as anything in `s` is a secret.
     pub(crate) fn any(&self, s: &str) -> bool {
         self.scan(s, &mut |_| ControlFlow::Break(())).is_break()
     }
