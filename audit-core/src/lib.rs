@@ -49,6 +49,7 @@ pub mod redact;
 pub mod scope;
 pub mod sink;
 pub mod store;
+mod swar;
 
 pub use error::Error;
 pub use event::{

@@ -15,6 +15,7 @@
 use serde::Serialize;
 
 use super::{Actor, AuditEvent, Context, HttpFacts, Integrity, Target};
+use crate::swar::{ONES, has_byte_below, has_zero_byte, word_at};
 
 /// Appends `event` as compact JSON to `out`. On error, `out` may hold part of the event
 /// (callers truncate; there is no failing case for today's types).
@@ -217,11 +218,11 @@ fn is_plain(s: &[u8]) -> bool {
     if n >= 8 {
         let mut at = 0;
         while at + 8 <= n {
-            found |= escapes(load8(s, at));
+            found |= escapes(word_at(s, at));
             at += 8;
         }
         if at < n {
-            found |= escapes(load8(s, n - 8));
+            found |= escapes(word_at(s, n - 8));
         }
     } else if n >= 4 {
         found = escapes(u64::from(load4(s, 0)) | u64::from(load4(s, n - 4)) << 32);
@@ -234,22 +235,11 @@ fn is_plain(s: &[u8]) -> bool {
     found == 0
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Non-zero when a byte of `w` is below 0x20, `"` or `\`. The has-zero-byte and
-/// has-byte-below tests: a byte's bit may be set wrongly only above a byte that truly
-/// matches, so whether the result is zero is exact.
+/// Non-zero when a byte of `w` is below 0x20, `"` or `\`.
 fn escapes(w: u64) -> u64 {
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    below_space | zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\')))
-}
-
-fn load8(s: &[u8], at: usize) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(w)
+    has_byte_below(w, 0x20)
+        | has_zero_byte(w ^ (ONES * u64::from(b'"')))
+        | has_zero_byte(w ^ (ONES * u64::from(b'\\')))
 }
 
 fn load4(s: &[u8], at: usize) -> u32 {

@@ -13,6 +13,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 use super::rules::{KeyRules, SecretKind};
+use crate::swar::{HIGH, ONES, word_at, word_padded};
 
 /// A secret at `start..end` of the scanned text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -547,9 +548,6 @@ fn url_password(b: &[u8], at: usize) -> Option<Finding> {
     })
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
 /// High bit set in each byte of `w` that may belong to a card number: digits, space, and
 /// `-`, `.`, `/` (the range `-`..=`9`; the last two only cost an exact look).
 fn card_byte_mask(w: u64) -> u64 {
@@ -567,17 +565,13 @@ fn card_bits(block: &[u8]) -> u64 {
     let pack = |high: u64| (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
     let mut bits = 0u64;
     if let Ok(full) = <&[u8; 64]>::try_from(block) {
-        for (j, w) in full.chunks_exact(8).enumerate() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            bits |= pack(card_byte_mask(u64::from_le_bytes(word))) << (8 * j);
+        for j in 0..8 {
+            bits |= pack(card_byte_mask(word_at(full, 8 * j))) << (8 * j);
         }
     } else {
         // Zero bytes are not candidates, so padding the last word cannot invent a run.
         for (j, w) in block.chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..w.len()].copy_from_slice(w);
-            bits |= pack(card_byte_mask(u64::from_le_bytes(word))) << (8 * j);
+            bits |= pack(card_byte_mask(word_padded(w))) << (8 * j);
         }
     }
     bits
