@@ -13,6 +13,13 @@ pub(crate) fn word_at(s: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The four bytes of `s` from `at`, little-endian.
+pub(crate) fn half_word_at(s: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
 /// Up to eight bytes, zero-padded at the top.
 pub(crate) fn word_padded(s: &[u8]) -> u64 {
     let mut w = [0; 8];

@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use super::{Actor, AuditEvent, Context, HttpFacts, Integrity, Target};
-use crate::swar::{ONES, has_byte_below, has_zero_byte, word_at};
+use crate::swar::{ONES, half_word_at, has_byte_below, has_zero_byte, word_at};
 
 /// Appends `event` as compact JSON to `out`. On error, `out` may hold part of the event
 /// (callers truncate; there is no failing case for today's types).
@@ -225,7 +225,7 @@ fn is_plain(s: &[u8]) -> bool {
             found |= escapes(word_at(s, n - 8));
         }
     } else if n >= 4 {
-        found = escapes(u64::from(load4(s, 0)) | u64::from(load4(s, n - 4)) << 32);
+        found = escapes(u64::from(half_word_at(s, 0)) | u64::from(half_word_at(s, n - 4)) << 32);
     } else if n > 0 {
         // The first, middle and last byte cover one to three; plain padding fills the rest.
         let padding = (ONES * u64::from(b'a')) << 24;
@@ -240,12 +240,6 @@ fn escapes(w: u64) -> u64 {
     has_byte_below(w, 0x20)
         | has_zero_byte(w ^ (ONES * u64::from(b'"')))
         | has_zero_byte(w ^ (ONES * u64::from(b'\\')))
-}
-
-fn load4(s: &[u8], at: usize) -> u32 {
-    let mut w = [0; 4];
-    w.copy_from_slice(&s[at..at + 4]);
-    u32::from_le_bytes(w)
 }
 
 fn number(out: &mut Vec<u8>, mut n: u64) {

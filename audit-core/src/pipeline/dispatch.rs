@@ -187,6 +187,11 @@ impl Dispatcher {
             let Some(mut q) = self.buf.pop() else { break };
             // In place: the event is large, and each move of it is a copy. The handle is the
             // only one (`make_mut` copies nothing then), so redaction always runs on it.
+            debug_assert_eq!(
+                Arc::strong_count(&q.event),
+                1,
+                "make_mut would copy the event"
+            );
             stamp(&self.shared, Arc::make_mut(&mut q.event), q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
             let size = q.size.unwrap_or_else(|| q.event.approx_size());
