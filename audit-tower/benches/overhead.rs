@@ -151,7 +151,9 @@ fn main() {
             .unwrap()
     });
 
-    let mut bare = router().into_service::<Body>();
+    // `with_state(())` turns every handler into a route once, as `axum::serve` and
+    // `into_make_service` do; without it axum rebuilds each route, with its layers, per call.
+    let mut bare = router().with_state(()).into_service::<Body>();
     let mut trace = router()
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -160,9 +162,11 @@ fn main() {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(())
         .into_service::<Body>();
     let mut audit = router()
         .layer(AuditLayer::new(auditor.clone()))
+        .with_state(())
         .into_service::<Body>();
 
     let only = std::env::var("OVERHEAD_ONLY").ok();
