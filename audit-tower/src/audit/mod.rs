@@ -2,6 +2,7 @@
 //! your authentication set, the outcome from the response, and the latency.
 
 mod body;
+mod clock;
 mod future;
 mod headers;
 mod layer;

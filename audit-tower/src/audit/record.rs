@@ -116,9 +116,10 @@ impl Pending {
         grpc_request: bool,
         uri_buffer: String,
         timestamp: Timestamp,
+        started: Instant,
     ) -> Pending {
         Pending {
-            started: Instant::now(),
+            started,
             timestamp,
             method: req.method().clone(),
             target: UriText::fill(uri_buffer, req.uri()),

@@ -3,13 +3,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use audit_core::Timestamp;
 use http::{HeaderValue, Request, Response};
 use tower::Service;
 
 use super::ResponseFuture;
 use super::body::{Capture, RequestBody, ResponseBody};
+use super::clock::wall_time;
 use super::headers::Picked;
 use super::layer::Config;
 use super::record::Pending;
@@ -87,8 +88,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
-        // One clock read: the event's time and a generated request id's.
-        let now = Timestamp::now();
+        // One clock read: the latency's start, the event's time and a generated request id's.
+        let started = Instant::now();
+        let now = wall_time(started);
         let peer = peer_ip(&req);
         let picked = Picked::from(req.headers(), config.request_id.header_name());
         let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer, now);
@@ -145,6 +147,7 @@ where
                 grpc,
                 uri_buffer,
                 now,
+                started,
             );
             // Overwritten whole: nothing of the request it last served survives.
             match kept {
