@@ -21,62 +21,108 @@
 //! `Authorization` header too). Nothing of it can reach the next event: reuse replaces every field (see
 //! `Audit::call`).
 
-use std::sync::{Mutex, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::record::Pending;
 
-/// Most records kept for reuse; beyond it, records are freed as before.
+/// Most records kept for reuse on the free list; beyond it, records are freed as before.
 const MAX_KEPT: usize = 1024;
+
+/// Records the worker gathers before it moves them to the free list under one lock.
+const RETURN_BATCH: usize = 32;
 
 /// Records kept for reuse: boxed on purpose, as the allocation is what is reused.
 #[allow(clippy::vec_box)]
-type Kept = Vec<Box<Pending>>;
+type Kept<T> = Vec<Box<T>>;
 
 /// The free list of one layer's records.
-#[derive(Default)]
-pub(crate) struct Recycler {
-    free: Mutex<Kept>,
+///
+/// Two lists, each behind its own lock, so that the request threads and the worker do not
+/// take turns at one lock per request (each turn moves the lock's memory from one core to
+/// the other): the worker hands records back to `returned`, which only it uses, and moves
+/// them to `free` in batches; request threads take from `free`, and only when it is empty
+/// look in `returned`.
+pub(crate) struct Recycler<T = Pending> {
+    free: Mutex<Kept<T>>,
+    returned: Mutex<Kept<T>>,
 }
 
-impl std::fmt::Debug for Recycler {
+impl<T> Default for Recycler<T> {
+    fn default() -> Self {
+        Recycler {
+            free: Mutex::new(Vec::new()),
+            returned: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Recycler<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recycler")
-            .field("kept", &self.lock().len())
+            .field(
+                "kept",
+                &(lock(&self.free).len() + lock(&self.returned).len()),
+            )
             .finish()
     }
 }
 
-impl Recycler {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        // A push or pop cannot leave the list inconsistent, whatever panicked.
-        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+/// A push, pop or swap cannot leave a list inconsistent, whatever panicked.
+fn lock<T>(list: &Mutex<Kept<T>>) -> MutexGuard<'_, Kept<T>> {
+    list.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The list if it is free right now: a request thread never waits here.
+fn try_lock<T>(list: &Mutex<Kept<T>>) -> Option<MutexGuard<'_, Kept<T>>> {
+    match list.try_lock() {
+        Ok(l) => Some(l),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+impl<T> Recycler<T> {
+    /// A record to overwrite, if one came back and the lists are free right now (under
+    /// contention the request allocates, as it would without reuse).
+    pub(crate) fn take(&self) -> Option<Box<T>> {
+        let mut free = try_lock(&self.free)?;
+        if free.is_empty() {
+            // Everything the worker has handed back since its last batch, in one swap.
+            let mut returned = try_lock(&self.returned)?;
+            std::mem::swap(&mut *free, &mut *returned);
+        }
+        free.pop()
     }
 
-    /// A record to overwrite, if one came back and the list is free right now: a request
-    /// thread never waits here (under contention it allocates, as it would without reuse).
-    pub(crate) fn take(&self) -> Option<Box<Pending>> {
-        match self.free.try_lock() {
-            Ok(mut free) => free.pop(),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().pop(),
-            Err(TryLockError::WouldBlock) => None,
+    /// Keeps `record` for reuse. Called on the worker; every [`RETURN_BATCH`] records it
+    /// moves the batch to the free list (freeing, outside the locks, what is beyond
+    /// [`MAX_KEPT`]).
+    pub(crate) fn put(&self, record: Box<T>) {
+        let mut returned = lock(&self.returned);
+        returned.push(record);
+        if returned.len() < RETURN_BATCH {
+            return;
         }
-    }
-
-    /// Keeps `record` for reuse (or frees it, outside the lock, when enough are kept).
-    pub(crate) fn put(&self, record: Box<Pending>) {
-        let mut free = self.lock();
-        if free.len() < MAX_KEPT {
-            free.push(record);
-        } else {
-            drop(free);
-            drop(record);
-        }
+        let mut free = lock(&self.free);
+        let room = MAX_KEPT.saturating_sub(free.len());
+        let beyond = returned.len().saturating_sub(room);
+        let excess: Kept<T> = returned.drain(..beyond).collect();
+        free.append(&mut returned);
+        drop(free);
+        drop(returned);
+        drop(excess);
     }
 
     /// How many records are kept now.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
-        self.lock().len()
+        lock(&self.free).len() + lock(&self.returned).len()
+    }
+
+    /// Holds the free list, as a request thread would while taking from it.
+    #[cfg(test)]
+    fn hold_free(&self) -> MutexGuard<'_, Kept<T>> {
+        lock(&self.free)
     }
 }
 
@@ -124,12 +170,49 @@ mod tests {
 
     #[test]
     fn a_request_thread_never_waits_for_the_free_list() {
-        let recycler = super::Recycler::default();
-        let held = recycler.lock();
+        let recycler = super::Recycler::<u32>::default();
+        let held = recycler.hold_free();
         // Would deadlock with a blocking lock (same thread); must give up at once instead.
         assert!(recycler.take().is_none());
         drop(held);
         assert!(recycler.take().is_none(), "empty, and free again");
+    }
+
+    #[test]
+    fn the_worker_hands_records_back_in_batches_and_keeps_at_most_the_bound() {
+        use super::{MAX_KEPT, RETURN_BATCH};
+        let recycler = super::Recycler::<usize>::default();
+        for i in 0..RETURN_BATCH - 1 {
+            recycler.put(Box::new(i));
+        }
+        assert!(recycler.hold_free().is_empty(), "not yet a batch");
+        // An empty free list: the request thread takes what came back so far.
+        assert_eq!(recycler.take().as_deref(), Some(&(RETURN_BATCH - 2)));
+        assert_eq!(recycler.kept(), RETURN_BATCH - 2);
+        while recycler.take().is_some() {}
+
+        for i in 0..RETURN_BATCH {
+            recycler.put(Box::new(i));
+        }
+        assert_eq!(
+            recycler.hold_free().len(),
+            RETURN_BATCH,
+            "one batch, moved at once"
+        );
+
+        for i in 0..2 * MAX_KEPT {
+            recycler.put(Box::new(i));
+        }
+        assert!(recycler.hold_free().len() <= MAX_KEPT);
+        assert!(
+            recycler.kept() < MAX_KEPT + RETURN_BATCH,
+            "the rest were freed"
+        );
+        let mut taken = 0;
+        while recycler.take().is_some() {
+            taken += 1;
+        }
+        assert!(taken >= MAX_KEPT, "{taken}");
     }
 
     /// hyper hands the layer a URI and header values that share the connection's read buffer;
