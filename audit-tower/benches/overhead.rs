@@ -10,7 +10,13 @@
 //! - `trace`: tower-http `SetRequestId` + `PropagateRequestId` + `TraceLayer` (span and
 //!   response events at INFO), tracing-subscriber JSON through tracing-appender's
 //!   `non_blocking` writer (not lossy) to a file;
-//! - `audit`: `AuditLayer` with defaults, into the JSONL `FileSink` (redaction included).
+//! - `audit`: `AuditLayer` with defaults, into the JSONL `FileSink` (redaction included);
+//! - `floor`: a layer that does only what the issue requires of *any* audit layer on the
+//!   request path before an event exists: a generated request id in the extensions and echoed
+//!   on the response, an [`AuditContext`](audit_tower::AuditContext) in the extensions, and a
+//!   latency measured around the call. No event, no trace context, no classification. Its
+//!   added wall is a lower bound for the caller wall goal: whatever records the event comes
+//!   on top of it.
 //!
 //! For each: wall time per request on the caller, and whole-process CPU per request (the sum
 //! of every thread's run time, so background writers, redaction and serialisation count),
@@ -38,7 +44,7 @@
 //!   echo "$b $($b | grep per-round)"; done; done
 //! ```
 //!
-//! Knobs: `OVERHEAD_ONLY=bare|trace|audit` runs one stack alone (for a profiler), without
+//! Knobs: `OVERHEAD_ONLY=bare|trace|audit|floor` runs one stack alone (for a profiler), without
 //! ratios; `OVERHEAD_SHOW=1` prints the first audit event written. The process allocator
 //! matters (every stack allocates per request, and the audit pipeline frees on other threads
 //! than it allocates); to compare with jemalloc, run the built binary with
@@ -64,6 +70,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 const PER_ROUND: usize = 10_000;
+/// The stacks, in the order of the arrays below.
+const STACKS: [&str; 4] = ["bare", "trace", "audit", "floor"];
 const ROUNDS: usize = 9;
 
 fn router() -> Router {
@@ -79,6 +87,80 @@ fn request() -> http::Request<Body> {
         .header("content-type", "application/json")
         .body(Body::from(r#"{"values":[0.1,0.2,0.3]}"#))
         .unwrap()
+}
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The `floor` stack's layer: the request-path work the issue requires of any audit layer
+/// before it records anything (see the module docs).
+#[derive(Clone)]
+struct FloorLayer;
+
+impl<S> tower::Layer<S> for FloorLayer {
+    type Service = Floor<S>;
+    fn layer(&self, inner: S) -> Floor<S> {
+        Floor(inner)
+    }
+}
+
+#[derive(Clone)]
+struct Floor<S>(S);
+
+impl<S, B, R> Service<http::Request<B>> for Floor<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let id = audit_tower::RequestId::generate();
+        let echo = http::HeaderValue::from_str(id.as_str()).ok();
+        req.extensions_mut().insert(id);
+        req.extensions_mut()
+            .insert(audit_tower::AuditContext::default());
+        FloorFuture {
+            fut: self.0.call(req),
+            echo,
+            started,
+        }
+    }
+}
+
+#[pin_project::pin_project]
+struct FloorFuture<F> {
+    #[pin]
+    fut: F,
+    echo: Option<http::HeaderValue>,
+    started: Instant,
+}
+
+impl<F, R, E> std::future::Future for FloorFuture<F>
+where
+    F: std::future::Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut resp = std::task::ready!(this.fut.poll(cx))?;
+        if let Some(v) = this.echo.take() {
+            resp.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        std::hint::black_box(this.started.elapsed());
+        std::task::Poll::Ready(Ok(resp))
+    }
 }
 
 /// CPU time of every thread of this process, from the kernel's scheduler statistics.
@@ -168,15 +250,16 @@ fn main() {
         .layer(AuditLayer::new(auditor.clone()))
         .with_state(())
         .into_service::<Body>();
+    let mut floor = router()
+        .layer(FloorLayer)
+        .with_state(())
+        .into_service::<Body>();
 
     let only = std::env::var("OVERHEAD_ONLY").ok();
-    let selected = |which: usize| {
-        only.as_deref()
-            .is_none_or(|o| o == ["bare", "trace", "audit"][which])
-    };
-    let mut totals = [Totals::default(); 3];
+    let selected = |which: usize| only.as_deref().is_none_or(|o| o == STACKS[which]);
+    let mut totals = [Totals::default(); 4];
     // Per round, per stack: (wall, cpu) in ns per request, for the per-round ratios.
-    let mut per_round = vec![[(0.0f64, 0.0f64); 3]; ROUNDS];
+    let mut per_round = vec![[(0.0f64, 0.0f64); 4]; ROUNDS];
     rt.block_on(async {
         // Warm-up, unmeasured.
         if selected(0) {
@@ -191,14 +274,22 @@ fn main() {
             })
             .await;
         }
+        if selected(3) {
+            round(&mut floor, async {}).await;
+        }
         for (r, this_round) in per_round.iter_mut().enumerate() {
             // Alternate the order so drift on a shared machine spreads evenly.
-            let order: [usize; 3] = if r % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            let order: [usize; 4] = if r % 2 == 0 {
+                [0, 1, 2, 3]
+            } else {
+                [3, 2, 1, 0]
+            };
             for which in order.into_iter().filter(|w| selected(*w)) {
                 let (wall, cpu) = match which {
                     0 => round(&mut bare, async {}).await,
                     // The appender has no flush; its queue drains well within this.
                     1 => round(&mut trace, tokio::time::sleep(Duration::from_millis(300))).await,
+                    3 => round(&mut floor, async {}).await,
                     _ => {
                         round(&mut audit, async {
                             assert!(auditor.flush(Duration::from_secs(30)).await);
@@ -228,7 +319,7 @@ fn main() {
         println!("{}", text.lines().next().unwrap_or_default());
     }
     if only.is_some() {
-        for (name, t) in ["bare", "trace", "audit"].iter().zip(totals) {
+        for (name, t) in STACKS.iter().zip(totals) {
             if t.n > 0 {
                 let n = f64::from(t.n) * PER_ROUND as f64;
                 println!(
@@ -247,6 +338,7 @@ fn main() {
     let (bw, bc) = per(totals[0]);
     let (tw, tc) = per(totals[1]);
     let (aw, ac) = per(totals[2]);
+    let (fw, fc) = per(totals[3]);
     println!("per request, {ROUNDS} rounds x {PER_ROUND} requests:");
     println!("  bare   wall {bw:>8.0} ns   process cpu {bc:>8.0} ns");
     println!(
@@ -260,6 +352,11 @@ fn main() {
         ac - bc
     );
     println!(
+        "  floor  wall {fw:>8.0} ns   process cpu {fc:>8.0} ns   added wall {:>7.0} ns  cpu {:>7.0} ns",
+        fw - bw,
+        fc - bc
+    );
+    println!(
         "ratio audit/trace of added cost: caller wall {:.2}x (goal <= 0.10x), process cpu {:.2}x (goal <= 0.25x)",
         (aw - bw) / (tw - bw),
         (ac - bc) / (tc - bc)
@@ -267,18 +364,22 @@ fn main() {
     // The same ratios per round (each from adjacent measurements of the three stacks), as
     // median and range: one disturbed round on a shared machine moves the totals above but
     // not the median.
-    let ratios = |pick: fn((f64, f64)) -> f64| {
+    let ratios = |stack: usize, pick: fn((f64, f64)) -> f64| {
         let mut v: Vec<f64> = per_round
             .iter()
-            .map(|r| (pick(r[2]) - pick(r[0])) / (pick(r[1]) - pick(r[0])))
+            .map(|r| (pick(r[stack]) - pick(r[0])) / (pick(r[1]) - pick(r[0])))
             .collect();
         v.sort_by(f64::total_cmp);
         (v[v.len() / 2], v[0], v[v.len() - 1])
     };
-    let (wm, wlo, whi) = ratios(|(w, _)| w);
-    let (cm, clo, chi) = ratios(|(_, c)| c);
+    let (wm, wlo, whi) = ratios(2, |(w, _)| w);
+    let (cm, clo, chi) = ratios(2, |(_, c)| c);
     println!(
         "per-round ratios, median (range): caller wall {wm:.2}x ({wlo:.2}-{whi:.2}), process cpu {cm:.2}x ({clo:.2}-{chi:.2})"
+    );
+    let (fwm, fwlo, fwhi) = ratios(3, |(w, _)| w);
+    println!(
+        "floor/trace per-round caller wall, median (range): {fwm:.2}x ({fwlo:.2}-{fwhi:.2}): the least any layer doing what the issue requires adds"
     );
     println!("audit events delivered: {}", report.sinks[0].delivered);
 }
