@@ -14,6 +14,7 @@ use super::layer::Config;
 use super::recycle::Recycler;
 use crate::classify::{Classification, Delivery, Level};
 use crate::context::AuditContext;
+use crate::memo::Memo;
 use crate::propagate::RequestScope;
 use crate::request_id::Rejected;
 
@@ -224,7 +225,11 @@ impl Pending {
             duration: self.started.elapsed(),
         });
         let class = &mut self.class;
-        class.resolve(&self.method, self.target.path());
+        class.resolve(
+            &self.method,
+            self.target.path(),
+            self.template.as_ref().map(|t| t.as_str()),
+        );
         let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = class.finish(outcome, status);
@@ -376,27 +381,16 @@ fn method_text(m: &http::Method) -> Text {
 const MAX_ROUTES: usize = 64;
 
 thread_local! {
-    static ROUTES: std::cell::RefCell<(Vec<Text>, usize)> =
-        const { std::cell::RefCell::new((Vec::new(), 0)) };
+    static ROUTES: std::cell::RefCell<Memo<Text>> = const { std::cell::RefCell::new(Memo::new()) };
 }
 
 fn route_text(route: &str) -> Text {
     if route.len() <= Text::INLINE_LEN {
         return Text::new(route);
     }
-    ROUTES.with_borrow_mut(|(seen, next)| {
-        if let Some(t) = seen.iter().find(|t| t.as_str() == route) {
-            return t.clone();
-        }
-        let t = Text::new(route);
-        if seen.len() < MAX_ROUTES {
-            seen.push(t.clone());
-        } else {
-            // More templates than routes an application has: replace in turn.
-            seen[*next] = t.clone();
-            *next = (*next + 1) % MAX_ROUTES;
-        }
-        t
+    ROUTES.with_borrow_mut(|seen| {
+        seen.get_or_insert(MAX_ROUTES, |t| t.as_str() == route, || Text::new(route))
+            .clone()
     })
 }
 

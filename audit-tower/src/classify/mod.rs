@@ -27,18 +27,24 @@
 //!   `DELETE /v1/indexes/products` → `data.index.delete` with target `index`/`products`.
 //! - Routes that look like authentication (`login`, `signin`, `logout`, `token`, `oauth`,
 //!   `mfa`, `password`, `session`) → `auth.<word>.success|failure`.
+//! - With a route template (axum's `MatchedPath`), only its literal segments count: in
+//!   `/{tenant}/items/{id}` the resource is `items`, and `GET /v1/indexes/login` matched as
+//!   `/v1/indexes/{name}` is `data.index.read` of index `login`, not a login. Without one,
+//!   every segment of the path counts.
 //! - `GET /health`, `/healthz`, `/livez`, `/readyz`, `/ready`, `/metrics` are not audited.
 //! - Whatever matched, a 401/403 answer becomes `security.access.denied` and a 429
 //!   `security.rate_limit.triggered` unless the rule pinned its event type
 //!   ([`Rule::keep_on_denial`]).
 
+mod defaults;
 mod pattern;
 
 pub use pattern::RoutePattern;
 
+use defaults::{concat, default_event_type};
+
 use std::time::Duration;
 
-use arrayvec::ArrayString;
 use audit_core::{Category, Outcome, Severity, Text};
 use http::Method;
 
@@ -258,10 +264,11 @@ impl Classification {
         self.route.as_deref()
     }
 
-    /// Works out a deferred default classification (event type, target, auth suffix).
-    pub(crate) fn resolve(&mut self, method: &Method, path: &str) {
+    /// Works out a deferred default classification (event type, target, auth suffix), from
+    /// the route template when the framework matched one.
+    pub(crate) fn resolve(&mut self, method: &Method, path: &str, template: Option<&str>) {
         if std::mem::take(&mut self.lazy_default) {
-            let (event_type, target, auth) = default_event_type(method, path);
+            let (event_type, target, auth) = default_event_type(method, path, template);
             self.event_type = event_type;
             self.target = target;
             self.outcome_suffix = auth;
@@ -345,7 +352,7 @@ impl Rules {
     /// `MatchedPath`) when known; rules match it by shape, else the concrete `path`.
     pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
         let mut c = self.classify_lazily(method, path, template);
-        c.resolve(method, path);
+        c.resolve(method, path, template);
         if c.route.is_none() {
             c.route = template.map(Text::new);
         }
@@ -384,7 +391,7 @@ impl Rules {
                 event_type: rule
                     .event_type
                     .clone()
-                    .unwrap_or_else(|| default_event_type(method, path).0),
+                    .unwrap_or_else(|| default_event_type(method, path, template).0),
                 outcome_suffix: rule.outcome_suffix,
                 keep_on_denial: rule.keep_on_denial,
                 category: rule.category,
@@ -424,132 +431,6 @@ fn is_health(method: &Method, path: &str) -> bool {
         )
 }
 
-const AUTH_WORDS: &[&str] = &[
-    "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
-];
-
-/// (event type, target, is-authentication) for a request no rule matched. Runs per request
-/// (on the audit worker), so it builds its strings on the stack: the short ones it makes
-/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
-fn default_event_type(method: &Method, path: &str) -> (Text, Option<(Text, Option<Text>)>, bool) {
-    // One forward pass: the last auth-like segment is the most specific (`/oauth/token` →
-    // `token`); the resource is the first segment after any version prefix (`/v1`, `/api`),
-    // and the segment after it the target id.
-    let mut auth = None;
-    let mut resource = None;
-    let mut id = None;
-    for segment in pattern::segments(path) {
-        if let Some(word) = auth_word(segment) {
-            auth = Some(word);
-        }
-        if resource.is_none() {
-            if !is_version(segment) {
-                resource = Some(segment);
-            }
-        } else if id.is_none() {
-            id = Some(segment);
-        }
-    }
-    if let Some(word) = auth {
-        return (concat(&["auth.", word]), None, true);
-    }
-    let verb = match *method {
-        Method::GET | Method::HEAD => "read",
-        Method::POST => "create",
-        Method::PUT | Method::PATCH => "update",
-        Method::DELETE => "delete",
-        _ => "access",
-    };
-    let mut segment = Segment::new();
-    let resource = match resource {
-        Some(seg) => {
-            event_segment(seg, &mut segment);
-            singular(&mut segment);
-            segment.as_str()
-        }
-        None => "root",
-    };
-    let event_type = concat(&["data.", resource, ".", verb]);
-    let target =
-        (resource != "root" || id.is_some()).then(|| (Text::new(resource), id.map(Text::new)));
-    (event_type, target, false)
-}
-
-/// An event-type segment made from a path segment: at most 41 bytes.
-type Segment = ArrayString<48>;
-
-/// The parts joined, built on the stack (an event type is at most 128 bytes).
-fn concat(parts: &[&str]) -> Text {
-    let mut buf = ArrayString::<{ audit_core::EventType::MAX_LEN }>::new();
-    for part in parts {
-        if buf.try_push_str(part).is_err() {
-            return Text::from(parts.concat());
-        }
-    }
-    Text::new(&buf)
-}
-
-/// The authentication word a path segment names, in either number (`tokens` → `token`).
-/// Most segments are turned away by their length or first letter before any comparison:
-/// this runs for every segment of every request no rule matched.
-fn auth_word(segment: &str) -> Option<&'static str> {
-    if !(3..=9).contains(&segment.len())
-        || !matches!(
-            segment.as_bytes()[0].to_ascii_lowercase(),
-            b'l' | b's' | b't' | b'o' | b'm' | b'p'
-        )
-    {
-        return None;
-    }
-    let singular = segment.strip_suffix(['s', 'S']).unwrap_or(segment);
-    AUTH_WORDS
-        .iter()
-        .find(|w| segment.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
-        .copied()
-}
-
-fn is_version(s: &str) -> bool {
-    s.eq_ignore_ascii_case("api")
-        || (s.len() >= 2
-            && s.as_bytes()[0].eq_ignore_ascii_case(&b'v')
-            && s[1..].bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter,
-/// at most 40 bytes (41 with the `r` put before a segment that starts otherwise).
-fn event_segment(s: &str, out: &mut Segment) {
-    out.clear();
-    if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        out.push('r');
-    }
-    for b in s.bytes() {
-        if out.len() == 40 {
-            break;
-        }
-        out.push(if b.is_ascii_alphanumeric() {
-            char::from(b.to_ascii_lowercase())
-        } else {
-            '_'
-        });
-    }
-}
-
-/// Naive English singular, in place: `policies` → `policy`, `boxes` → `box`, `keys` → `key`.
-fn singular(s: &mut Segment) {
-    if s.ends_with("ies") {
-        s.truncate(s.len() - 3);
-        s.push('y');
-    } else if s.ends_with("sses")
-        || s.ends_with("xes")
-        || s.ends_with("ches")
-        || s.ends_with("shes")
-    {
-        s.truncate(s.len() - 2);
-    } else if s.len() > 3 && s.ends_with('s') && !s.ends_with("ss") {
-        s.truncate(s.len() - 1);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,36 +454,6 @@ mod tests {
         let c = rules.classify(&Method::GET, "/v1/indexes/a", Some("/v1/indexes/{index}"));
         assert_eq!(c.route(), Some("/v1/indexes/{index}"));
         assert_eq!(c.target(), Some(("index", "a")));
-    }
-
-    #[test]
-    fn every_auth_word_is_recognised_in_either_number_and_case() {
-        for w in AUTH_WORDS {
-            let plural = format!("{w}s");
-            for s in [
-                w.to_string(),
-                w.to_ascii_uppercase(),
-                plural.clone(),
-                plural.to_ascii_uppercase(),
-            ] {
-                assert_eq!(auth_word(&s), Some(*w), "{s}");
-            }
-        }
-        for s in [
-            "",
-            "s",
-            "log",
-            "logins2",
-            "tokenizer",
-            "vectors",
-            "42",
-            "sessionss",
-        ] {
-            assert_eq!(auth_word(s), None, "{s}");
-        }
-        let rules = Rules::new();
-        let c = rules.classify(&Method::POST, "/v1/Sessions/current/Tokens", None);
-        assert_eq!(c.event_type(), "auth.token");
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! The event type of a request no rule matched, from its method and its route.
+//!
+//! With a route template (axum's `MatchedPath`), only the template's literal segments name
+//! the event: a path parameter's value cannot turn `GET /v1/indexes/{name}` into an
+//! authentication event by being `login`, nor make one event type per tenant in
+//! `/{tenant}/items`. The template decides the event type, the target type and which
+//! segment of the path holds the target id; that shape is worked out once per route and
+//! method and kept (per thread: the audit worker's), so each request only picks its id out of
+//! the path. Without a template, the concrete path's segments decide.
+
+use std::cell::RefCell;
+
+use arrayvec::ArrayString;
+use audit_core::Text;
+use http::Method;
+
+use super::pattern;
+use crate::memo::Memo;
+
+/// Event type, target (type and id), and whether the route is authentication.
+pub(super) type Defaulted = (Text, Option<(Text, Option<Text>)>, bool);
+
+/// The default classification of a request to `path` (matched as `template`, when known).
+pub(super) fn default_event_type(method: &Method, path: &str, template: Option<&str>) -> Defaulted {
+    match template {
+        Some(t) => {
+            let (event_type, kind, id_at, auth) = shape(method, t);
+            let target = kind.map(|kind| {
+                let id = id_at
+                    .and_then(|i| pattern::segments(path).nth(i))
+                    .map(Text::new);
+                (kind, id)
+            });
+            (event_type, target, auth)
+        }
+        None => from_path(method, path),
+    }
+}
+
+/// What a route template says of its requests: event type, target type, the index of the
+/// path segment holding the target id, and whether it is authentication.
+type Shape = (Text, Option<Text>, Option<usize>, bool);
+
+/// Routes (with their method) seen on this thread. An application has a few dozen routes;
+/// beyond this many, entries are replaced in turn.
+const MAX_SHAPES: usize = 128;
+
+thread_local! {
+    static SHAPES: RefCell<Memo<(Method, Text, Shape)>> = const { RefCell::new(Memo::new()) };
+}
+
+/// The shape of `template` for `method`, worked out on first sight.
+fn shape(method: &Method, template: &str) -> Shape {
+    SHAPES.with_borrow_mut(|seen| {
+        let (_, _, shape) = seen.get_or_insert(
+            MAX_SHAPES,
+            |(m, t, _)| m == method && t.as_str() == template,
+            || {
+                (
+                    method.clone(),
+                    Text::new(template),
+                    shape_of(method, template),
+                )
+            },
+        );
+        shape.clone()
+    })
+}
+
+/// A `{param}` or `{*rest}` segment of a template.
+fn is_param(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// The rules of [`from_path`], on a template's literal segments: the last auth-like literal
+/// names an authentication route; else the first literal that is not a version is the
+/// resource, and the segment after it (in the path) the target id.
+fn shape_of(method: &Method, template: &str) -> Shape {
+    let mut auth = None;
+    let mut resource = None;
+    for (i, segment) in pattern::segments(template).enumerate() {
+        if is_param(segment) {
+            continue;
+        }
+        if let Some(word) = auth_word(segment) {
+            auth = Some(word);
+        }
+        if resource.is_none() && !is_version(segment) {
+            resource = Some((i, segment));
+        }
+    }
+    if let Some(word) = auth {
+        return (concat(&["auth.", word]), None, None, true);
+    }
+    let verb = verb(method);
+    match resource {
+        Some((i, seg)) => {
+            let mut segment = Segment::new();
+            event_segment(seg, &mut segment);
+            singular(&mut segment);
+            let event_type = concat(&["data.", &segment, ".", verb]);
+            (event_type, Some(Text::new(&segment)), Some(i + 1), false)
+        }
+        None => (concat(&["data.root.", verb]), None, None, false),
+    }
+}
+
+/// The action a method stands for.
+fn verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "read",
+        Method::POST => "create",
+        Method::PUT | Method::PATCH => "update",
+        Method::DELETE => "delete",
+        _ => "access",
+    }
+}
+
+pub(super) const AUTH_WORDS: &[&str] = &[
+    "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
+];
+
+/// (event type, target, is-authentication) from the concrete path, for a request without a
+/// route template. Builds its strings on the stack: the short ones it makes
+/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
+fn from_path(method: &Method, path: &str) -> Defaulted {
+    // One forward pass: the last auth-like segment is the most specific (`/oauth/token` →
+    // `token`); the resource is the first segment after any version prefix (`/v1`, `/api`),
+    // and the segment after it the target id.
+    let mut auth = None;
+    let mut resource = None;
+    let mut id = None;
+    for segment in pattern::segments(path) {
+        if let Some(word) = auth_word(segment) {
+            auth = Some(word);
+        }
+        if resource.is_none() {
+            if !is_version(segment) {
+                resource = Some(segment);
+            }
+        } else if id.is_none() {
+            id = Some(segment);
+        }
+    }
+    if let Some(word) = auth {
+        return (concat(&["auth.", word]), None, true);
+    }
+    let verb = verb(method);
+    let mut segment = Segment::new();
+    let resource = match resource {
+        Some(seg) => {
+            event_segment(seg, &mut segment);
+            singular(&mut segment);
+            segment.as_str()
+        }
+        None => "root",
+    };
+    let event_type = concat(&["data.", resource, ".", verb]);
+    let target =
+        (resource != "root" || id.is_some()).then(|| (Text::new(resource), id.map(Text::new)));
+    (event_type, target, false)
+}
+
+/// An event-type segment made from a path segment: at most 41 bytes.
+type Segment = ArrayString<48>;
+
+/// The parts joined, built on the stack (an event type is at most 128 bytes).
+pub(super) fn concat(parts: &[&str]) -> Text {
+    let mut buf = ArrayString::<{ audit_core::EventType::MAX_LEN }>::new();
+    for part in parts {
+        if buf.try_push_str(part).is_err() {
+            return Text::from(parts.concat());
+        }
+    }
+    Text::new(&buf)
+}
+
+/// The authentication word a path segment names, in either number (`tokens` → `token`).
+/// Most segments are turned away by their length or first letter before any comparison:
+/// this runs for every segment of every request no rule matched.
+fn auth_word(segment: &str) -> Option<&'static str> {
+    if !(3..=9).contains(&segment.len())
+        || !matches!(
+            segment.as_bytes()[0].to_ascii_lowercase(),
+            b'l' | b's' | b't' | b'o' | b'm' | b'p'
+        )
+    {
+        return None;
+    }
+    let singular = segment.strip_suffix(['s', 'S']).unwrap_or(segment);
+    AUTH_WORDS
+        .iter()
+        .find(|w| segment.eq_ignore_ascii_case(w) || singular.eq_ignore_ascii_case(w))
+        .copied()
+}
+
+fn is_version(s: &str) -> bool {
+    s.eq_ignore_ascii_case("api")
+        || (s.len() >= 2
+            && s.as_bytes()[0].eq_ignore_ascii_case(&b'v')
+            && s[1..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A path segment as an event-type segment: lowercase, `[a-z0-9_]`, starting with a letter,
+/// at most 40 bytes (41 with the `r` put before a segment that starts otherwise).
+fn event_segment(s: &str, out: &mut Segment) {
+    out.clear();
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.push('r');
+    }
+    for b in s.bytes() {
+        if out.len() == 40 {
+            break;
+        }
+        out.push(if b.is_ascii_alphanumeric() {
+            char::from(b.to_ascii_lowercase())
+        } else {
+            '_'
+        });
+    }
+}
+
+/// Naive English singular, in place: `policies` → `policy`, `boxes` → `box`, `keys` → `key`.
+fn singular(s: &mut Segment) {
+    if s.ends_with("ies") {
+        s.truncate(s.len() - 3);
+        s.push('y');
+    } else if s.ends_with("sses")
+        || s.ends_with("xes")
+        || s.ends_with("ches")
+        || s.ends_with("shes")
+    {
+        s.truncate(s.len() - 2);
+    } else if s.len() > 3 && s.ends_with('s') && !s.ends_with("ss") {
+        s.truncate(s.len() - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Rules;
+
+    #[test]
+    fn every_auth_word_is_recognised_in_either_number_and_case() {
+        for w in AUTH_WORDS {
+            let plural = format!("{w}s");
+            for s in [
+                w.to_string(),
+                w.to_ascii_uppercase(),
+                plural.clone(),
+                plural.to_ascii_uppercase(),
+            ] {
+                assert_eq!(auth_word(&s), Some(*w), "{s}");
+            }
+        }
+        for s in [
+            "",
+            "s",
+            "log",
+            "logins2",
+            "tokenizer",
+            "vectors",
+            "42",
+            "sessionss",
+        ] {
+            assert_eq!(auth_word(s), None, "{s}");
+        }
+        let rules = Rules::new();
+        let c = rules.classify(&Method::POST, "/v1/Sessions/current/Tokens", None);
+        assert_eq!(c.event_type(), "auth.token");
+    }
+
+    /// The event type and target of a request to `path` matched as `template`.
+    fn by_template(
+        method: &Method,
+        template: &str,
+        path: &str,
+    ) -> (String, Option<(String, String)>) {
+        let c = Rules::new().classify(method, path, Some(template));
+        let target = c.target().map(|(k, id)| (k.to_owned(), id.to_owned()));
+        (c.event_type().to_owned(), target)
+    }
+
+    #[test]
+    fn with_a_template_only_its_literal_segments_name_the_event() {
+        let target = |k: &str, id: &str| Some((k.to_owned(), id.to_owned()));
+        // A parameter's value is not a route: an index named `login` is still an index.
+        assert_eq!(
+            by_template(&Method::GET, "/v1/indexes/{name}", "/v1/indexes/login"),
+            ("data.index.read".to_owned(), target("index", "login"))
+        );
+        assert_eq!(
+            Rules::new()
+                .classify(&Method::GET, "/v1/indexes/login", None)
+                .event_type(),
+            "auth.login",
+            "without a template the path decides"
+        );
+        // A leading parameter (a tenant) is not the resource: one event type for all tenants.
+        assert_eq!(
+            by_template(&Method::PUT, "/{tenant}/items/{id}", "/acme/items/7"),
+            ("data.item.update".to_owned(), target("item", "7"))
+        );
+        assert_eq!(
+            by_template(
+                &Method::POST,
+                "/v1/indexes/{name}/vectors/{id}",
+                "/v1/indexes/p/vectors/42"
+            ),
+            ("data.index.create".to_owned(), target("index", "p"))
+        );
+        // Literal auth words still make an authentication route.
+        assert_eq!(
+            by_template(
+                &Method::POST,
+                "/auth/{provider}/login",
+                "/auth/github/login"
+            ),
+            ("auth.login".to_owned(), None)
+        );
+        // Nothing literal: the root, with no target.
+        assert_eq!(
+            by_template(&Method::GET, "/{*rest}", "/a/b"),
+            ("data.root.read".to_owned(), None)
+        );
+        // A route with no id segment in this request.
+        let (t, target) = by_template(&Method::GET, "/v1/indexes", "/v1/indexes");
+        assert_eq!((t.as_str(), target), ("data.index.read", None));
+    }
+
+    #[test]
+    fn shapes_are_kept_per_method_and_stay_right_past_the_bound() {
+        // The same template under two methods: two shapes.
+        assert_eq!(
+            by_template(&Method::DELETE, "/keys/{id}", "/keys/k1").0,
+            "data.key.delete"
+        );
+        assert_eq!(
+            by_template(&Method::GET, "/keys/{id}", "/keys/k1").0,
+            "data.key.read"
+        );
+        for i in 0..2 * MAX_SHAPES {
+            let template = format!("/resource_{i}s/{{id}}");
+            let path = format!("/resource_{i}s/x{i}");
+            let (t, target) = by_template(&Method::GET, &template, &path);
+            assert_eq!(t, format!("data.resource_{i}.read"));
+            assert_eq!(target, Some((format!("resource_{i}"), format!("x{i}"))));
+        }
+        assert_eq!(
+            by_template(&Method::GET, "/keys/{id}", "/keys/k2")
+                .1
+                .unwrap()
+                .1,
+            "k2"
+        );
+    }
+}
