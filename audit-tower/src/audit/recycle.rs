@@ -59,10 +59,7 @@ impl<T> Default for Recycler<T> {
 impl<T> std::fmt::Debug for Recycler<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recycler")
-            .field(
-                "kept",
-                &(lock(&self.free).len() + lock(&self.returned).len()),
-            )
+            .field("kept", &self.len())
             .finish()
     }
 }
@@ -113,10 +110,17 @@ impl<T> Recycler<T> {
         drop(excess);
     }
 
+    /// How many records are kept now. One lock at a time: [`put`](Self::put) takes
+    /// `returned` and then `free`, so holding both the other way round could deadlock.
+    fn len(&self) -> usize {
+        let free = lock(&self.free).len();
+        free + lock(&self.returned).len()
+    }
+
     /// How many records are kept now.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
-        lock(&self.free).len() + lock(&self.returned).len()
+        self.len()
     }
 
     /// Holds the free list, as a request thread would while taking from it.
