@@ -41,7 +41,7 @@
 //!
 //! ```text
 //! for i in $(seq 20); do for b in /tmp/overhead-a /tmp/overhead-b; do
-//!   echo "$b $($b | grep per-round)"; done; done
+//!   echo "$b $($b | grep "^per-round")"; done; done
 //! ```
 //!
 //! Knobs: `OVERHEAD_ONLY=bare|trace|audit|floor` runs one stack alone (for a profiler), without
