@@ -41,7 +41,7 @@ type Kept<T> = Vec<Box<T>>;
 /// take turns at one lock per request (each turn moves the lock's memory from one core to
 /// the other): the worker hands records back to `returned`, which only it uses, and moves
 /// them to `free` in batches; request threads take from `free`, and only when it is empty
-/// look in `returned`.
+/// look in `returned`. Generic only so that its tests can recycle plain values.
 pub(crate) struct Recycler<T = Pending> {
     free: Mutex<Kept<T>>,
     returned: Mutex<Kept<T>>,

@@ -67,11 +67,6 @@ fn shape(method: &Method, template: &str) -> Shape {
     })
 }
 
-/// A `{param}` or `{*rest}` segment of a template.
-fn is_param(segment: &str) -> bool {
-    segment.starts_with('{') && segment.ends_with('}')
-}
-
 /// The rules of [`from_path`], on a template's literal segments: the last auth-like literal
 /// names an authentication route; else the first literal that is not a version is the
 /// resource, and the segment after it (in the path) the target id.
@@ -79,7 +74,7 @@ fn shape_of(method: &Method, template: &str) -> Shape {
     let mut auth = None;
     let mut resource = None;
     for (i, segment) in pattern::segments(template).enumerate() {
-        if is_param(segment) {
+        if pattern::capture(segment).is_some() {
             continue;
         }
         if let Some(word) = auth_word(segment) {

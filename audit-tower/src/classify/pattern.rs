@@ -47,20 +47,24 @@ pub(super) fn segments(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The name inside a capture segment (`{name}` → `name`, `{*rest}` → `*rest`), or `None`
+/// for a literal segment.
+pub(super) fn capture(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+}
+
 impl RoutePattern {
     /// Parses a pattern. Segments in braces capture one path segment (`{name}`) or the rest
     /// of the path (`{*rest}`, last only).
     pub fn new(pattern: &str) -> RoutePattern {
         let segments = segments(pattern)
-            .map(
-                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => match name.strip_prefix('*') {
-                        Some(rest) => Segment::Rest(rest.to_owned()),
-                        None => Segment::Param(name.to_owned()),
-                    },
-                    None => Segment::Literal(s.to_owned()),
+            .map(|s| match capture(s) {
+                Some(name) => match name.strip_prefix('*') {
+                    Some(rest) => Segment::Rest(rest.to_owned()),
+                    None => Segment::Param(name.to_owned()),
                 },
-            )
+                None => Segment::Literal(s.to_owned()),
+            })
             .collect();
         RoutePattern {
             source: Text::new(pattern),
