@@ -22,24 +22,27 @@ pub(super) type Defaulted = (Text, Option<(Text, Option<Text>)>, bool);
 
 /// The default classification of a request to `path` (matched as `template`, when known).
 pub(super) fn default_event_type(method: &Method, path: &str, template: Option<&str>) -> Defaulted {
-    match template {
-        Some(t) => {
-            let (event_type, kind, id_at, auth) = shape(method, t);
-            let target = kind.map(|kind| {
-                let id = id_at
-                    .and_then(|i| pattern::segments(path).nth(i))
-                    .map(Text::new);
-                (kind, id)
-            });
-            (event_type, target, auth)
-        }
-        None => from_path(method, path),
-    }
+    let shape = match template {
+        Some(t) => shape(method, t),
+        // Without a template every segment counts, and nothing is kept: paths are unbounded.
+        None => shape_of(method, pattern::segments(path).enumerate()),
+    };
+    let target = shape.target.map(|(kind, at)| {
+        let id = pattern::segments(path).nth(at).map(Text::new);
+        (kind, id)
+    });
+    (shape.event_type, target, shape.auth)
 }
 
-/// What a route template says of its requests: event type, target type, the index of the
-/// path segment holding the target id, and whether it is authentication.
-type Shape = (Text, Option<Text>, Option<usize>, bool);
+/// What a route says of its requests.
+#[derive(Debug, Clone)]
+struct Shape {
+    event_type: Text,
+    /// The target type, and the index of the path segment holding the target id.
+    target: Option<(Text, usize)>,
+    /// An authentication route: the event type takes the outcome as its last segment.
+    auth: bool,
+}
 
 /// Routes (with their method) seen on this thread. An application has a few dozen routes;
 /// beyond this many, entries are replaced in turn.
@@ -49,17 +52,21 @@ thread_local! {
     static SHAPES: RefCell<Memo<(Method, Text, Shape)>> = const { RefCell::new(Memo::new()) };
 }
 
-/// The shape of `template` for `method`, worked out on first sight.
+/// The shape of `template` for `method`, worked out from its literal segments on first
+/// sight.
 fn shape(method: &Method, template: &str) -> Shape {
     SHAPES.with_borrow_mut(|seen| {
         let (_, _, shape) = seen.get_or_insert(
             MAX_SHAPES,
             |(m, t, _)| m == method && t.as_str() == template,
             || {
+                let literals = pattern::segments(template)
+                    .enumerate()
+                    .filter(|(_, s)| pattern::capture(s).is_none());
                 (
                     method.clone(),
                     Text::new(template),
-                    shape_of(method, template),
+                    shape_of(method, literals),
                 )
             },
         );
@@ -67,16 +74,15 @@ fn shape(method: &Method, template: &str) -> Shape {
     })
 }
 
-/// The rules of [`from_path`], on a template's literal segments: the last auth-like literal
-/// names an authentication route; else the first literal that is not a version is the
-/// resource, and the segment after it (in the path) the target id.
-fn shape_of(method: &Method, template: &str) -> Shape {
+/// The shape named by `segments` (with their index in the path). The last auth-like segment
+/// is the most specific (`/oauth/token` → `token`) and names an authentication route; else
+/// the first segment that is not a version (`/v1`, `/api`) is the resource, and the path
+/// segment after it the target id. Builds its strings on the stack: the short ones it makes
+/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
+fn shape_of<'a>(method: &Method, segments: impl Iterator<Item = (usize, &'a str)>) -> Shape {
     let mut auth = None;
     let mut resource = None;
-    for (i, segment) in pattern::segments(template).enumerate() {
-        if pattern::capture(segment).is_some() {
-            continue;
-        }
+    for (i, segment) in segments {
         if let Some(word) = auth_word(segment) {
             auth = Some(word);
         }
@@ -85,18 +91,27 @@ fn shape_of(method: &Method, template: &str) -> Shape {
         }
     }
     if let Some(word) = auth {
-        return (concat(&["auth.", word]), None, None, true);
+        return Shape {
+            event_type: concat(&["auth.", word]),
+            target: None,
+            auth: true,
+        };
     }
     let verb = verb(method);
-    match resource {
-        Some((i, seg)) => {
-            let mut segment = Segment::new();
-            event_segment(seg, &mut segment);
-            singular(&mut segment);
-            let event_type = concat(&["data.", &segment, ".", verb]);
-            (event_type, Some(Text::new(&segment)), Some(i + 1), false)
-        }
-        None => (concat(&["data.root.", verb]), None, None, false),
+    let Some((i, seg)) = resource else {
+        return Shape {
+            event_type: concat(&["data.root.", verb]),
+            target: None,
+            auth: false,
+        };
+    };
+    let mut segment = Segment::new();
+    event_segment(seg, &mut segment);
+    singular(&mut segment);
+    Shape {
+        event_type: concat(&["data.", &segment, ".", verb]),
+        target: Some((Text::new(&segment), i + 1)),
+        auth: false,
     }
 }
 
@@ -114,47 +129,6 @@ fn verb(method: &Method) -> &'static str {
 pub(super) const AUTH_WORDS: &[&str] = &[
     "login", "signin", "logout", "signout", "token", "oauth", "mfa", "password", "session",
 ];
-
-/// (event type, target, is-authentication) from the concrete path, for a request without a
-/// route template. Builds its strings on the stack: the short ones it makes
-/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
-fn from_path(method: &Method, path: &str) -> Defaulted {
-    // One forward pass: the last auth-like segment is the most specific (`/oauth/token` →
-    // `token`); the resource is the first segment after any version prefix (`/v1`, `/api`),
-    // and the segment after it the target id.
-    let mut auth = None;
-    let mut resource = None;
-    let mut id = None;
-    for segment in pattern::segments(path) {
-        if let Some(word) = auth_word(segment) {
-            auth = Some(word);
-        }
-        if resource.is_none() {
-            if !is_version(segment) {
-                resource = Some(segment);
-            }
-        } else if id.is_none() {
-            id = Some(segment);
-        }
-    }
-    if let Some(word) = auth {
-        return (concat(&["auth.", word]), None, true);
-    }
-    let verb = verb(method);
-    let mut segment = Segment::new();
-    let resource = match resource {
-        Some(seg) => {
-            event_segment(seg, &mut segment);
-            singular(&mut segment);
-            segment.as_str()
-        }
-        None => "root",
-    };
-    let event_type = concat(&["data.", resource, ".", verb]);
-    let target =
-        (resource != "root" || id.is_some()).then(|| (Text::new(resource), id.map(Text::new)));
-    (event_type, target, false)
-}
 
 /// An event-type segment made from a path segment: at most 41 bytes.
 type Segment = ArrayString<48>;
