@@ -43,6 +43,7 @@
 mod error;
 pub mod event;
 pub mod export;
+pub mod limits;
 pub mod live;
 pub mod pipeline;
 pub mod redact;
@@ -56,6 +57,7 @@ pub use event::{
     Actor, AuditEvent, AuditEventBuilder, CapturedBody, Category, Context, EventId, EventType,
     HttpFacts, Integrity, Outcome, Severity, Target, Text, Timestamp,
 };
+pub use limits::Limits;
 pub use pipeline::{
     Auditor, AuditorBuilder, DeferredEvent, Metrics, OverflowPolicy, RecordError, Reservation,
     RetryPolicy, ShutdownReport, SinkMetrics, SinkOptions,

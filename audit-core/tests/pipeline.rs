@@ -427,6 +427,97 @@ fn permanent_rejections_are_counted_and_reported_not_retried() {
     assert_eq!(lost, 10);
 }
 
+/// Refuses, permanently, any batch holding an event whose `poison` detail is true, the way
+/// PostgreSQL refuses a whole `INSERT` for one bad row.
+#[derive(Clone, Default)]
+struct Picky {
+    got: Arc<Mutex<Vec<Arc<AuditEvent>>>>,
+}
+
+impl Sink for Picky {
+    fn name(&self) -> &str {
+        "picky"
+    }
+
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        if batch
+            .iter()
+            .any(|e| e.details.get("poison") == Some(&true.into()))
+        {
+            return Err(SinkError::permanent("invalid byte sequence"));
+        }
+        self.got
+            .lock()
+            .unwrap()
+            .extend(batch.events().iter().cloned());
+        Ok(())
+    }
+}
+
+#[test]
+fn one_refused_event_never_costs_the_rest_of_its_batch() {
+    let picky = Picky::default();
+    let auditor = Auditor::builder()
+        .sink_with(
+            picky.clone(),
+            SinkOptions::new()
+                .max_batch_events(64)
+                .max_wait(Duration::from_millis(50))
+                .retry(fast_retry()),
+        )
+        .build()
+        .unwrap();
+    let mut poisoned = Vec::new();
+    for i in 0..200 {
+        let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+        let poison = i % 50 == 7;
+        let e = AuditEvent::builder("data.item.create")
+            .detail("n", i)
+            .detail("poison", poison)
+            .organization_id(tenant)
+            .build()
+            .unwrap();
+        if poison {
+            poisoned.push((e.id.to_string(), tenant));
+        }
+        auditor.record(e).unwrap();
+    }
+    let report = auditor.shutdown_blocking(DEADLINE);
+    let got = picky.got.lock().unwrap().clone();
+    let delivered: Vec<&Arc<AuditEvent>> = got
+        .iter()
+        .filter(|e| e.event_type.as_str() == "data.item.create")
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        200 - poisoned.len(),
+        "only the poison is lost"
+    );
+    let seqs: Vec<u64> = delivered.iter().map(|e| e.seq().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept: {seqs:?}");
+    assert_eq!(report.metrics.sinks[0].failed, poisoned.len() as u64);
+
+    // Each refused event is named, in a report filed under its own tenant.
+    let drops: Vec<&Arc<AuditEvent>> = got
+        .iter()
+        .filter(|e| e.event_type.as_str() == "system.audit.dropped")
+        .collect();
+    for (id, tenant) in &poisoned {
+        let report = drops
+            .iter()
+            .find(|d| {
+                d.details["eventIds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v == id.as_str())
+            })
+            .unwrap_or_else(|| panic!("no report names {id}: {drops:?}"));
+        assert_eq!(report.organization_id(), Some(*tenant));
+        assert_eq!(report.details["reason"], "rejected_by_sink");
+    }
+}
+
 #[test]
 fn bounded_attempts_give_up_and_report() {
     let down = Probe::named("down");

@@ -13,6 +13,7 @@ use super::ingress::{DeferredEvent, Entry, Ingress};
 use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
+use crate::Limits;
 use crate::redact::Redactor;
 use crate::{AuditEvent, Error, Sink};
 
@@ -394,6 +395,7 @@ pub struct AuditorBuilder {
     watermark: usize,
     drain_on_drop: Duration,
     redactor: Redactor,
+    limits: Limits,
     sinks: Vec<Registration>,
 }
 
@@ -408,6 +410,7 @@ impl Default for AuditorBuilder {
             watermark: 512,
             drain_on_drop: Duration::from_secs(5),
             redactor: Redactor::default(),
+            limits: Limits::default(),
             sinks: Vec::new(),
         }
     }
@@ -481,6 +484,13 @@ impl AuditorBuilder {
         self
     }
 
+    /// The caps every event is held to after redaction, and the rule that makes every
+    /// string storable (default: [`Limits::default`]; see [`crate::limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
         let options = sink.default_options();
@@ -531,6 +541,7 @@ impl AuditorBuilder {
             stream: stream.into(),
             service: self.service.map(Into::into),
             redactor: self.redactor,
+            limits: self.limits,
             final_report: std::sync::OnceLock::new(),
         });
         // One thread runs the dispatcher (redaction, fan-out) and the sinks' tasks, so an

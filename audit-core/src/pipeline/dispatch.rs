@@ -14,9 +14,11 @@ use super::system_events;
 use crate::{AuditEvent, Context, Integrity};
 
 /// The worker-side stages every event passes before any sink sees it: redaction first, so
-/// nothing downstream (sinks, and later the spool and the hash chain) sees a secret.
+/// nothing downstream (sinks, and later the spool and the hash chain) sees a secret; then the
+/// limits, so every string is storable and no event is larger than the cap.
 fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
     shared.redactor.redact(event);
+    shared.limits.apply(event);
     if let Some(service) = &shared.service {
         let ctx = event.context.get_or_insert_with(Context::default);
         if ctx.service.is_none() {
@@ -67,6 +69,7 @@ pub(crate) struct Shared {
     pub(crate) stream: crate::Text,
     pub(crate) service: Option<crate::Text>,
     pub(crate) redactor: crate::redact::Redactor,
+    pub(crate) limits: crate::Limits,
     pub(crate) final_report: std::sync::OnceLock<ShutdownReport>,
 }
 

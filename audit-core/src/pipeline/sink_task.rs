@@ -317,10 +317,54 @@ pub(crate) async fn run<S: Sink>(mut sink: S, shared: Arc<SinkShared>, ingress: 
 
 /// Delivers one batch, retrying per policy; reports health transitions and give-ups.
 ///
+/// A batch the sink rejects as permanent is split in halves and each half delivered on its
+/// own, down to single events, so one event a sink cannot take never costs the others: only
+/// the events the sink refuses by themselves are given up.
+///
 /// Internal events are recorded *before* the batch is marked finished, so a flush that sees
 /// the sink idle also sees those events in the ingress queue.
 async fn deliver<S: Sink>(sink: &mut S, taken: &Taken, shared: &SinkShared, ingress: &Ingress) {
-    let batch = &taken.batch;
+    // Sub-batches still to deliver, the next on top, so sequence order is kept.
+    let mut todo: Vec<Batch> = vec![taken.batch.clone()];
+    let mut refused: Vec<Arc<AuditEvent>> = Vec::new();
+    while let Some(batch) = todo.pop() {
+        match deliver_with_retry(sink, &batch, shared, ingress).await {
+            Ok(()) => {}
+            Err(err) if err.is_permanent() && batch.len() > 1 => {
+                let events = batch.events();
+                let (left, right) = events.split_at(events.len() / 2);
+                todo.push(Batch::from(right.to_vec()));
+                todo.push(Batch::from(left.to_vec()));
+            }
+            Err(err) => {
+                let reason = if err.is_permanent() {
+                    refused.extend(batch.events().iter().cloned());
+                    continue;
+                } else {
+                    "retries_exhausted"
+                };
+                give_up(&batch, taken.only_internal, shared, ingress, reason);
+            }
+        }
+    }
+    if !refused.is_empty() {
+        give_up(
+            &Batch::from(refused),
+            taken.only_internal,
+            shared,
+            ingress,
+            "rejected_by_sink",
+        );
+    }
+}
+
+/// One batch, retried while the error is retryable and the policy allows.
+async fn deliver_with_retry<S: Sink>(
+    sink: &mut S,
+    batch: &Batch,
+    shared: &SinkShared,
+    ingress: &Ingress,
+) -> Result<(), SinkError> {
     let mut backoff = Backoff::new(shared.options.retry);
     let mut down_since: Option<Instant> = None;
     loop {
@@ -337,18 +381,22 @@ async fn deliver<S: Sink>(sink: &mut S, taken: &Taken, shared: &SinkShared, ingr
                         down_for,
                     ));
                 }
-                return;
+                return Ok(());
             }
             Err(err) => {
                 shared.set_last_error(err.message());
                 let delay = backoff.next_delay(err.retry_after());
-                if shared.healthy.swap(false, Ordering::Relaxed) {
+                // A permanent refusal of a batch that is then split is the payload's fault,
+                // not the sink's: health changes only for retryable failures and for single
+                // events refused.
+                if (!err.is_permanent() || batch.len() == 1)
+                    && shared.healthy.swap(false, Ordering::Relaxed)
+                {
                     down_since = Some(Instant::now());
                     ingress.push_internal(system_events::sink_unhealthy(&shared.name, &err));
                 }
                 if err.is_permanent() || backoff.exhausted() {
-                    give_up(taken, shared, ingress, &err);
-                    return;
+                    return Err(err);
                 }
                 shared.retried.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
@@ -357,31 +405,48 @@ async fn deliver<S: Sink>(sink: &mut S, taken: &Taken, shared: &SinkShared, ingr
     }
 }
 
-/// Counts a batch as failed and reports it, unless it held only pipeline events: reporting
-/// the loss of reports to the sink that cannot take them would never end.
-fn give_up(taken: &Taken, shared: &SinkShared, ingress: &Ingress, err: &SinkError) {
-    let batch = &taken.batch;
+/// Counts events as failed and reports them, one `system.audit.dropped` per tenant (filed
+/// under that tenant, with the events' ids), unless they are only pipeline events:
+/// reporting the loss of reports to the sink that cannot take them would never end.
+fn give_up(
+    batch: &Batch,
+    only_internal: bool,
+    shared: &SinkShared,
+    ingress: &Ingress,
+    reason: &str,
+) {
     shared
         .failed
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    if taken.only_internal {
+    if only_internal {
         return;
     }
-    let seqs = batch.iter().filter_map(AuditEvent::seq);
-    let run = seqs.fold(None, |mut run, seq| {
-        DropRun::note(&mut run, seq);
-        run
-    });
-    if let Some(mut run) = run {
-        run.count = batch.len() as u64;
-        ingress.push_internal(system_events::dropped(
-            run,
-            Some(&shared.name),
-            if err.is_permanent() {
-                "rejected_by_sink"
-            } else {
-                "retries_exhausted"
-            },
-        ));
+    let mut by_tenant: Vec<(Option<&str>, Vec<&AuditEvent>)> = Vec::new();
+    for e in batch.iter() {
+        let tenant = e.organization_id();
+        match by_tenant.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, list)) => list.push(e),
+            None => by_tenant.push((tenant, vec![e])),
+        }
+    }
+    for (tenant, events) in by_tenant {
+        let run = events
+            .iter()
+            .filter_map(|e| e.seq())
+            .fold(None, |mut run, seq| {
+                DropRun::note(&mut run, seq);
+                run
+            });
+        if let Some(mut run) = run {
+            run.count = events.len() as u64;
+            let ids = events.iter().map(|e| e.id.to_string());
+            ingress.push_internal(system_events::dropped_events(
+                run,
+                &shared.name,
+                reason,
+                tenant,
+                ids,
+            ));
+        }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! | event type | when | details |
 //! |---|---|---|
-//! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or a batch a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer) |
+//! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or events a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer); for events a sink gave up on, also `eventIds` (the first 100), one report per tenant filed under that tenant |
 //! | `system.sink.unhealthy` | a sink's delivery failed after succeeding | `sink`, `error` |
 //! | `system.sink.recovered` | a delivery succeeded after failures | `sink`, `failedAttempts`, `downForMs` |
 //! | `system.audit.build_failed` | the recipe given to `record_deferred` panicked | — |
@@ -43,6 +43,29 @@ pub(crate) fn dropped(run: DropRun, sink: Option<&str>, reason: &str) -> AuditEv
         b = b.detail("sink", s).target(sink_target(s));
     }
     build(b)
+}
+
+/// Most event ids listed in one drop report; the count is always exact.
+pub(crate) const MAX_LISTED_IDS: usize = 100;
+
+/// Named events a sink gave up on, reported under their tenant (when they had one) so the
+/// tenant's own admins see the gap.
+pub(crate) fn dropped_events(
+    run: DropRun,
+    sink: &str,
+    reason: &str,
+    tenant: Option<&str>,
+    ids: impl Iterator<Item = String>,
+) -> AuditEvent {
+    let mut e = dropped(run, Some(sink), reason);
+    let ids: Vec<String> = ids.take(MAX_LISTED_IDS).collect();
+    e.details.insert("eventIds".into(), ids.into());
+    if let Some(t) = tenant {
+        e.context
+            .get_or_insert_with(Default::default)
+            .organization_id = Some(t.into());
+    }
+    e
 }
 
 pub(crate) fn sink_unhealthy(name: &str, err: &SinkError) -> AuditEvent {
