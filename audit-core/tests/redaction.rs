@@ -102,6 +102,26 @@ fn secret() -> impl Strategy<Value = (String, String)> {
                 (text.clone(), text)
             }),
         "[A-Za-z0-9]{6,20}".prop_map(|p| (format!("password={p}"), p)),
+        (
+            prop::sample::select(vec![
+                "PassWord=",
+                "Passwd=",
+                "pass=",
+                "passphrase=",
+                "pin: ",
+                "\"password\"=>\"",
+                "{\"pass\":\"",
+                "{\"\\u0070assword\":\"",
+                "token[0]=",
+                "pass[]=",
+                "otp=",
+                "signature=",
+                "jwt=",
+                "access_key=",
+            ]),
+            "[A-Za-z0-9]{6,20}"
+        )
+            .prop_map(|(k, p)| (format!("{k}{p}"), p)),
         "[A-Za-z0-9]{6,20}".prop_map(|p| (format!("{{\"api_key\": \"{p}\"}}"), p)),
     ]
 }
@@ -129,6 +149,11 @@ enum Wrap {
     Alone,
     InText(String, String),
     UrlEncoded,
+    DoubleUrlEncoded,
+    /// The text as the key of a JSON object held in a string.
+    JsonKey,
+    /// The text as the first of two values of a duplicated JSON key.
+    DuplicateKey,
 }
 
 fn wrap() -> impl Strategy<Value = Wrap> {
@@ -136,6 +161,9 @@ fn wrap() -> impl Strategy<Value = Wrap> {
         Just(Wrap::Alone),
         (filler(), filler()).prop_map(|(a, b)| Wrap::InText(a, b)),
         Just(Wrap::UrlEncoded),
+        Just(Wrap::DoubleUrlEncoded),
+        Just(Wrap::JsonKey),
+        Just(Wrap::DuplicateKey),
     ]
 }
 
@@ -144,6 +172,9 @@ fn apply(w: &Wrap, text: &str) -> String {
         Wrap::Alone => text.to_owned(),
         Wrap::InText(a, b) => format!("{a} {text} {b}"),
         Wrap::UrlEncoded => percent_encode(text),
+        Wrap::DoubleUrlEncoded => percent_encode(&percent_encode(text)),
+        Wrap::JsonKey => json!({ text: 1 }).to_string(),
+        Wrap::DuplicateKey => format!(r#"{{"a":{},"a":"x"}}"#, json!(text)),
     }
 }
 
@@ -156,6 +187,10 @@ enum Place {
     UserAgent,
     Header(String),
     Query(String),
+    /// The text as a query parameter's name.
+    QueryName,
+    /// The text as a key of `details`.
+    DetailsKey,
     FormBody(String),
     JsonBody(Vec<String>),
 }
@@ -179,6 +214,8 @@ fn place() -> impl Strategy<Value = Place> {
         prop::sample::select(vec!["x-custom", "x-forwarded-client-cert", "referer"])
             .prop_map(|h| Place::Header(h.to_owned())),
         plain_key().prop_map(Place::Query),
+        Just(Place::QueryName),
+        Just(Place::DetailsKey),
         plain_key().prop_map(Place::FormBody),
         keys.prop_map(Place::JsonBody),
     ]
@@ -222,6 +259,15 @@ fn plant(place: &Place, text: &str) -> (AuditEvent, String) {
             b.http(HttpFacts::default().with_query(format!("page=2&{k}={}", percent_encode(text)))),
             format!("http.query.{k}"),
         ),
+        Place::QueryName => (
+            b.http(HttpFacts::default().with_query(format!("page=2&{}=1", percent_encode(text)))),
+            "http.query".into(),
+        ),
+        Place::DetailsKey => {
+            let mut m = serde_json::Map::new();
+            m.insert(text.into(), json!("v"));
+            (b.details(m), "details".into())
+        }
         Place::FormBody(k) => (
             b.http(HttpFacts::default().with_request_body(CapturedBody::new(
                 Some("application/x-www-form-urlencoded"),
@@ -284,7 +330,9 @@ proptest! {
         prop_assert!(Redactor::default().redact(&mut event));
         assert_gone(&event, &secret)?;
         prop_assert!(
-            event.redacted_fields.iter().any(|p| path == *p || path.starts_with(&format!("{p}."))),
+            event.redacted_fields.iter().any(|p| path == *p
+                || path.starts_with(&format!("{p}."))
+                || p.starts_with(&format!("{path}."))),
             "path {path} not in {:?}", event.redacted_fields
         );
         // Redaction is stable: a second pass finds nothing more.
@@ -769,4 +817,112 @@ fn canonical_ids_are_left_whole_and_other_ids_are_scanned() {
         "{:?}",
         e.redacted_fields
     );
+}
+
+/// The carriers a hostile client used to get secrets past redaction, each replayed.
+#[test]
+fn hostile_carriers_are_redacted() {
+    let ghp = format!("ghp_{}", "a1B2".repeat(9));
+    let akia = "AKIAZAZ7KJX7A2OYCWK1";
+    let sk = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    let opaque = "Zq8vT2mK9xLp";
+    let mut cases: Vec<(AuditEvent, String)> = Vec::new();
+    let query = |q: String| {
+        AuditEvent::builder("data.index.read")
+            .http(HttpFacts::default().with_query(q))
+            .build()
+            .unwrap()
+    };
+    // Query parameter names.
+    cases.push((query(ghp.clone()), ghp.clone()));
+    cases.push((query(format!("{akia}=1")), akia.to_owned()));
+    // JSON keys and duplicate keys in a string field.
+    let ua = |ua: String| {
+        AuditEvent::builder("data.index.read")
+            .actor(audit_core::Actor::user("u").with_user_agent(ua))
+            .build()
+            .unwrap()
+    };
+    cases.push((ua(format!(r#"{{"{sk}":1}}"#)), sk.to_owned()));
+    cases.push((ua(format!(r#"{{"a":"{jwt}","a":"x"}}"#)), jwt.to_owned()));
+    let email = AuditEvent::builder("auth.login.failure")
+        .actor(audit_core::Actor::default().with_email(format!(r#"{{"a":"{jwt}","a":"x"}}"#)))
+        .build()
+        .unwrap();
+    cases.push((email, jwt.to_owned()));
+    // Key names whose values no detector can recognise.
+    for key in [
+        "token[]",
+        "token[0]",
+        "user[token]",
+        "pass[]",
+        "pwd[]",
+        "session[]",
+        "token%20",
+        "otp",
+        "signature",
+        "sig",
+        "jwt",
+        "bearer",
+        "access_key",
+        "%2570assword",
+    ] {
+        cases.push((query(format!("a=1&{key}={opaque}")), opaque.to_owned()));
+        let details = AuditEvent::builder("data.index.read")
+            .detail(key, opaque)
+            .build()
+            .unwrap();
+        cases.push((details, opaque.to_owned()));
+    }
+    // Key-value pairs inside free text.
+    for text in [
+        format!("PassWord={opaque}"),
+        format!("Passwd={opaque}"),
+        format!("pass={opaque}"),
+        format!("passphrase={opaque}"),
+        format!("pin: {opaque}"),
+        format!(r#""password"=>"{opaque}""#),
+        format!(r#"{{"pass":"{opaque}"}}"#),
+        format!(r#"{{"\u0070assword":"{opaque}"}}"#),
+        format!(r#"login {{"\u0070assword":"{opaque}"}}"#),
+    ] {
+        let e = AuditEvent::builder("data.index.read")
+            .description(text.clone())
+            .build()
+            .unwrap();
+        cases.push((e, opaque.to_owned()));
+    }
+    // A credential encoded twice, and an AWS key pair sent in two fields.
+    let e = AuditEvent::builder("data.index.read")
+        .detail("dsn", "postgres%253A%252F%252Fapp%253As3cr3t%2540db")
+        .build()
+        .unwrap();
+    cases.push((e, "s3cr3t".to_owned()));
+    let aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let e = AuditEvent::builder("data.index.read")
+        .detail("id", "AKIAIOSFODNN7EXAMPLE")
+        .detail("other", aws_secret)
+        .build()
+        .unwrap();
+    cases.push((e, aws_secret.to_owned()));
+    // An event type a rule or handler built from client text.
+    let e = AuditEvent::builder("data.sk_live_4ec39hqlyjwdarjtt1zdp7dc.read")
+        .build()
+        .unwrap();
+    cases.push((e, "4ec39hqlyjwdarjtt1zdp7dc".to_owned()));
+
+    for (mut event, secret) in cases {
+        let before = serde_json::to_string(&event).unwrap();
+        assert!(Redactor::default().redact(&mut event), "{before}");
+        let after = serde_json::to_string(&event).unwrap();
+        assert!(!after.contains(&secret), "{secret} kept in {after}");
+        assert!(!event.redacted_fields.is_empty(), "{after}");
+        let again = event.clone();
+        assert!(
+            !Redactor::default().redact(&mut event),
+            "not stable: {after}"
+        );
+        assert_eq!(event, again);
+    }
 }

@@ -42,14 +42,13 @@ enum Trigger {
     KeyWord,
 }
 
+/// The literal each built-in secret starts with. The automaton matches ASCII case
+/// insensitively (for the scheme words and key names); a trigger whose case matters
+/// (`eyJ`, `AKIA`, `ghp_`, …) is then checked byte for byte.
 const VALUE_TRIGGERS: &[(&str, Trigger)] = &[
     ("eyJ", Trigger::Jwt),
-    ("Bearer", Trigger::Bearer),
     ("bearer", Trigger::Bearer),
-    ("BEARER", Trigger::Bearer),
-    ("Basic", Trigger::Basic),
     ("basic", Trigger::Basic),
-    ("BASIC", Trigger::Basic),
     ("AKIA", Trigger::Aws),
     ("ASIA", Trigger::Aws),
     ("ghp_", Trigger::Github),
@@ -73,40 +72,37 @@ const VALUE_TRIGGERS: &[(&str, Trigger)] = &[
     ("://", Trigger::Url),
 ];
 
-/// Words that end or make up secret-like key names, in the spellings text uses.
+/// Words that end or make up secret-like key names (matched in any ASCII case): `pass`
+/// covers password, passwd and passphrase; `key` covers api_key and access_key; `sig`
+/// covers signature.
 const KEY_WORDS: &[&str] = &[
-    "password",
-    "Password",
-    "PASSWORD",
-    "passwd",
+    "pass",
     "pwd",
-    "PWD",
     "secret",
-    "Secret",
-    "SECRET",
     "token",
-    "Token",
-    "TOKEN",
     "key",
-    "Key",
-    "KEY",
     "authorization",
-    "Authorization",
-    "AUTHORIZATION",
     "cookie",
-    "Cookie",
-    "COOKIE",
     "session",
-    "Session",
-    "SESSION",
     "credential",
-    "Credential",
+    "pin",
+    "otp",
+    "sig",
+    "jwt",
 ];
+
+impl Trigger {
+    /// Scheme words and key names are found in any case; the rest only as written.
+    fn any_case(self) -> bool {
+        matches!(self, Trigger::Bearer | Trigger::Basic | Trigger::KeyWord)
+    }
+}
 
 /// Finds secrets in text; built once per redactor.
 #[derive(Debug, Clone)]
 pub(crate) struct Scanner {
     ac: AhoCorasick,
+    patterns: Vec<&'static str>,
     triggers: Vec<Trigger>,
     keys: KeyRules,
     emails: bool,
@@ -121,16 +117,18 @@ impl Scanner {
         ips: bool,
         custom: Vec<(Regex, SecretKind)>,
     ) -> Result<Scanner, String> {
-        let mut patterns: Vec<&str> = VALUE_TRIGGERS.iter().map(|(p, _)| *p).collect();
+        let mut patterns: Vec<&'static str> = VALUE_TRIGGERS.iter().map(|(p, _)| *p).collect();
         let mut triggers: Vec<Trigger> = VALUE_TRIGGERS.iter().map(|(_, t)| *t).collect();
         patterns.extend(KEY_WORDS);
         triggers.extend(KEY_WORDS.iter().map(|_| Trigger::KeyWord));
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
+            .ascii_case_insensitive(true)
             .build(&patterns)
             .map_err(|e| format!("cannot build the redaction automaton: {e}"))?;
         Ok(Scanner {
             ac,
+            patterns,
             triggers,
             keys,
             emails,
@@ -175,10 +173,17 @@ impl Scanner {
         let b = s.as_bytes();
         for m in self.ac.find_iter(b) {
             let at = m.start();
-            let found = match self.triggers[m.pattern().as_usize()] {
+            let trigger = self.triggers[m.pattern().as_usize()];
+            if !trigger.any_case()
+                && &b[at..m.end()] != self.patterns[m.pattern().as_usize()].as_bytes()
+            {
+                continue;
+            }
+            let found = match trigger {
                 Trigger::Jwt => jwt(b, at),
-                Trigger::Bearer => bearer(b, at),
-                Trigger::Basic => basic(b, at),
+                // `bearer=…` and `basic: …` are key-value pairs as well as schemes.
+                Trigger::Bearer => bearer(b, at).or_else(|| self.inline_secret(b, at)),
+                Trigger::Basic => basic(b, at).or_else(|| self.inline_secret(b, at)),
                 Trigger::Aws => {
                     if let Some(f) = aws_access_key(b, at) {
                         emit(f)?;
@@ -234,6 +239,12 @@ impl Scanner {
         let key = std::str::from_utf8(&b[start..key_end]).ok()?;
         let kind = self.keys.classify(key)?.clone();
         let mut i = key_end;
+        // `token[0]=…`, `pass[]=…`: an index or empty bracket after the name.
+        if b.get(i) == Some(&b'[')
+            && let Some(close) = b[i..].iter().take(34).position(|&c| c == b']')
+        {
+            i += close + 1;
+        }
         if matches!(b.get(i), Some(b'"' | b'\'')) {
             i += 1;
         }
@@ -241,7 +252,12 @@ impl Scanner {
         if !matches!(b.get(i), Some(b'=' | b':')) {
             return None;
         }
-        i = run(b, i + 1, |c| c == b' ' || c == b'\t');
+        i += 1;
+        // `"password" => "…"` (Ruby, PHP, Perl hashes).
+        if b.get(i) == Some(&b'>') {
+            i += 1;
+        }
+        i = run(b, i, |c| c == b' ' || c == b'\t');
         let (vstart, vend) = match b.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
                 // A quoted value ends at its closing quote on the same line; without one it
@@ -783,6 +799,95 @@ fn ipv4_at(b: &[u8], start: usize) -> Option<usize> {
     (b.get(i).is_none_or(|c| !is_alnum(*c)) && !next_is_part).then_some(i)
 }
 
+/// True when `s` holds an AWS access key id: the event then has its AWS secret keys looked
+/// for in every field, not only next to the id.
+pub(crate) fn has_aws_access_key(s: &str) -> bool {
+    let b = s.as_bytes();
+    let finder = |needle: &[u8]| {
+        memchr::memmem::find_iter(b, needle).any(|at| aws_access_key(b, at).is_some())
+    };
+    finder(b"AKIA") || finder(b"ASIA")
+}
+
+/// Every AWS secret-key-shaped word in `s` (see [`aws_secret_key`]).
+pub(crate) fn aws_secret_keys(s: &str, out: &mut Vec<Finding>) {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while from < b.len() {
+        match aws_secret_key(&b[from..]) {
+            Some(mut f) => {
+                f.start += from;
+                f.end += from;
+                from = f.end;
+                out.push(f);
+            }
+            None => break,
+        }
+    }
+}
+
+/// How many layers of encoding are taken off a string when looking for secrets.
+pub(crate) const MAX_DECODE_ROUNDS: usize = 4;
+
+/// Takes one layer of encoding off: `%XX` escapes, then JSON string escapes (`\\"`,
+/// `\\\\`, `\\uXXXX`, …), so that a secret inside JSON text held in a string, or encoded
+/// twice, shows. `None` when there are neither.
+pub(crate) fn decode_once(s: &str) -> Option<String> {
+    let percent = percent_decode(s);
+    let text = percent.as_deref().unwrap_or(s);
+    match json_unescape(text) {
+        Some(u) => Some(u),
+        None => percent,
+    }
+}
+
+/// Decodes JSON string escapes (`\\uXXXX` for BMP characters; a lone surrogate or an
+/// unknown escape stays as it was); `None` when there are none.
+fn json_unescape(s: &str) -> Option<String> {
+    memchr::memchr(b'\\', s.as_bytes())?;
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut changed = false;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let simple = match after.as_bytes().first() {
+            Some(b'"') => Some('"'),
+            Some(b'\\') => Some('\\'),
+            Some(b'/') => Some('/'),
+            Some(b'n') => Some('\n'),
+            Some(b't') => Some('\t'),
+            Some(b'r') => Some('\r'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            rest = &after[1..];
+            changed = true;
+            continue;
+        }
+        let unicode = after
+            .strip_prefix('u')
+            .and_then(|h| h.get(..4))
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match unicode {
+            Some(c) => {
+                out.push(c);
+                rest = &after[5..];
+                changed = true;
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
 /// Decodes `%XX` escapes (and nothing else); `None` when there are none.
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
@@ -821,8 +926,9 @@ mod tests {
     fn no_trigger_can_occur_inside_a_canonical_id() {
         let id_byte = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-';
         let triggers = VALUE_TRIGGERS.iter().map(|(p, _)| *p);
+        // The automaton ignores ASCII case: no case variant may be all id bytes either.
         for p in triggers.chain(KEY_WORDS.iter().copied()) {
-            assert!(!p.bytes().all(id_byte), "{p}");
+            assert!(!p.to_ascii_lowercase().bytes().all(id_byte), "{p}");
         }
     }
 
@@ -987,6 +1093,46 @@ mod tests {
                 assert_eq!(&text[out[0].start..out[0].end], card);
             }
         }
+    }
+
+    #[test]
+    fn key_value_pairs_in_any_spelling() {
+        for text in [
+            "PassWord=hunter2",
+            "Passwd=hunter2",
+            "pass=hunter2",
+            "passphrase=hunter2",
+            "pin: hunter2",
+            r#""password"=>"hunter2""#,
+            r#"{"pass":"hunter2"}"#,
+            "token[0]=hunter2",
+            "pass[]=hunter2",
+            "otp=hunter2",
+            "sig=hunter2",
+            "bearer=hunter2",
+            "access_key=hunter2",
+        ] {
+            let found = kinds(&format!("login failed {text} end"));
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            assert_eq!(found[0].0, "hunter2", "{text}");
+        }
+        // Lowercase look-alikes of case-sensitive prefixes are not secrets.
+        assert!(kinds("akiaiosfodnn7example eyjhbgcioijiuzi1nij9").is_empty());
+    }
+
+    #[test]
+    fn decoding_layers() {
+        assert_eq!(
+            decode_once("postgres%253A%252F%252Fapp").as_deref(),
+            Some("postgres%3A%2F%2Fapp")
+        );
+        assert_eq!(decode_once(r"\u0070ass").as_deref(), Some("pass"));
+        assert_eq!(
+            decode_once(r#"{\"k\": \"v\\\\\"}"#).as_deref(),
+            Some(r#"{"k": "v\\"}"#)
+        );
+        assert_eq!(decode_once(r"\uZZZZ \q"), None);
+        assert_eq!(decode_once("plain"), None);
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Redactor {
             // Re-entered (cannot happen today): check with a fresh buffer.
             Err(_) => walk::needs_redaction(&self.inner, event, &mut String::new()),
         });
-        needed && walk::Apply::new(&self.inner).event(event)
+        needed && walk::Apply::new(&self.inner, walk::aws_context(event)).event(event)
     }
 
     /// The keyed-hash token [`Action::Hash`] writes for `value`, under `key_id` (current or

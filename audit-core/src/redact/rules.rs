@@ -144,7 +144,12 @@ impl KeyRule {
 /// | exact | pwd, pass | password |
 /// | contains | secret, apikey, privatekey, authorization, cookie, cardnumber, credential | secret field |
 /// | suffix | token | secret field |
-/// | exact | session, sessionkey, ssn, cvv, cvc, pin | secret field |
+/// | exact | session, sessionkey, ssn, cvv, cvc, pin, otp, sig, bearer | secret field |
+/// | suffix | signature, jwt, accesskey | secret field |
+///
+/// Keys are compared after taking off up to four layers of `%XX` encoding and surrounding
+/// white space; a bracketed or dotted key (`user[token]`, `token[0]`, `pass[]`,
+/// `user.pwd`) is secret when any of its parts is.
 pub(crate) fn default_key_rules() -> Vec<KeyRule> {
     use KeyMatch::{Contains, Exact, Suffix};
     let mut rules = Vec::new();
@@ -166,8 +171,21 @@ pub(crate) fn default_key_rules() -> Vec<KeyRule> {
         rules.push(KeyRule::new(n, Contains, SecretKind::SecretField));
     }
     rules.push(KeyRule::new("token", Suffix, SecretKind::SecretField));
-    for n in ["session", "sessionkey", "ssn", "cvv", "cvc", "pin"] {
+    for n in [
+        "session",
+        "sessionkey",
+        "ssn",
+        "cvv",
+        "cvc",
+        "pin",
+        "otp",
+        "sig",
+        "bearer",
+    ] {
         rules.push(KeyRule::new(n, Exact, SecretKind::SecretField));
+    }
+    for n in ["signature", "jwt", "accesskey"] {
+        rules.push(KeyRule::new(n, Suffix, SecretKind::SecretField));
     }
     rules
 }
@@ -214,7 +232,38 @@ impl KeyRules {
         Ok(KeyRules { rules, by_first })
     }
 
+    /// The kind of secret a key names, if any: the key as it is, then (only for keys with
+    /// `%`, `+`, brackets, dots or surrounding white space) decoded, trimmed and split into
+    /// its parts.
     pub(crate) fn classify(&self, key: &str) -> Option<&SecretKind> {
+        if let Some(kind) = self.classify_plain(key) {
+            return Some(kind);
+        }
+        let decorated = key
+            .bytes()
+            .any(|b| matches!(b, b'%' | b'+' | b'[' | b']' | b'.' | b' ' | b'\t'));
+        if !decorated {
+            return None;
+        }
+        let mut decoded = key.replace('+', " ");
+        for _ in 0..super::detectors::MAX_DECODE_ROUNDS {
+            match super::detectors::percent_decode(&decoded) {
+                Some(d) => decoded = d,
+                None => break,
+            }
+        }
+        let decoded = decoded.trim();
+        if let Some(kind) = self.classify_plain(decoded) {
+            return Some(kind);
+        }
+        decoded
+            .split(['[', ']', '.'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p != &decoded)
+            .find_map(|p| self.classify_plain(p))
+    }
+
+    fn classify_plain(&self, key: &str) -> Option<&SecretKind> {
         let mut buf = [0u8; 64];
         match normalize(key, &mut buf) {
             Some(k) => self.classify_normalized(k.as_bytes()),
@@ -283,6 +332,25 @@ mod tests {
             "ssn",
             "card_number",
             "aws_secret_access_key",
+            "token[]",
+            "token[0]",
+            "user[token]",
+            "pass[]",
+            "pwd[]",
+            "session[]",
+            "token%20",
+            "token+",
+            "otp",
+            "signature",
+            "x-amz-signature",
+            "sig",
+            "jwt",
+            "bearer",
+            "access_key",
+            "aws_access_key",
+            "%2570assword",
+            "user.pwd",
+            " password ",
         ] {
             assert!(rules.classify(key).is_some(), "{key}");
         }
@@ -304,6 +372,12 @@ mod tests {
             "compass",
             "spinner",
             "count",
+            "signatureVersion",
+            "design",
+            "pinned",
+            "user[name]",
+            "items[0]",
+            "a.b.c",
             "password_policy_version_is_really_long_key_name_over_sixty_four_bytes_ok",
         ] {
             let hit = rules.classify(key);

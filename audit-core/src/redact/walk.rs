@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::Inner;
-use super::detectors::{Finding, percent_decode};
+use super::detectors::{
+    Finding, MAX_DECODE_ROUNDS, aws_secret_keys, decode_once, has_aws_access_key, percent_decode,
+};
 use super::rules::{Action, MASK, SecretKind};
 use crate::{AuditEvent, CapturedBody, Text};
 
@@ -27,7 +29,9 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
         r,
         buf,
         found: false,
+        json_depth: 0,
     };
+    g.push(e.event_type.as_str());
     g.opt(&e.description);
     if let Some(a) = &e.actor {
         for s in [
@@ -88,8 +92,85 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
     if g.found || r.scanner.any(buf) {
         return true;
     }
-    // `%XX`-encoded secrets: decoding the whole buffer at once decodes every string in it.
-    percent_decode(buf).is_some_and(|decoded| r.scanner.any(&decoded))
+    // Encoded secrets (`%XX`, `\uXXXX`, nested): decoding the whole buffer at once decodes
+    // every string in it, layer by layer.
+    any_decoded(r, buf)
+}
+
+/// True when a secret shows once up to [`MAX_DECODE_ROUNDS`] layers of encoding are off.
+fn any_decoded(r: &Inner, s: &str) -> bool {
+    let mut layer = decode_once(s);
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let Some(text) = layer else { return false };
+        if r.scanner.any(&text) {
+            return true;
+        }
+        layer = decode_once(&text);
+    }
+    false
+}
+
+/// True when an AWS access key id appears anywhere in the event (asked only of events that
+/// need redaction): every field is then searched for a secret key as well, since a client
+/// may send the two apart. Walks no deeper than redaction does.
+pub(crate) fn aws_context(e: &AuditEvent) -> bool {
+    fn has(s: &str) -> bool {
+        has_aws_access_key(s) || decode_once(s).is_some_and(|d| has_aws_access_key(&d))
+    }
+    fn value(v: &Value, depth: usize) -> bool {
+        match v {
+            Value::String(s) => has(s),
+            Value::Array(a) if depth <= MAX_DEPTH => a.iter().any(|v| value(v, depth + 1)),
+            Value::Object(m) if depth <= MAX_DEPTH => map(m, depth + 1),
+            _ => false,
+        }
+    }
+    fn map(m: &Map<String, Value>, depth: usize) -> bool {
+        m.iter().any(|(k, v)| has(k) || value(v, depth))
+    }
+    let mut strings: Vec<&str> = vec![e.event_type.as_str()];
+    fn add<'a>(to: &mut Vec<&'a str>, s: &'a Option<Text>) {
+        to.extend(s.as_deref());
+    }
+    add(&mut strings, &e.description);
+    if let Some(a) = &e.actor {
+        for s in [
+            &a.kind,
+            &a.id,
+            &a.email,
+            &a.role,
+            &a.user_agent,
+            &a.client_id,
+        ] {
+            add(&mut strings, s);
+        }
+    }
+    if let Some(t) = &e.target {
+        for s in [&t.kind, &t.id, &t.name] {
+            add(&mut strings, s);
+        }
+    }
+    if let Some(c) = &e.context {
+        for s in [&c.session_id, &c.organization_id, &c.request_id] {
+            add(&mut strings, s);
+        }
+    }
+    let mut bodies = Vec::new();
+    if let Some(h) = &e.http {
+        for s in [&h.route, &h.path, &h.query] {
+            add(&mut strings, s);
+        }
+        if map(&h.headers, 0) {
+            return true;
+        }
+        bodies.extend(
+            [&h.request_body, &h.response_body]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.content.as_ref()),
+        );
+    }
+    strings.into_iter().any(has) || bodies.into_iter().any(|b| value(b, 0)) || map(&e.details, 0)
 }
 
 /// True for a `context` id (request, trace, span) that is not scanned: one in the form the
@@ -137,14 +218,35 @@ struct Gather<'a> {
     buf: &'a mut String,
     /// A string scanned in place held a secret.
     found: bool,
+    /// How many JSON-in-string layers deep the current string is.
+    json_depth: usize,
 }
+
+/// JSON held in a string held in JSON… is parsed this many layers deep when gathering.
+const MAX_JSON_LAYERS: usize = 4;
 
 impl Gather<'_> {
     fn push(&mut self, s: &str) {
+        let lead = s.trim_start();
+        if (lead.starts_with('{') || lead.starts_with('['))
+            && s.len() <= MAX_JSON_IN_STRING
+            && self.json_depth < MAX_JSON_LAYERS
+            && let Ok(v @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s)
+        {
+            // What the walk will see: unescaped keys and values, not the JSON text.
+            self.json_depth += 1;
+            let secret = self.value(&v, 0);
+            self.json_depth -= 1;
+            if secret {
+                self.found = true;
+            }
+        }
+        self.push_text(s);
+    }
+
+    fn push_text(&mut self, s: &str) {
         if s.len() >= SCAN_IN_PLACE {
-            self.found = self.found
-                || self.r.scanner.any(s)
-                || percent_decode(s).is_some_and(|d| self.r.scanner.any(&d));
+            self.found = self.found || self.r.scanner.any(s) || any_decoded(self.r, s);
         } else {
             self.buf.push_str(s);
             self.buf.push('\0');
@@ -159,8 +261,11 @@ impl Gather<'_> {
 
     /// True when a key is secret (or the nesting too deep to trust).
     fn map(&mut self, m: &Map<String, Value>, depth: usize) -> bool {
-        m.iter()
-            .any(|(k, v)| self.r.keys.classify(k).is_some() || self.value(v, depth + 1))
+        m.iter().any(|(k, v)| {
+            // A key is scanned like a value: a client can put a secret in either.
+            self.push(k);
+            self.r.keys.classify(k).is_some() || self.value(v, depth + 1)
+        })
     }
 
     fn value(&mut self, v: &Value, depth: usize) -> bool {
@@ -188,9 +293,11 @@ impl Gather<'_> {
     fn form(&mut self, q: &str) -> bool {
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if self.r.keys.classify(&form_decode(k)).is_some() {
+            let name = form_decode(k);
+            if self.r.keys.classify(&name).is_some() {
                 return true;
             }
+            self.push(&name);
             self.push(&form_decode(v));
         }
         false
@@ -241,15 +348,18 @@ enum Seg {
 
 pub(crate) struct Apply<'a> {
     r: &'a Inner,
+    /// The event holds an AWS access key id: AWS secret keys are searched for everywhere.
+    aws: bool,
     path: Vec<Seg>,
     paths: Vec<String>,
     findings: Vec<Finding>,
 }
 
 impl<'a> Apply<'a> {
-    pub(crate) fn new(r: &'a Inner) -> Apply<'a> {
+    pub(crate) fn new(r: &'a Inner, aws: bool) -> Apply<'a> {
         Apply {
             r,
+            aws,
             path: Vec::new(),
             paths: Vec::new(),
             findings: Vec::new(),
@@ -258,6 +368,7 @@ impl<'a> Apply<'a> {
 
     /// Rewrites `e` and lists what changed in `redactedFields`; true when anything did.
     pub(crate) fn event(mut self, e: &mut AuditEvent) -> bool {
+        self.event_type(e);
         self.opt("description", &mut e.description);
         if let Some(a) = &mut e.actor {
             self.path.push(Seg::Static("actor"));
@@ -334,6 +445,37 @@ impl<'a> Apply<'a> {
         changed
     }
 
+    /// An event type holding a secret (a rule or handler that built one from client text)
+    /// keeps its shape: each segment with a finding becomes `redacted`.
+    fn event_type(&mut self, e: &mut AuditEvent) {
+        let text = e.event_type.as_str();
+        if !self.r.scanner.any(text) && !(self.aws && self.has_aws_secret(text)) {
+            return;
+        }
+        let redacted: Vec<&str> = text
+            .split('.')
+            .map(|seg| {
+                if self.r.scanner.any(seg) || self.has_aws_secret(seg) {
+                    "redacted"
+                } else {
+                    seg
+                }
+            })
+            .collect();
+        if let Ok(t) = crate::EventType::new(&redacted.join(".")) {
+            e.event_type = t;
+            self.path.push(Seg::Static("eventType"));
+            self.record();
+            self.path.pop();
+        }
+    }
+
+    fn has_aws_secret(&self, s: &str) -> bool {
+        let mut found = Vec::new();
+        aws_secret_keys(s, &mut found);
+        !found.is_empty()
+    }
+
     fn record(&mut self) {
         let mut p = String::new();
         for seg in &self.path {
@@ -356,7 +498,9 @@ impl<'a> Apply<'a> {
             let may_change = lead.starts_with('{')
                 || lead.starts_with('[')
                 || t.contains('%')
-                || self.r.scanner.any(t);
+                || t.contains('\\')
+                || self.r.scanner.any(t)
+                || (self.aws && self.has_aws_secret(t));
             if !may_change {
                 return;
             }
@@ -385,7 +529,12 @@ impl<'a> Apply<'a> {
     }
 
     /// Redacts secrets inside one string; true when it changed. A string holding a JSON
-    /// object or array is parsed and walked like `details`.
+    /// object or array is parsed and walked like `details`; when the text held a secret, it
+    /// is replaced by the walked value's canonical JSON, so what a parser would not keep (a
+    /// duplicate key's earlier value, odd spacing) cannot keep a secret either. Otherwise
+    /// the text is searched as it is and then with up to [`MAX_DECODE_ROUNDS`] layers of
+    /// encoding taken off; a secret found in a decoded layer leaves the string decoded and
+    /// redacted.
     fn text(&mut self, s: &mut String, depth: usize) -> bool {
         let t = s.trim_start();
         if (t.starts_with('{') || t.starts_with('['))
@@ -394,20 +543,28 @@ impl<'a> Apply<'a> {
                 serde_json::from_str::<Value>(s)
         {
             let before = self.paths.len();
-            let changed = self.value(&mut v, depth + 1);
+            let walked = self.value(&mut v, depth + 1);
             // Inner paths were recorded; the string itself is the one that changed.
             self.paths.truncate(before);
-            if changed {
-                *s = serde_json::to_string(&v).unwrap_or_else(|_| MASK.to_owned());
+            let raw_secret = walked || self.flat_text(&mut s.clone());
+            if raw_secret {
+                let canonical = serde_json::to_string(&v).unwrap_or_else(|_| MASK.to_owned());
+                if canonical != *s {
+                    *s = canonical;
+                    return true;
+                }
             }
-            return changed;
+            return false;
         }
         let mut changed = self.spans(s);
-        if let Some(mut decoded) = percent_decode(s)
-            && self.spans(&mut decoded)
-        {
-            *s = decoded;
-            changed = true;
+        let mut layer = decode_once(s);
+        for _ in 0..MAX_DECODE_ROUNDS {
+            let Some(mut decoded) = layer else { break };
+            if self.spans(&mut decoded) {
+                *s = decoded.clone();
+                changed = true;
+            }
+            layer = decode_once(&decoded);
         }
         changed
     }
@@ -416,6 +573,14 @@ impl<'a> Apply<'a> {
     fn spans(&mut self, s: &mut String) -> bool {
         let mut findings = std::mem::take(&mut self.findings);
         self.r.scanner.find_all(s, &mut findings);
+        if self.aws {
+            let before = findings.len();
+            aws_secret_keys(s, &mut findings);
+            if findings.len() > before {
+                findings.sort_by_key(|f| f.start);
+                findings.dedup_by(|b, a| b.start < a.end);
+            }
+        }
         // What a previous pass wrote is found again (`password=[REDACTED]`); leaving text
         // whose redaction is itself makes a second pass change nothing.
         findings.retain(|f| f.merged || !self.already_redacted(&f.kind, &s[f.start..f.end]));
@@ -461,12 +626,29 @@ impl<'a> Apply<'a> {
         }
     }
 
-    /// A map whose secret-named keys lose their values whole; true when anything changed.
+    /// A map whose secret-named keys lose their values whole, and whose keys are searched
+    /// for secrets like values (a key holding one is renamed to its redacted form); true
+    /// when anything changed.
     fn map(&mut self, m: &mut Map<String, Value>, depth: usize) -> bool {
         let mut changed = false;
         let mut removed = Vec::new();
+        let mut renamed = Vec::new();
         for (k, v) in m.iter_mut() {
-            self.path.push(Seg::Key(k.clone()));
+            let mut name = k.clone();
+            if self.flat_text(&mut name) {
+                // A key that held a secret loses its value too: the pair was the client's
+                // and its value may be the rest of the secret.
+                renamed.push((k.clone(), name.clone()));
+                self.path.push(Seg::Key(name));
+                self.record();
+                self.path.pop();
+                if *v != Value::String(MASK.to_owned()) {
+                    *v = Value::String(MASK.to_owned());
+                }
+                changed = true;
+                continue;
+            }
+            self.path.push(Seg::Key(name));
             if let Some(kind) = self.r.keys.classify(k) {
                 let action = self.r.action_for(kind);
                 let redo = match action {
@@ -488,6 +670,34 @@ impl<'a> Apply<'a> {
         }
         for k in removed {
             m.remove(&k);
+        }
+        for (old, new) in renamed {
+            if let Some(v) = m.remove(&old) {
+                m.insert(new, v);
+            }
+        }
+        changed
+    }
+
+    /// Redacts secrets in a key name (searched like any text, JSON aside); true when it
+    /// changed. The key's own path is not recorded here: the caller records the new name.
+    fn flat_text(&mut self, k: &mut String) -> bool {
+        let quick = self.r.scanner.any(k)
+            || (self.aws && self.has_aws_secret(k))
+            || k.contains('%')
+            || k.contains('\\');
+        if !quick {
+            return false;
+        }
+        let mut changed = self.spans(k);
+        let mut layer = decode_once(k);
+        for _ in 0..MAX_DECODE_ROUNDS {
+            let Some(mut decoded) = layer else { break };
+            if self.spans(&mut decoded) {
+                *k = decoded.clone();
+                changed = true;
+            }
+            layer = decode_once(&decoded);
         }
         changed
     }
@@ -547,36 +757,61 @@ impl<'a> Apply<'a> {
         }
     }
 
-    /// A query string or form body, rebuilt with secret values replaced (or dropped).
+    /// A query string or form body, rebuilt with secret values replaced (or dropped) and
+    /// secrets in parameter names replaced.
     fn form(&mut self, q: &mut String) -> bool {
         let mut out = Vec::new();
         let mut changed = false;
         for pair in q.split('&') {
-            let Some((rk, rv)) = pair.split_once('=') else {
-                out.push(pair.to_owned());
+            let (rk, rv) = match pair.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (pair, None),
+            };
+            let original = form_decode(rk);
+            let mut k = original.clone();
+            let mut name_changed = false;
+            if self.flat_text(&mut k) {
+                name_changed = true;
+                changed = true;
+                self.path.push(Seg::Key(k.clone()));
+                self.record();
+                self.path.pop();
+            }
+            let ek = if name_changed {
+                form_encode(&k)
+            } else {
+                rk.to_owned()
+            };
+            let Some(rv) = rv else {
+                out.push(ek);
                 continue;
             };
-            let (k, mut v) = (form_decode(rk), form_decode(rv));
+            if name_changed {
+                // As in maps: a name that held a secret loses its value too.
+                out.push(format!("{ek}={}", form_encode(MASK)));
+                continue;
+            }
+            let mut v = form_decode(rv);
             self.path.push(Seg::Key(k.clone()));
-            if let Some(kind) = self.r.keys.classify(&k) {
+            if let Some(kind) = self.r.keys.classify(&original) {
                 let action = self.r.action_for(kind);
                 let old = Value::String(v);
                 let new = self.key_value(kind, action, &old);
                 if action != Action::Remove && (new == old || self.is_own_token(action, &old)) {
-                    out.push(pair.to_owned());
+                    out.push(format!("{ek}={rv}"));
                 } else {
                     changed = true;
                     self.record();
                     if let (Value::String(nv), false) = (new, action == Action::Remove) {
-                        out.push(format!("{rk}={}", form_encode(&nv)));
+                        out.push(format!("{ek}={}", form_encode(&nv)));
                     }
                 }
             } else if self.text(&mut v, 0) {
                 changed = true;
                 self.record();
-                out.push(format!("{rk}={}", form_encode(&v)));
+                out.push(format!("{ek}={}", form_encode(&v)));
             } else {
-                out.push(pair.to_owned());
+                out.push(format!("{ek}={rv}"));
             }
             self.path.pop();
         }

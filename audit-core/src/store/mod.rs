@@ -31,7 +31,7 @@ mod retention;
 
 pub use query::{
     Cursor, DEFAULT_LIMIT, EventTypePattern, Filter, MAX_LIMIT, Query, QueryError, QueryErrorCode,
-    QueryParams, SortOrder, TenantScope, like_contains,
+    QueryParams, SortOrder, TenantScope, check_id, like_contains,
 };
 pub use retention::{
     PurgeReport, RetentionHandle, RetentionPolicy, RetentionRule, RuleCount, purge_once,

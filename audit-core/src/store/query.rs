@@ -514,8 +514,9 @@ impl QueryParams {
         };
         let limit = match nonempty(self.limit) {
             None => DEFAULT_LIMIT,
+            // Digits only: `+5`, ` 5` and `5.0` are refused rather than read leniently.
             Some(s) => match s.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
                     return Err(QueryError::invalid(format!(
                         "limit {s:?} must be a whole number from 1 to {MAX_LIMIT}"
@@ -548,13 +549,35 @@ fn nonempty(v: Option<String>) -> Option<String> {
 /// Longest accepted free-form filter value.
 const MAX_FILTER_LEN: usize = 256;
 
+/// A free-form filter value: at most 256 bytes, no control character (a NUL would end the
+/// text early in SQLite's string functions and is refused by PostgreSQL; stored events never
+/// hold one, see [`crate::limits`]).
 fn bounded(name: &str, v: Option<String>) -> Result<Option<String>, QueryError> {
     match nonempty(v) {
         Some(s) if s.len() > MAX_FILTER_LEN => Err(QueryError::invalid(format!(
             "{name} is longer than {MAX_FILTER_LEN} bytes"
         ))),
+        Some(s) if s.chars().any(char::is_control) => Err(QueryError::invalid(format!(
+            "{name} must not contain control characters"
+        ))),
         v => Ok(v),
     }
+}
+
+/// Checks an identifier taken from a path or header (an event id, a tenant id): 1 to 256
+/// bytes, no control character.
+pub fn check_id(name: &str, value: &str) -> Result<(), QueryError> {
+    if value.is_empty() || value.len() > MAX_FILTER_LEN {
+        return Err(QueryError::invalid(format!(
+            "{name} must be 1 to {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(QueryError::invalid(format!(
+            "{name} must not contain control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Why a query was refused; the code is the API's error code.
