@@ -262,7 +262,7 @@ impl Limits {
         let original = out.len();
         let sha = hex::encode(Sha256::digest(&out));
         let mut removed: Vec<&'static str> = Vec::new();
-        let steps: [(&'static str, fn(&mut AuditEvent)); 4] = [
+        let steps: [Shrink; 4] = [
             ("http.responseBody", |e| {
                 if let Some(h) = &mut e.http {
                     h.response_body = h.response_body.take().map(without_content);
@@ -311,6 +311,9 @@ impl Limits {
         true
     }
 }
+
+/// One way to make an event smaller: what it removes, and how.
+type Shrink = (&'static str, fn(&mut AuditEvent));
 
 fn fits(e: &AuditEvent, cap: usize) -> bool {
     let mut out = Vec::new();
