@@ -835,7 +835,7 @@ fn hostile_carriers_are_redacted() {
             .unwrap()
     };
     // Query parameter names.
-    cases.push((query(ghp.clone()), ghp.clone()));
+    cases.push((query(ghp.clone()), ghp));
     cases.push((query(format!("{akia}=1")), akia.to_owned()));
     // JSON keys and duplicate keys in a string field.
     let ua = |ua: String| {
