@@ -30,8 +30,9 @@
 //!   boundary) followed by `…[truncated: <bytes> bytes, sha256:<hex>]`, where the size and
 //!   hash are those of the whole value as redaction left it, so a reader can still tell
 //!   two long values apart or match one against a copy, and no hash of a secret is kept.
-//!   Defaults: user agent 512 bytes, path 2 KiB, query 2 KiB, description 1 KiB, every other
-//!   string (ids, header values, each `details` string) 4 KiB. An array or object in
+//!   Defaults: user agent 512 bytes, path 2 KiB, query 2 KiB, description 1 KiB, a captured
+//!   body held as text 16 KiB, every other string (ids, header values, each `details` string,
+//!   each string inside a captured JSON body) 4 KiB. An array or object in
 //!   `details` or the headers keeps its first 64 entries and adds an entry
 //!   `"…[truncated: <n> entries, sha256:<hex of the whole as JSON>]"` (key `"…"` in
 //!   objects).
@@ -74,6 +75,7 @@ pub struct Limits {
     path: usize,
     query: usize,
     description: usize,
+    body: usize,
     text: usize,
     items: usize,
     event_bytes: usize,
@@ -86,6 +88,7 @@ impl Default for Limits {
             path: 2048,
             query: 2048,
             description: 1024,
+            body: 16 * 1024,
             text: 4096,
             items: DEFAULT_ITEMS,
             event_bytes: 64 * 1024,
@@ -116,6 +119,8 @@ impl Limits {
         query;
         /// Longest `description` kept (default 1 KiB).
         description;
+        /// Longest captured body kept when it is text (default 16 KiB).
+        body;
         /// Longest other string kept: ids, header values, each string in `details`
         /// (default 4 KiB).
         text;
@@ -185,8 +190,10 @@ impl Limits {
                 .flatten()
             {
                 changed |= opt(&mut body.content_type, t);
-                if let Some(v) = &mut body.content {
-                    changed |= self.value(v, 0);
+                match &mut body.content {
+                    Some(Value::String(text)) => changed |= string(text, self.body),
+                    Some(v) => changed |= self.value(v, 0),
+                    None => {}
                 }
             }
         }
@@ -293,6 +300,7 @@ impl Limits {
                 path: 256,
                 query: 256,
                 description: 256,
+                body: 256,
                 text: 256,
                 items: 8,
                 event_bytes: self.event_bytes,

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use http::HeaderMap;
+use sha2::{Digest, Sha256};
 
 /// An IP network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or
 /// /128.
@@ -150,33 +151,76 @@ pub(crate) fn client_addr(
 pub(crate) const X_FORWARDED_FOR: http::HeaderName =
     http::HeaderName::from_static("x-forwarded-for");
 
-/// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right.
+/// Most forwarding hops recorded: the ones nearest this service, which are the only ones the
+/// trusted-proxy walk can reach. A longer chain keeps its last `MAX_HOPS` entries after a
+/// first entry `…[truncated: <n> hops, sha256:<hex>]` (the hash of every header value it
+/// came from, joined with `\n`).
+pub(crate) const MAX_HOPS: usize = 16;
+
+/// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right; at
+/// most [`MAX_HOPS`] of them (the rightmost) plus a truncation marker. Header values are
+/// walked from the right, so a chain of thousands of entries costs no more than its bytes.
 fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
-    let forwarded: Vec<String> = headers
-        .get_all(http::header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|elem| {
-            elem.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| v.trim().trim_matches('"').to_owned())
-            })
+    let values = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<&str>>()
+    };
+    let forwarded = values(http::header::FORWARDED);
+    let for_of = |elem: &str| {
+        elem.split(';').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| v.trim().trim_matches('"').to_owned())
         })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
-    }
-    headers
-        .get_all(&X_FORWARDED_FOR)
+    };
+    let (raw, hops, total) = if forwarded
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+        .any(|v| v.split(',').any(|e| for_of(e).is_some()))
+    {
+        let total = forwarded
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|e| for_of(e).is_some())
+            .count();
+        let hops: Vec<String> = forwarded
+            .iter()
+            .rev()
+            .flat_map(|v| v.rsplit(','))
+            .filter_map(for_of)
+            .take(MAX_HOPS)
+            .collect();
+        (forwarded, hops, total)
+    } else {
+        let xff = values(X_FORWARDED_FOR);
+        let total = xff
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .count();
+        let hops: Vec<String> = xff
+            .iter()
+            .rev()
+            .flat_map(|v| v.rsplit(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(MAX_HOPS)
+            .map(str::to_owned)
+            .collect();
+        (xff, hops, total)
+    };
+    let mut chain: Vec<String> = hops.into_iter().rev().collect();
+    if total > chain.len() {
+        let digest = Sha256::digest(raw.join("\n").as_bytes());
+        chain.insert(
+            0,
+            format!("…[truncated: {total} hops, sha256:{}]", hex::encode(digest)),
+        );
+    }
+    chain
 }
 
 /// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]:443`, `2001:db8::1`.
@@ -244,6 +288,33 @@ mod tests {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let got = client_addr(Some(&h), Some("10.0.0.1".parse().unwrap()), &proxies);
         assert_eq!(got.client, Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn long_chains_keep_the_hops_nearest_the_service() {
+        let far: Vec<String> = (0..2000)
+            .map(|i| format!("198.51.{}.{}", i / 256, i % 256))
+            .collect();
+        let mut h = HeaderMap::new();
+        for _ in 0..3 {
+            h.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(&far.join(", ")).unwrap(),
+            );
+        }
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let got = client_addr(Some(&h), Some("10.0.0.5".parse().unwrap()), &proxies);
+        assert_eq!(got.client, Some("203.0.113.9".parse().unwrap()));
+        // The marker, the sixteen nearest hops, then the peer.
+        assert_eq!(got.chain.len(), MAX_HOPS + 2);
+        assert!(
+            got.chain[0].starts_with("…[truncated: 6001 hops, sha256:"),
+            "{}",
+            got.chain[0]
+        );
+        assert_eq!(got.chain[MAX_HOPS], "203.0.113.9");
+        assert_eq!(got.chain[MAX_HOPS + 1], "10.0.0.5");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::record::{Pending, outcome_for};
 
 /// How many body bytes are kept for the event (the rest is counted and hashed).
-pub(crate) const CAPTURE_LIMIT: usize = 64 * 1024;
+pub(crate) const CAPTURE_LIMIT: usize = 16 * 1024;
 
 /// Response body of [`Audit`](super::Audit).
 #[pin_project]
@@ -248,7 +248,7 @@ where
 }
 
 /// Request body of the service inside [`Audit`](super::Audit). It passes the client's body
-/// through; at the `request` and `request_response` levels it keeps the first 64 KiB for the
+/// through; at the `request` and `request_response` levels it keeps the first 16 KiB for the
 /// event as the handler reads it (never buffering more), and counts and hashes the rest.
 #[pin_project]
 pub struct RequestBody<B> {

@@ -6,7 +6,13 @@
 //! `/{tenant}/items`. The template decides the event type, the target type and which
 //! segment of the path holds the target id; that shape is worked out once per route and
 //! method and kept (per thread: the audit worker's), so each request only picks its id out of
-//! the path. Without a template, the concrete path's segments decide.
+//! the path.
+//!
+//! Without a template (no route matched, an axum fallback, plain hyper or tonic without a
+//! rule) nothing is derived from the path: every segment of it is the client's choice, and a
+//! client must not pick the event type, grow the set of event types, or forge an
+//! authentication event. Such a request is recorded as [`UNMATCHED`], its path kept only in
+//! `http.path`.
 
 use std::cell::RefCell;
 
@@ -20,13 +26,15 @@ use crate::memo::Memo;
 /// Event type, target (type and id), and whether the route is authentication.
 pub(super) type Defaulted = (Text, Option<(Text, Option<Text>)>, bool);
 
+/// The event type of a request that matched no route template and no rule.
+pub const UNMATCHED: &str = "data.request.unmatched";
+
 /// The default classification of a request to `path` (matched as `template`, when known).
 pub(super) fn default_event_type(method: &Method, path: &str, template: Option<&str>) -> Defaulted {
-    let shape = match template {
-        Some(t) => shape(method, t),
-        // Without a template every segment counts, and nothing is kept: paths are unbounded.
-        None => shape_of(method, pattern::segments(path).enumerate()),
+    let Some(template) = template else {
+        return (Text::from_static(UNMATCHED), None, false);
     };
+    let shape = shape(method, template);
     let target = shape.target.map(|(kind, at)| {
         let id = pattern::segments(path).nth(at).map(Text::new);
         (kind, id)
@@ -236,7 +244,11 @@ mod tests {
             assert_eq!(auth_word(s), None, "{s}");
         }
         let rules = Rules::new();
-        let c = rules.classify(&Method::POST, "/v1/Sessions/current/Tokens", None);
+        let c = rules.classify(
+            &Method::POST,
+            "/v1/Sessions/current/Tokens",
+            Some("/v1/Sessions/current/Tokens"),
+        );
         assert_eq!(c.event_type(), "auth.token");
     }
 
@@ -263,8 +275,8 @@ mod tests {
             Rules::new()
                 .classify(&Method::GET, "/v1/indexes/login", None)
                 .event_type(),
-            "auth.login",
-            "without a template the path decides"
+            UNMATCHED,
+            "without a template the path decides nothing"
         );
         // A leading parameter (a tenant) is not the resource: one event type for all tenants.
         assert_eq!(

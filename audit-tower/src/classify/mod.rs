@@ -14,23 +14,33 @@
 //! assert_eq!(c.event_type(), "data.index.delete");
 //! assert_eq!(c.target(), Some(("index", "products")));
 //!
-//! // No rule: the method and first resource segment decide.
-//! let c = rules.classify(&Method::PUT, "/v1/api-keys/k1", None);
+//! // No rule, but the framework matched a route: its template's literal segments decide.
+//! let c = rules.classify(&Method::PUT, "/v1/api-keys/k1", Some("/v1/api-keys/{id}"));
 //! assert_eq!(c.event_type(), "data.api_key.update");
 //! assert_eq!(c.target(), Some(("api_key", "k1")));
+//!
+//! // No rule and no route: nothing comes from the client's path.
+//! let c = rules.classify(&Method::GET, "/wp-admin/setup.php", None);
+//! assert_eq!(c.event_type(), "data.request.unmatched");
+//! assert_eq!(c.target(), None);
 //! assert_eq!(rules.classify(&Method::GET, "/health", None).level(), Level::None);
 //! ```
 //!
 //! # Defaults without a matching rule
-//! - `GET`/`HEAD` → `read`, `POST` → `create`, `PUT`/`PATCH` → `update`, `DELETE` → `delete`,
-//!   on the first path segment that is not a version (`v1`, `api`), singularised:
-//!   `DELETE /v1/indexes/products` → `data.index.delete` with target `index`/`products`.
-//! - Routes that look like authentication (`login`, `signin`, `logout`, `token`, `oauth`,
-//!   `mfa`, `password`, `session`) → `auth.<word>.success|failure`.
-//! - With a route template (axum's `MatchedPath`), only its literal segments count: in
+//! - With a route template (axum's `MatchedPath`, or the pattern of a rule that matched but
+//!   named no event type): `GET`/`HEAD` → `read`, `POST` → `create`, `PUT`/`PATCH` →
+//!   `update`, `DELETE` → `delete`, on the template's first literal segment that is not a
+//!   version (`v1`, `api`), singularised: `DELETE /v1/indexes/{name}` →
+//!   `data.index.delete` with target `index`/`<name>`. Only literal segments count: in
 //!   `/{tenant}/items/{id}` the resource is `items`, and `GET /v1/indexes/login` matched as
-//!   `/v1/indexes/{name}` is `data.index.read` of index `login`, not a login. Without one,
-//!   every segment of the path counts.
+//!   `/v1/indexes/{name}` is `data.index.read` of index `login`, not a login.
+//! - Templates that look like authentication (`login`, `signin`, `logout`, `token`,
+//!   `oauth`, `mfa`, `password`, `session`) → `auth.<word>.success|failure`.
+//! - **Without a template** (no route matched, an axum fallback, plain hyper or tonic
+//!   without rules): `data.request.unmatched` ([`UNMATCHED`]), no target, the path kept
+//!   only in `http.path` (redacted and capped). A client's path never names an event type,
+//!   a target type or an authentication event. Give hyper and tonic services [`Rule`]s for
+//!   the events they mean.
 //! - `GET /health`, `/healthz`, `/livez`, `/readyz`, `/ready`, `/metrics` are not audited.
 //! - Whatever matched, a 401/403 answer becomes `security.access.denied` and a 429
 //!   `security.rate_limit.triggered` unless the rule pinned its event type
@@ -41,6 +51,7 @@ mod pattern;
 
 pub use pattern::RoutePattern;
 
+pub use defaults::UNMATCHED;
 use defaults::{concat, default_event_type};
 
 use std::time::Duration;
@@ -388,10 +399,12 @@ impl Rules {
             });
             return Classification {
                 lazy_default: false,
-                event_type: rule
-                    .event_type
-                    .clone()
-                    .unwrap_or_else(|| default_event_type(method, path, template).0),
+                // A rule without an event type is named from its own pattern, never from
+                // the client's path.
+                event_type: rule.event_type.clone().unwrap_or_else(|| {
+                    let pattern = template.unwrap_or_else(|| rule.pattern.text().as_str());
+                    default_event_type(method, path, Some(pattern)).0
+                }),
                 outcome_suffix: rule.outcome_suffix,
                 keep_on_denial: rule.keep_on_denial,
                 category: rule.category,
@@ -471,14 +484,14 @@ mod tests {
             (Method::OPTIONS, "/things", "data.thing.access"),
         ];
         for (m, p, t) in cases {
-            let c = rules.classify(&m, p, None);
+            let c = rules.classify(&m, p, Some(p));
             assert_eq!(c.event_type(), t, "{m} {p}");
             assert!(
                 audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200)).0)
                     .is_ok()
             );
         }
-        let mut login = rules.classify(&Method::POST, "/auth/login", None);
+        let mut login = rules.classify(&Method::POST, "/auth/login", Some("/auth/login"));
         assert_eq!(
             login.clone().finish(Outcome::Failure, Some(400)).0,
             "auth.login.failure"
@@ -501,6 +514,18 @@ mod tests {
             c.finish(Outcome::Failure, Some(429)).0,
             "security.rate_limit.triggered"
         );
+        // Without a template the client's path decides nothing.
+        for (m, p) in [
+            (Method::GET, "/wp-admin/setup.php"),
+            (Method::POST, "/v1/login"),
+            (Method::GET, "/4539148803436467"),
+            (Method::GET, "/AKIAZAZ7KJX7A2OYCWK1"),
+        ] {
+            let mut c = rules.classify(&m, p, None);
+            assert_eq!(c.event_type(), UNMATCHED, "{m} {p}");
+            assert_eq!(c.target(), None);
+            assert_eq!(c.finish(Outcome::Failure, Some(404)).0, UNMATCHED);
+        }
         assert_eq!(
             rules.classify(&Method::GET, "/healthz/", None).level(),
             Level::None
