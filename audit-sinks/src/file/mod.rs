@@ -25,8 +25,17 @@
 //! The sink appends to `path`, created with mode `0600` (owner only) unless
 //! [`mode`](FileSinkBuilder::mode) says otherwise; an existing file keeps its mode. Rotation
 //! renames it to `<name>.<UTC time>` (e.g. `audit.jsonl.2026-11-22T02-34-29.123Z`) and
-//! starts a new one, between lines, so no line is split, lost or repeated; then all but the
-//! newest [`max_files`](FileSinkBuilder::max_files) rotated files are deleted.
+//! starts a new one, between lines, so no line is split, lost or repeated.
+//!
+//! # Retention
+//! By default no rotated file is ever deleted: removing audit history is an operator's
+//! decision, never a side effect of load. A flood of requests then fills the disk rather
+//! than silently rotating older history away, and a full disk is reported
+//! (`system.sink.unhealthy`, then `system.audit.dropped` for what could not be written).
+//! With [`max_files`](FileSinkBuilder::max_files), all but the newest `n` rotated files are
+//! deleted at each rotation; size that number for the worst burst you must survive (at the
+//! layer's event cap of 64 KiB, 10 files of 100 MiB hold at least 16,000 events, and
+//! typical metadata events are 1–2 KiB).
 //!
 //! # When the file disappears
 //! Before each batch the sink checks that `path` still names the file it holds open, and
@@ -87,13 +96,13 @@ struct Config {
     path: PathBuf,
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
-    max_files: usize,
+    max_files: Option<usize>,
     fsync: FsyncPolicy,
     mode: u32,
 }
 
-/// Configures a [`FileSink`]. Defaults: rotate at 100 MiB, no time-based rotation, keep 10
-/// rotated files, [`FsyncPolicy::default`], mode `0600`.
+/// Configures a [`FileSink`]. Defaults: rotate at 100 MiB, no time-based rotation, keep every
+/// rotated file, [`FsyncPolicy::default`], mode `0600`.
 #[derive(Debug)]
 #[must_use]
 pub struct FileSinkBuilder {
@@ -120,9 +129,10 @@ impl FileSinkBuilder {
         self
     }
 
-    /// How many rotated files to keep besides the live one.
+    /// How many rotated files to keep besides the live one; older ones are deleted at each
+    /// rotation (default: all are kept, see [Retention](self#retention)).
     pub fn max_files(mut self, n: usize) -> Self {
-        self.cfg.max_files = n;
+        self.cfg.max_files = Some(n);
         self
     }
 
@@ -179,7 +189,7 @@ impl FileSink {
                 path: path.as_ref().to_path_buf(),
                 max_bytes: Some(100 << 20),
                 rotate_every: None,
-                max_files: 10,
+                max_files: None,
                 fsync: FsyncPolicy::default(),
                 mode: 0o600,
             },

@@ -262,7 +262,9 @@ impl Writer {
         }
         self.open_file()
             .map_err(|e| io_err("cannot open audit file", &self.cfg.path, &e))?;
-        prune(&self.cfg.path, self.cfg.max_files);
+        if let Some(keep) = self.cfg.max_files {
+            prune(&self.cfg.path, keep);
+        }
         Ok(())
     }
 }
