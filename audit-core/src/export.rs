@@ -213,16 +213,22 @@ fn csv_row(e: &AuditEvent, json: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes one CSV cell: formula triggers neutralised with a leading `'`, quoted when needed.
+/// Writes one CSV cell, quoted when needed, with formula injection neutralised (OWASP's CSV
+/// injection guidance): a cell is prefixed with `'` when, after any characters a spreadsheet
+/// skips (white space of any kind, control characters, zero-width characters, a byte-order
+/// mark), it starts with a formula trigger (`=`, `+`, `-`, `@`, or their fullwidth forms), or
+/// when such a trigger follows a separator a spreadsheet may split on (`,`, `;`, `|`, a tab
+/// or a line break) anywhere in it. A prefixed cell is always quoted.
 pub fn csv_cell(value: &str, out: &mut Vec<u8>) {
-    let formula = matches!(
-        value.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    );
+    let formula = starts_formula(value)
+        || value
+            .char_indices()
+            .filter(|(_, c)| matches!(c, ',' | ';' | '|' | '\t' | '\n' | '\r'))
+            .any(|(i, c)| starts_formula(&value[i + c.len_utf8()..]));
     let quote = formula
         || value
             .bytes()
-            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r' | b';'));
     if quote {
         out.push(b'"');
     }
@@ -238,6 +244,22 @@ pub fn csv_cell(value: &str, out: &mut Vec<u8>) {
     if quote {
         out.push(b'"');
     }
+}
+
+/// True when `s` opens a formula once the characters a spreadsheet skips are passed.
+fn starts_formula(s: &str) -> bool {
+    let skipped = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{202A}'..='\u{202E}')
+    };
+    let first = s.chars().find(|c| !skipped(*c));
+    let leading_tab_or_cr = s.starts_with(['\t', '\r']);
+    leading_tab_or_cr
+        || matches!(
+            first,
+            Some('=' | '+' | '-' | '@' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}')
+        )
 }
 
 #[cfg(test)]
@@ -261,6 +283,40 @@ mod tests {
         assert_eq!(cell("-1"), "\"'-1\"");
         assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
         assert_eq!(cell(""), "");
+    }
+
+    /// Every hostile cell a spreadsheet could read as a formula is prefixed; every cell is
+    /// kept whole (a CSV reader gets back the prefix and the original text).
+    #[test]
+    fn formula_injection_in_every_disguise() {
+        let payload = "=1+1";
+        let lead = [
+            "", " ", "  ", "\n", "\u{0B}", "\u{0C}", "\u{A0}", "\u{200B}", "\u{2028}", "\u{2029}",
+            "\u{FEFF}", "\u{202E}", "\t", "\r", "\u{3000}", "\u{0}",
+        ];
+        let triggers = [
+            "=", "+", "-", "@", "\u{FF1D}", "\u{FF0B}", "\u{FF0D}", "\u{FF20}",
+        ];
+        let mut hostile = Vec::new();
+        for l in lead {
+            for t in triggers {
+                hostile.push(format!("{l}{t}cmd|' /C calc'!A0"));
+            }
+        }
+        for sep in [",", ";", "|", "\t", "\n", "\r\n", "; ", ",\u{A0}"] {
+            hostile.push(format!("x{sep}{payload}"));
+        }
+        for h in &hostile {
+            let c = cell(h);
+            assert!(c.starts_with("\"'"), "{h:?} -> {c:?}");
+            assert!(c.ends_with('"'), "{h:?}");
+            // Undoing the quoting gives back the prefix and the value.
+            let inner = c[1..c.len() - 1].replace("\"\"", "\"");
+            assert_eq!(inner, format!("'{h}"));
+        }
+        for clean in ["alice", "x=1", "a b", "key: value", "user@acme.test", "1-2"] {
+            assert!(!cell(clean).contains('\''), "{clean}");
+        }
     }
 
     #[test]

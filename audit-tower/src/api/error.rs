@@ -50,6 +50,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
+    /// 405 `METHOD_NOT_ALLOWED`.
+    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            message,
+        )
+    }
+
     /// 429 `RATE_LIMITED`, with `Retry-After`.
     pub fn rate_limited(retry_after: Duration) -> ApiError {
         let mut e = ApiError::new(

@@ -87,7 +87,7 @@ use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, AuditEvent, Auditor, Outcome, Target};
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::Extensions;
 use serde_json::{Map, Value};
 
@@ -106,6 +106,8 @@ pub struct AuditApi {
     exports_per_window: u32,
     export_window: Duration,
     live: Option<LiveFeed>,
+    stream_reauthorize: Duration,
+    stream_lifetime: Duration,
 }
 
 impl fmt::Debug for AuditApi {
@@ -129,7 +131,22 @@ impl AuditApi {
             exports_per_window: 10,
             export_window: Duration::from_secs(60),
             live: None,
+            stream_reauthorize: Duration::from_secs(1),
+            stream_lifetime: Duration::from_secs(3600),
         }
+    }
+
+    /// How often a live stream's caller is authorized again (default 1 s, at least 10 ms),
+    /// and how long a stream may stay open at all (default 1 hour). See `GET /stream`.
+    #[must_use]
+    pub fn stream_limits(
+        mut self,
+        reauthorize_every: Duration,
+        max_lifetime: Duration,
+    ) -> AuditApi {
+        self.stream_reauthorize = reauthorize_every.max(Duration::from_millis(10));
+        self.stream_lifetime = max_lifetime;
+        self
     }
 
     /// Serves `GET /stream` (server-sent events) from `feed`, a [`LiveFeed`] registered as a
@@ -165,22 +182,37 @@ impl AuditApi {
             authorizer: self.authorizer,
             auditor: self.auditor,
             live: self.live,
+            stream_reauthorize: self.stream_reauthorize,
+            stream_lifetime: self.stream_lifetime,
         });
-        Router::new()
-            .route(&format!("{p}/logs"), get(routes::list))
-            .route(&format!("{p}/search"), post(routes::search))
+        let wrong = routes::method_not_allowed;
+        let router = Router::new()
+            .route(&format!("{p}/logs"), get(routes::list).fallback(wrong))
+            .route(&format!("{p}/search"), post(routes::search).fallback(wrong))
             .route(
                 &format!("{p}/logs/{{id}}"),
-                get(routes::get_one).delete(routes::delete_one),
+                get(routes::get_one)
+                    .delete(routes::delete_one)
+                    .fallback(wrong),
             )
-            .route(&format!("{p}/filters"), get(routes::filters))
+            .route(
+                &format!("{p}/filters"),
+                get(routes::filters).fallback(wrong),
+            )
             .route(
                 &format!("{p}/tenants/{{tenant}}/logs"),
-                get(routes::tenant_logs),
+                get(routes::tenant_logs).fallback(wrong),
             )
-            .route(&format!("{p}/export"), post(export::export))
-            .route(&format!("{p}/stream"), get(stream::stream))
-            .with_state(state)
+            .route(&format!("{p}/export"), post(export::export).fallback(wrong))
+            .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong));
+        // Every other path under the prefix answers in the API's own error shape (mounted at
+        // the root, the application's own fallback keeps the unknown paths).
+        let router = if p.is_empty() {
+            router
+        } else {
+            router.route(&format!("{p}/{{*rest}}"), any(routes::not_found))
+        };
+        router.with_state(state)
     }
 }
 
@@ -190,6 +222,8 @@ pub(crate) struct ApiState {
     pub(crate) auditor: Auditor,
     pub(crate) limiter: RateLimiter,
     pub(crate) live: Option<LiveFeed>,
+    pub(crate) stream_reauthorize: Duration,
+    pub(crate) stream_lifetime: Duration,
 }
 
 /// What one API call did, for its access event.
@@ -234,6 +268,10 @@ fn actor_of(p: &Principal) -> Actor {
 impl ApiState {
     /// Records the access: on the request's [`AuditContext`] when an `AuditLayer` is outside,
     /// else as an event of its own.
+    ///
+    /// The event's tenant is the one the call was allowed to act on, else the principal's
+    /// own (when it has exactly one): a refused call is filed under the caller's tenant, never
+    /// under the tenant it asked for.
     pub(crate) fn record(&self, extensions: &Extensions, access: Access) {
         let tenant = access.tenant.clone().or_else(|| {
             access.principal.as_ref().and_then(|p| match &p.tenants {

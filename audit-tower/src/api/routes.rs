@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use audit_core::store::{DEFAULT_LIMIT, DistinctField, MAX_LIMIT, Page, QueryParams, TenantScope};
+use audit_core::store::{
+    DEFAULT_LIMIT, DistinctField, MAX_LIMIT, Page, QueryParams, TenantScope, check_id,
+};
 use audit_core::{Category, Outcome, Severity};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -18,7 +20,8 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Authenticates, checks `scope`, and works out the tenants this call may see: the
 /// principal's, narrowed to `path_tenant` and then to `X-Org-ID` when given. On refusal the
-/// access is recorded as denied.
+/// access is recorded as denied, under the caller's own tenant (never the one asked for,
+/// which is kept in `details.requestedTenant`).
 pub(crate) async fn guard(
     state: &ApiState,
     parts: &Parts,
@@ -35,7 +38,7 @@ pub(crate) async fn guard(
     result
 }
 
-async fn decide(
+pub(crate) async fn decide(
     state: &ApiState,
     parts: &Parts,
     scope: &str,
@@ -55,29 +58,50 @@ async fn decide(
     }
     let mut tenants = principal.tenants.clone();
     if let Some(t) = path_tenant {
-        access.tenant = Some(t.to_owned());
+        check_id("tenantId", t)?;
+        access.detail("requestedTenant", t);
         if !principal.may_see(t) {
             return Err(ApiError::forbidden(format!(
                 "Access denied to tenant '{t}'"
             )));
         }
+        access.tenant = Some(t.to_owned());
         tenants = TenantScope::tenant(t);
     }
     if let Some(value) = parts.headers.get("x-org-id") {
         let org = value
             .to_str()
             .ok()
-            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .filter(|s| check_id("X-Org-ID", s).is_ok())
             .ok_or_else(|| ApiError::invalid("X-Org-ID must be a tenant id"))?;
-        access.tenant = Some(org.to_owned());
+        access.detail("requestedTenant", org);
         if !tenants.allows(Some(org)) {
             return Err(ApiError::forbidden(format!(
                 "Access denied to tenant '{org}'"
             )));
         }
+        access.tenant = Some(org.to_owned());
         tenants = TenantScope::tenant(org);
     }
     Ok(tenants)
+}
+
+/// Records a call that failed after it was authorized (a bad filter, a missing entry, a
+/// store error) as the access it was, with the error's code, and passes the error on.
+pub(crate) fn failed(
+    state: &ApiState,
+    parts: &Parts,
+    mut access: Access,
+    err: ApiError,
+) -> ApiError {
+    access.outcome = if err.status.is_server_error() {
+        Outcome::Error
+    } else {
+        Outcome::Failure
+    };
+    access.detail("error", err.code);
+    state.record(&parts.extensions, access);
+    err
 }
 
 /// The filters a client used, for the access event (the cursor is position, not intent).
@@ -139,13 +163,22 @@ async fn respond_page(
     let mut access = Access::new("admin.audit_log.read", "Audit log searched");
     access.detail("endpoint", endpoint);
     let tenants = guard(state, parts, SCOPE_READ, path_tenant, &mut access).await?;
-    let params = params?;
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return Err(failed(state, parts, access, e)),
+    };
     access.detail("filters", filters_detail(&params));
-    let query = params.into_query(tenants)?;
-    let page = state.store.search(&query).await.map_err(|e| {
-        state.store_failed(endpoint, &e);
-        ApiError::internal()
-    })?;
+    let query = match params.into_query(tenants) {
+        Ok(q) => q,
+        Err(e) => return Err(failed(state, parts, access, e.into())),
+    };
+    let page = match state.store.search(&query).await {
+        Ok(p) => p,
+        Err(e) => {
+            state.store_failed(endpoint, &e);
+            return Err(failed(state, parts, access, ApiError::internal()));
+        }
+    };
     access.detail("returned", page.events.len());
     access.detail(
         "totalEvents",
@@ -205,13 +238,19 @@ pub(crate) async fn get_one(
     let (parts, _) = req.into_parts();
     let run = async {
         let mut access = Access::new("admin.audit_log.read", "Audit log entry read");
-        access.target_id = Some(id.clone());
         access.detail("endpoint", "GET /logs/{id}");
         let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
-        let found = state.store.get(&id, &tenants).await.map_err(|e| {
-            state.store_failed("GET /logs/{id}", &e);
-            ApiError::internal()
-        })?;
+        if let Err(e) = check_id("id", &id) {
+            return Err(failed(&state, &parts, access, e.into()));
+        }
+        access.target_id = Some(id.clone());
+        let found = match state.store.get(&id, &tenants).await {
+            Ok(f) => f,
+            Err(e) => {
+                state.store_failed("GET /logs/{id}", &e);
+                return Err(failed(&state, &parts, access, ApiError::internal()));
+            }
+        };
         access.detail("found", found.is_some());
         if found.is_none() {
             access.outcome = Outcome::Failure;
@@ -234,12 +273,38 @@ pub(crate) async fn delete_one(
     let (parts, _) = req.into_parts();
     let run = async {
         let mut access = Access::new("admin.audit_log.delete", "Audit log entry deleted");
-        access.target_id = Some(id.clone());
         let tenants = guard(&state, &parts, SCOPE_WRITE, None, &mut access).await?;
-        let deleted = state.store.delete(&id, &tenants).await.map_err(|e| {
-            state.store_failed("DELETE /logs/{id}", &e);
-            ApiError::internal()
-        })?;
+        if let Err(e) = check_id("id", &id) {
+            return Err(failed(&state, &parts, access, e.into()));
+        }
+        access.target_id = Some(id.clone());
+        // The trail's record of its own administration and losses is not deletable here:
+        // deleting a deletion's record would leave no trace of either.
+        match state.store.get(&id, &tenants).await {
+            Ok(Some(event)) if is_protected(event.event_type.as_str()) => {
+                access.outcome = Outcome::Denied;
+                access.detail("protected", event.event_type.as_str());
+                let err = ApiError::forbidden(format!(
+                    "{} records are part of the audit log's own trail and cannot be deleted",
+                    event.event_type.as_str()
+                ));
+                access.detail("error", err.code);
+                state.record(&parts.extensions, access);
+                return Err(err);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                state.store_failed("DELETE /logs/{id}", &e);
+                return Err(failed(&state, &parts, access, ApiError::internal()));
+            }
+        }
+        let deleted = match state.store.delete(&id, &tenants).await {
+            Ok(d) => d,
+            Err(e) => {
+                state.store_failed("DELETE /logs/{id}", &e);
+                return Err(failed(&state, &parts, access, ApiError::internal()));
+            }
+        };
         if !deleted {
             access.outcome = Outcome::Failure;
             access.detail("found", false);
@@ -254,6 +319,41 @@ pub(crate) async fn delete_one(
         }
     };
     run.await.into_response()
+}
+
+/// Event types that record the audit trail's own administration and losses: what an
+/// attacker who can delete would want gone first.
+pub(crate) fn is_protected(event_type: &str) -> bool {
+    event_type.starts_with("admin.audit_log.") || event_type.starts_with("system.audit.")
+}
+
+/// Any other path under the prefix: 404 in the API's error shape, recorded as a read of the
+/// audit log that failed.
+pub(crate) async fn not_found(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let mut access = Access::new("admin.audit_log.read", "Audit API call to an unknown path");
+    access.outcome = Outcome::Failure;
+    let err = ApiError::not_found("no such audit API endpoint");
+    access.detail("error", err.code);
+    state.record(&parts.extensions, access);
+    err.into_response()
+}
+
+/// A known path with a method it does not serve: 405 in the API's error shape.
+pub(crate) async fn method_not_allowed(
+    State(state): State<Arc<ApiState>>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let mut access = Access::new("admin.audit_log.read", "Audit API call with a wrong method");
+    access.outcome = Outcome::Failure;
+    let err = ApiError::method_not_allowed(format!(
+        "{} is not served on this audit API endpoint",
+        parts.method
+    ));
+    access.detail("error", err.code);
+    state.record(&parts.extensions, access);
+    err.into_response()
 }
 
 /// `GET /filters`.
@@ -275,7 +375,7 @@ pub(crate) async fn filters(State(state): State<Arc<ApiState>>, req: Request) ->
             (Ok(t), Ok(k)) => (t, k),
             (Err(e), _) | (_, Err(e)) => {
                 state.store_failed("GET /filters", &e);
-                return Err(ApiError::internal());
+                return Err(failed(&state, &parts, access, ApiError::internal()));
             }
         };
         state.record(&parts.extensions, access);

@@ -1,9 +1,21 @@
 //! `GET /stream`: live events as server-sent events, with the same filters and tenant scope
 //! as `GET /logs`.
+//!
+//! A stream outlives the request that opened it, so its authorization is checked again: at
+//! least every [`AuditApi::stream_limits`](super::AuditApi::stream_limits) interval (1 s by
+//! default) and before any event is sent once that interval has passed, the caller's
+//! credentials are put through the [`Authorizer`](super::Authorizer) again. When they no
+//! longer grant `audit:read` on the same tenants (a session logged out, a role taken away, a
+//! key revoked), the stream sends `event: closed` with `{"reason":"revoked"}` and ends; the
+//! close is recorded as a denied `admin.audit_log.read`. Every stream ends after its maximum
+//! lifetime (1 hour by default) with `{"reason":"expired"}`; clients reconnect with fresh
+//! credentials. An [`ExtensionPrincipal`](super::ExtensionPrincipal) authorizer only sees the
+//! principal the application's middleware placed when the stream opened, so it cannot notice
+//! a revocation: use an authorizer that checks the credential itself for streams.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use audit_core::live::Live;
 use audit_core::store::TenantScope;
@@ -13,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
-use super::routes::{filters_detail, guard, query_params};
+use super::routes::{decide, filters_detail, guard, query_params};
 use super::{Access, ApiError, ApiState, SCOPE_READ};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -41,16 +53,42 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
         // A principal limited to some tenants learns nothing of others' volume: lag notices
         // carry a count only for principals who may see everything.
         let counts_visible = tenants == TenantScope::All;
+        let scope = tenants.clone();
         let filter = params.into_query(tenants)?.filter;
         state.record(&parts.extensions, access);
 
         let sub = feed.subscribe();
-        let events =
-            futures_util::stream::unfold((sub, filter), move |(mut sub, filter)| async move {
+        let watch = Watch {
+            state: Arc::clone(&state),
+            credentials: Credentials::of(&parts),
+            tenants: scope,
+            opened: Instant::now(),
+            checked: Instant::now(),
+            ended: false,
+        };
+        let events = futures_util::stream::unfold(
+            (sub, filter, watch),
+            move |(mut sub, filter, mut watch)| async move {
+                if watch.ended {
+                    return None;
+                }
+                let mut idle = Duration::ZERO;
                 loop {
-                    let next = tokio::time::timeout(KEEP_ALIVE, sub.next()).await;
+                    if let Some(reason) = watch.check().await {
+                        watch.ended = true;
+                        let frame = format!("event: closed\ndata: {{\"reason\":\"{reason}\"}}\n\n");
+                        return Some((Ok(Bytes::from(frame)), (sub, filter, watch)));
+                    }
+                    let wait = watch.state.stream_reauthorize.min(KEEP_ALIVE);
+                    let next = tokio::time::timeout(wait, sub.next()).await;
                     let frame = match next {
-                        Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+                        Err(_) => {
+                            idle += wait;
+                            if idle < KEEP_ALIVE {
+                                continue;
+                            }
+                            Bytes::from_static(b": keep-alive\n\n")
+                        }
                         Ok(None) => return None,
                         Ok(Some(Live::Lagged(n))) => {
                             let data = if counts_visible {
@@ -64,13 +102,21 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
                             if !filter.matches(&e) {
                                 continue;
                             }
+                            // Checked again before this event goes out, if it is time.
+                            if let Some(reason) = watch.check().await {
+                                watch.ended = true;
+                                let frame =
+                                    format!("event: closed\ndata: {{\"reason\":\"{reason}\"}}\n\n");
+                                return Some((Ok(Bytes::from(frame)), (sub, filter, watch)));
+                            }
                             let json = serde_json::to_string(&*e).unwrap_or_default();
                             Bytes::from(format!("id: {}\nevent: audit\ndata: {json}\n\n", e.id))
                         }
                     };
-                    return Some((Ok::<_, Infallible>(frame), (sub, filter)));
+                    return Some((Ok::<_, Infallible>(frame), (sub, filter, watch)));
                 }
-            });
+            },
+        );
         let mut resp = Response::new(Body::from_stream(events));
         *resp.status_mut() = StatusCode::OK;
         let h = resp.headers_mut();
@@ -83,4 +129,68 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
         Ok::<_, ApiError>(resp)
     };
     run.await.into_response()
+}
+
+/// What is needed to put a stream's caller through the authorizer again.
+struct Credentials {
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    extensions: http::Extensions,
+}
+
+impl Credentials {
+    fn of(parts: &http::request::Parts) -> Credentials {
+        Credentials {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+        }
+    }
+
+    fn parts(&self) -> http::request::Parts {
+        let mut req = http::Request::new(());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        *req.extensions_mut() = self.extensions.clone();
+        req.into_parts().0
+    }
+}
+
+/// A live stream's authorization and lifetime.
+struct Watch {
+    state: Arc<ApiState>,
+    credentials: Credentials,
+    /// The tenants the stream was opened for.
+    tenants: TenantScope,
+    opened: Instant,
+    checked: Instant,
+    ended: bool,
+}
+
+impl Watch {
+    /// Why the stream must end now, if it must: its lifetime is over, or (when a check is
+    /// due) the caller's credentials no longer grant what they granted.
+    async fn check(&mut self) -> Option<&'static str> {
+        if self.opened.elapsed() >= self.state.stream_lifetime {
+            return Some("expired");
+        }
+        if self.checked.elapsed() < self.state.stream_reauthorize {
+            return None;
+        }
+        self.checked = Instant::now();
+        let parts = self.credentials.parts();
+        let mut access = Access::new("admin.audit_log.read", "Audit log stream closed");
+        access.detail("endpoint", "GET /stream");
+        let still = decide(&self.state, &parts, SCOPE_READ, None, &mut access).await;
+        if still.as_ref().is_ok_and(|t| *t == self.tenants) {
+            return None;
+        }
+        access.outcome = audit_core::Outcome::Denied;
+        access.detail("reason", "authorization revoked");
+        self.state.record(&parts.extensions, access);
+        Some("revoked")
+    }
 }
