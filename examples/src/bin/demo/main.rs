@@ -25,6 +25,7 @@ macro_rules! say {
 pub(crate) use say;
 
 mod routes;
+mod serve;
 mod simulate;
 mod state;
 
@@ -114,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
         store: StoreSpec::Sqlite(PathBuf::from("audit.db")),
         simulate: None,
         report_interval: Duration::from_secs(3600),
+        header_timeout: serve::HEADER_READ_TIMEOUT,
         sinks: std::env::var("AUDIT_SINKS")
             .map(|v| {
                 spec::split_list(&v)
@@ -147,6 +149,17 @@ fn parse_args() -> Result<Args, String> {
                 ))?;
                 args.report_interval = Duration::from_secs(secs);
             }
+            "--header-timeout" => {
+                let v = value("--header-timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                    .ok_or(format!(
+                        "--header-timeout {v:?} is not a positive number of seconds"
+                    ))?;
+                args.header_timeout = Duration::from_secs_f64(secs);
+            }
             "--simulate" => {
                 let v = value("--simulate")?;
                 args.simulate = Some(
@@ -157,7 +170,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
                      [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... \
-                     [--simulate N] [--report-interval SECS]   (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
+                     [--simulate N] [--report-interval SECS] [--header-timeout SECS]   (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -259,16 +272,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     say!("  globex admin@globex.test  / globex-password  (admin)");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let server = tokio::spawn(serve::serve(listener, app, args.header_timeout, async {
+        let _ = stop_rx.await;
+    }));
 
     match args.simulate {
         Some(n) => {

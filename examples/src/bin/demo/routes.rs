@@ -6,7 +6,7 @@ use std::sync::Arc;
 use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, Auditor, Outcome, Target};
-use audit_tower::api::{self, AuditApi, ExtensionPrincipal};
+use audit_tower::api::{self, AuditApi};
 use audit_tower::classify::{Level, Rule, Rules};
 use audit_tower::{AuditContext, AuditLayer};
 use audit_tracing::audit;
@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{Principal, State};
+use crate::state::{MIN_PASSWORD, Principal, ROLES, State};
 
 type Shared = Arc<State>;
 
@@ -120,11 +120,11 @@ pub(crate) fn app(
         .route("/v1/indexes/{name}/query", post(query))
         .route("/v1/indexes/{name}/import", post(import))
         .with_state(Arc::clone(&state));
-    // The audit API trusts the principal `authenticate` derives from the bearer token; its
-    // calls are recorded on the audit layer's event for each request.
+    // The audit API checks the bearer token itself (so a live stream notices a logout or a
+    // demotion); its calls are recorded on the audit layer's event for each request.
     let routes = match store {
         Some(store) => routes.merge(
-            AuditApi::new(store, ExtensionPrincipal, auditor.clone())
+            AuditApi::new(store, Sessions(Arc::clone(&state)), auditor.clone())
                 .live(live)
                 .router(),
         ),
@@ -148,6 +148,31 @@ fn audit_principal(p: &Principal) -> api::Principal {
     }
 }
 
+/// The audit API's view of the demo's sessions and API keys: the bearer token, resolved
+/// afresh on every call (and every second of a live stream).
+struct Sessions(Shared);
+
+impl api::Authorizer for Sessions {
+    fn authorize<'a>(&'a self, parts: &'a http::request::Parts) -> api::AuthFuture<'a> {
+        let result = match bearer_token(&parts.headers) {
+            None => Err(api::AuthError::Missing),
+            Some(token) => self
+                .0
+                .principal(token)
+                .map(|p| audit_principal(&p))
+                .ok_or(api::AuthError::Invalid),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
@@ -155,12 +180,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// Resolves the bearer token; records the actor and tenant on the audit context. Routes
 /// under `/v1` and the session routes need a valid token.
 async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: Next) -> Response {
-    let bearer = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
+    let bearer = bearer_token(req.headers()).map(str::to_owned);
     let principal = bearer.as_deref().and_then(|b| state.principal(b));
     if let (Some(p), Some(ctx)) = (&principal, req.extensions().get::<AuditContext>()) {
         match p {
@@ -179,7 +199,6 @@ async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: N
     let public = path == "/health" || path == "/auth/login" || path.starts_with("/api/audit/");
     match principal {
         Some(p) => {
-            req.extensions_mut().insert(audit_principal(&p));
             req.extensions_mut().insert(p);
             if let Some(token) = bearer {
                 req.extensions_mut().insert(Bearer(token));
@@ -216,8 +235,8 @@ async fn login(
     Extension(ctx): Extension<AuditContext>,
     Json(body): Json<Login>,
 ) -> Response {
-    match state.check_password(&body.email, &body.password) {
-        Some(user) => {
+    match state.login(&body.email, &body.password) {
+        Ok(user) => {
             ctx.set_actor(
                 Actor::user(&user.id)
                     .with_email(&user.email)
@@ -228,9 +247,14 @@ async fn login(
             let token = state.open_session(&user.id);
             Json(json!({"token": token})).into_response()
         }
-        None => {
-            // The attempted identity is worth auditing; the password never is.
+        Err(account) => {
+            // The attempted identity is worth auditing; the password never is. A guess at a
+            // known account belongs to that account's tenant, so its admins see it.
             ctx.set_actor(Actor::default().with_kind("user").with_email(&body.email));
+            if let Some(user) = account {
+                ctx.set_target(Target::new("user", &user.id));
+                ctx.set_organization_id(&user.org);
+            }
             ctx.set_outcome(Outcome::Failure);
             error(StatusCode::UNAUTHORIZED, "wrong e-mail or password")
         }
@@ -259,15 +283,23 @@ struct PasswordChange {
 async fn change_password(
     Extract(state): Extract<Shared>,
     Extension(p): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
     Json(body): Json<PasswordChange>,
 ) -> Response {
     let Principal::User(user) = p else {
         return error(StatusCode::FORBIDDEN, "only users have passwords");
     };
+    if body.new.chars().count() < MIN_PASSWORD {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("the new password needs at least {MIN_PASSWORD} characters"),
+        );
+    }
     if state.check_password(&user.email, &body.old).is_none() {
         return error(StatusCode::BAD_REQUEST, "the old password is wrong");
     }
-    state.set_password(&user.id, &body.new);
+    // Every other session of this user ends: a stolen token must not outlive the change.
+    state.set_password(&user.id, &body.new, &bearer.0);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -331,6 +363,12 @@ async fn set_role(
 ) -> Response {
     if !is_admin(&p) {
         return error(StatusCode::FORBIDDEN, "admins only");
+    }
+    if !ROLES.contains(&body.role.as_str()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("role must be one of {}", ROLES.join(", ")),
+        );
     }
     ctx.detail("role", body.role.clone());
     if state.set_role(org_of(&p), &user_id, &body.role) {

@@ -12,6 +12,12 @@ use sha2::{Digest, Sha256};
 const PBKDF2_ROUNDS: u32 = 10_000;
 
 /// A user of the demo.
+/// The roles a member can hold.
+pub(crate) const ROLES: [&str; 2] = ["admin", "member"];
+
+/// The shortest password accepted.
+pub(crate) const MIN_PASSWORD: usize = 8;
+
 #[derive(Debug, Clone)]
 pub(crate) struct User {
     pub(crate) id: String,
@@ -146,21 +152,38 @@ impl State {
     }
 
     /// The user with this e-mail, if the password matches.
+    /// The user with this e-mail and password. The hash is computed whether or not the
+    /// e-mail exists, so the answer's timing does not tell which addresses have accounts.
     pub(crate) fn check_password(&self, email: &str, password: &str) -> Option<User> {
-        let user = self
-            .lock()
-            .users
-            .iter()
-            .find(|u| u.email == email)
-            .cloned()?;
-        same(&pbkdf2(password, &user.salt), &user.hash).then_some(user)
+        self.login(email, password).ok()
     }
 
-    pub(crate) fn set_password(&self, user_id: &str, password: &str) {
+    /// Like [`check_password`](Self::check_password), but a wrong password for a known
+    /// account names the account (`Err(Some(user))`), so the failure can be filed under its
+    /// tenant.
+    pub(crate) fn login(&self, email: &str, password: &str) -> Result<User, Option<User>> {
+        let user = self.lock().users.iter().find(|u| u.email == email).cloned();
+        let (salt, hash) = match &user {
+            Some(u) => (u.salt, u.hash),
+            None => ([0u8; 16], [0u8; 32]),
+        };
+        let matches = same(&pbkdf2(password, &salt), &hash);
+        match user {
+            Some(u) if matches => Ok(u),
+            other => Err(other),
+        }
+    }
+
+    /// Sets a user's password and ends every other session of theirs (`keep` is the
+    /// session that made the change).
+    pub(crate) fn set_password(&self, user_id: &str, password: &str, keep: &str) {
         let mut inner = self.lock();
         if let Some(u) = inner.users.iter_mut().find(|u| u.id == user_id) {
             u.hash = pbkdf2(password, &u.salt);
         }
+        inner
+            .sessions
+            .retain(|token, user| user != user_id || token == keep);
     }
 
     /// Starts a session; returns its opaque token.
@@ -218,6 +241,7 @@ impl State {
         }
     }
 
+    /// Changes a member's role; only the roles in [`ROLES`] exist.
     pub(crate) fn set_role(&self, org: &str, user_id: &str, role: &str) -> bool {
         let mut inner = self.lock();
         match inner
