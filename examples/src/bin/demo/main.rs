@@ -80,6 +80,8 @@ struct Args {
     store: StoreSpec,
     simulate: Option<usize>,
     report_interval: Duration,
+    /// `--header-timeout`: the longest wait for a request's headers.
+    header_timeout: Duration,
     /// Extra sinks from `--sink SPEC` and `AUDIT_SINKS`.
     sinks: Vec<String>,
 }
