@@ -176,7 +176,12 @@ fn nul_never_erases(store: Option<String>) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["target"]["id"].as_str().unwrap().starts_with("nul\u{2400}-"))
+        .filter(|e| {
+            e["target"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("nul\u{2400}-")
+        })
         .count();
     assert_eq!(nul, n as usize);
     wait_for(

@@ -247,6 +247,11 @@ impl Authorizer for ApiKeys {
 
 /// Trusts a [`Principal`] that the application's own authentication middleware placed in the
 /// request extensions (that middleware must run before the API router).
+///
+/// A live stream (`GET /stream`) re-authorizes its caller every second, but with this
+/// authorizer it can only see the principal placed when the stream opened: a logout or a
+/// demotion goes unnoticed until the stream's maximum lifetime. Where streams are served,
+/// prefer an [`Authorizer`] that checks the credential itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExtensionPrincipal;
 

@@ -49,12 +49,14 @@ pub(crate) struct Config {
 /// finds the [`AuditContext`](crate::AuditContext) in the request and can record the actor
 /// and tenant. With axum, `Router::layer` applies it inside routing, which also gives the
 /// layer the route template (`MatchedPath`); around the whole router it matches rule
-/// patterns against the concrete path instead.
+/// patterns against the concrete path instead, and requests no rule matches are recorded as
+/// [`UNMATCHED`](crate::classify::UNMATCHED) (a client's path never names an event).
 ///
 /// # Trust boundaries
 /// The request id is taken from the client only under its [`RequestIdPolicy`]; forwarding
-/// headers only through [`trusted_proxies`](Self::trusted_proxies); the user agent is
-/// recorded as sent. None of these decide access.
+/// headers only through [`trusted_proxies`](Self::trusted_proxies) (the chain is recorded,
+/// its 16 hops nearest the service); the user agent is recorded as sent, within the
+/// pipeline's [`Limits`](audit_core::Limits). None of these decide access.
 #[derive(Debug, Clone)]
 pub struct AuditLayer {
     config: Arc<Config>,
