@@ -55,7 +55,14 @@ async fn payloads_respect_the_intake_limits_and_nothing_is_lost() {
     let sink = DatadogSink::new(&rx.url("/api/v2/logs"), KEY)
         .unwrap()
         .tags("env:test");
+    // The pipeline's own caps would cut the oversized event first; raise them so the sink's
+    // handling of an entry over Datadog's limit is what is tested.
     let auditor = Auditor::builder()
+        .limits(
+            audit_core::Limits::default()
+                .text(2_000_000)
+                .event_bytes(4 << 20),
+        )
         .sink_with(
             sink,
             fast_retry()

@@ -119,10 +119,10 @@ impl Stream {
 /// NUL in a login e-mail, in a path and in filters, while an admin creates indexes: every
 /// index event reaches the store, the NUL events too (made storable), filters with NUL are
 /// refused.
-fn nul_never_erases(store: Option<String>) {
+fn nul_never_erases(store: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
-    let demo = match &store {
+    let demo = match store {
         Some(s) => Demo::start_with(&file, s),
         None => Demo::start(&file),
     };
@@ -225,7 +225,7 @@ fn nul_never_erases_events_on_sqlite() {
 #[test]
 fn nul_never_erases_events_on_postgres() {
     let Some(url) = postgres_url() else { return };
-    nul_never_erases(Some(format!("postgres:{url}")));
+    nul_never_erases(Some(&format!("postgres:{url}")));
 }
 
 // ---------------------------------------------------------------------------------------

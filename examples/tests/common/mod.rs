@@ -2,7 +2,7 @@
 //! stopped with SIGTERM (or killed).
 
 #![allow(dead_code)] // each test binary uses part of the harness
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers may panic and say why they skip
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

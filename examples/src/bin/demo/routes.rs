@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{MIN_PASSWORD, Principal, ROLES, State};
+use crate::state::{self, MIN_PASSWORD, Principal, ROLES, State};
 
 type Shared = Arc<State>;
 
@@ -236,7 +236,7 @@ async fn login(
     Json(body): Json<Login>,
 ) -> Response {
     match state.login(&body.email, &body.password) {
-        Ok(user) => {
+        state::Login::Ok(user) => {
             ctx.set_actor(
                 Actor::user(&user.id)
                     .with_email(&user.email)
@@ -247,11 +247,11 @@ async fn login(
             let token = state.open_session(&user.id);
             Json(json!({"token": token})).into_response()
         }
-        Err(account) => {
+        failed => {
             // The attempted identity is worth auditing; the password never is. A guess at a
             // known account belongs to that account's tenant, so its admins see it.
             ctx.set_actor(Actor::default().with_kind("user").with_email(&body.email));
-            if let Some(user) = account {
+            if let state::Login::WrongPassword(user) = failed {
                 ctx.set_target(Target::new("user", &user.id));
                 ctx.set_organization_id(&user.org);
             }

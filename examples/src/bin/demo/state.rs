@@ -29,6 +29,16 @@ pub(crate) struct User {
 }
 
 /// Who a request is from, once its bearer token checked out.
+/// How a login attempt ended.
+#[derive(Debug)]
+pub(crate) enum Login {
+    Ok(User),
+    /// The account exists; the password was wrong.
+    WrongPassword(User),
+    /// No account has this e-mail.
+    Unknown,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Principal {
     User(User),
@@ -155,13 +165,15 @@ impl State {
     /// The user with this e-mail and password. The hash is computed whether or not the
     /// e-mail exists, so the answer's timing does not tell which addresses have accounts.
     pub(crate) fn check_password(&self, email: &str, password: &str) -> Option<User> {
-        self.login(email, password).ok()
+        match self.login(email, password) {
+            Login::Ok(user) => Some(user),
+            _ => None,
+        }
     }
 
     /// Like [`check_password`](Self::check_password), but a wrong password for a known
-    /// account names the account (`Err(Some(user))`), so the failure can be filed under its
-    /// tenant.
-    pub(crate) fn login(&self, email: &str, password: &str) -> Result<User, Option<User>> {
+    /// account names the account, so the failure can be filed under its tenant.
+    pub(crate) fn login(&self, email: &str, password: &str) -> Login {
         let user = self.lock().users.iter().find(|u| u.email == email).cloned();
         let (salt, hash) = match &user {
             Some(u) => (u.salt, u.hash),
@@ -169,8 +181,9 @@ impl State {
         };
         let matches = same(&pbkdf2(password, &salt), &hash);
         match user {
-            Some(u) if matches => Ok(u),
-            other => Err(other),
+            Some(u) if matches => Login::Ok(u),
+            Some(u) => Login::WrongPassword(u),
+            None => Login::Unknown,
         }
     }
 
