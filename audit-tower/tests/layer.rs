@@ -778,3 +778,62 @@ async fn latency_is_the_handler_s_not_the_time_until_the_worker_builds_the_event
     let ms = events[0].http.as_ref().unwrap().duration_ms.unwrap();
     assert!((40.0..400.0).contains(&ms), "durationMs {ms}");
 }
+
+/// Served by `axum::serve` on a random port and read over TCP as a client would: hyper stops
+/// polling a body once it says it has ended, so completion must not wait for the `None` it
+/// never asks for. No event of a response read to its end is marked incomplete.
+#[tokio::test]
+async fn responses_served_by_axum_serve_are_complete() {
+    use audit_tower::classify::Level;
+    use std::io::{Read, Write};
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/small",
+            get(|| async { axum::Json(serde_json::json!({"n": 1})) }),
+        )
+        .route("/v1/big", get(|| async { "z".repeat(100_000) }))
+        .route("/v1/empty", get(|| async { StatusCode::NO_CONTENT }))
+        .layer(
+            AuditLayer::new(h.auditor.clone())
+                .rules(Rules::new().rule(Rule::get("/v1/{what}").level(Level::RequestResponse))),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    for path in ["/v1/small", "/v1/big", "/v1/empty", "/v1/small"] {
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            raw
+        })
+        .await
+        .unwrap();
+        assert!(raw.starts_with(b"HTTP/1.1 2"), "{path}");
+    }
+    let events = h.events().await;
+    assert_eq!(events.len(), 4);
+    for e in &events {
+        assert!(
+            e.details.get("responseIncomplete").is_none(),
+            "{}",
+            serde_json::to_string(&**e).unwrap()
+        );
+        assert_eq!(e.result, Some(Outcome::Success));
+    }
+    let big = events[1]
+        .http
+        .as_ref()
+        .unwrap()
+        .response_body
+        .as_ref()
+        .unwrap();
+    assert_eq!(big.size, 100_000);
+    server.abort();
+}

@@ -204,8 +204,8 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Refused { json } => Poll::Ready(json.take().map(|b| Ok(Frame::data(b)))),
-            KindProj::Inner { body, tail } => {
-                let frame = std::task::ready!(body.poll_frame(cx));
+            KindProj::Inner { mut body, tail } => {
+                let frame = std::task::ready!(body.as_mut().poll_frame(cx));
                 if let Some(t) = tail.as_mut() {
                     match &frame {
                         Some(Ok(f)) => {
@@ -214,8 +214,15 @@ where
                             {
                                 c.data(data);
                             }
-                            if let Some(trailers) = f.trailers_ref() {
+                            let trailers = f.trailers_ref();
+                            if let Some(trailers) = trailers {
                                 t.trailers(trailers);
+                            }
+                            // A server stops polling once the body says it has ended (or
+                            // after trailers, always the last frame): that is completion,
+                            // not the `None` it never asks for.
+                            if trailers.is_some() || body.is_end_stream() {
+                                t.finish(true);
                             }
                         }
                         Some(Err(_)) => {
