@@ -55,7 +55,7 @@ mod swar;
 pub use error::Error;
 pub use event::{
     Actor, AuditEvent, AuditEventBuilder, CapturedBody, Category, Context, EventId, EventType,
-    HttpFacts, Integrity, Outcome, Severity, Target, Text, Timestamp,
+    HttpFacts, Integrity, Outcome, RpcFacts, Severity, Target, Text, Timestamp,
 };
 pub use limits::Limits;
 pub use pipeline::{

@@ -197,6 +197,11 @@ impl Limits {
                 }
             }
         }
+        if let Some(r) = &mut e.rpc {
+            for s in [&mut r.system, &mut r.service, &mut r.method] {
+                changed |= opt(s, t);
+            }
+        }
         changed |= self.map(&mut e.details, 0);
         for f in &mut e.redacted_fields {
             changed |= string(f, t);

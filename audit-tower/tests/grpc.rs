@@ -96,21 +96,23 @@ async fn tonic_client_and_server_through_the_layer() {
     }
     assert!(auditor.flush(Duration::from_secs(5)).await);
     let events = memory.events();
-    let got: Vec<(&str, Option<Outcome>, serde_json::Value)> = events
+    let got: Vec<(&str, Option<Outcome>, Option<i32>)> = events
         .iter()
         .map(|e| {
-            (
-                e.event_type.as_str(),
-                e.result,
-                e.details.get("grpcStatus").cloned().unwrap_or_default(),
-            )
+            let rpc = e.rpc.as_ref().unwrap();
+            assert_eq!(rpc.service.as_deref(), Some("vault.Vault"));
+            assert_eq!(rpc.method.as_deref(), Some("Open"));
+            assert_eq!(rpc.request_messages, Some(1));
+            (e.event_type.as_str(), e.result, rpc.grpc_status_code)
         })
         .collect();
+    // PERMISSION_DENIED is a denial like HTTP 403, whatever the rule named the call.
     assert_eq!(
         got,
         [
-            ("data.vault.open", Some(Outcome::Success), 0.into()),
-            ("data.vault.open", Some(Outcome::Denied), 7.into()),
+            ("data.vault.open", Some(Outcome::Success), Some(0)),
+            ("security.access.denied", Some(Outcome::Denied), Some(7)),
         ]
     );
+    assert_eq!(events[0].rpc.as_ref().unwrap().response_messages, Some(1));
 }

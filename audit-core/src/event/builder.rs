@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Actor, AuditEvent, Category, Context, EventId, EventType, HttpFacts, Outcome, Severity, Target,
-    Text, Timestamp,
+    Actor, AuditEvent, Category, Context, EventId, EventType, HttpFacts, Outcome, RpcFacts,
+    Severity, Target, Text, Timestamp,
 };
 use crate::Error;
 
@@ -40,6 +40,7 @@ pub struct AuditEventBuilder {
     target: Option<Target>,
     context: Context,
     http: Option<HttpFacts>,
+    rpc: Option<RpcFacts>,
     details: Map<String, Value>,
     result: Option<Outcome>,
 }
@@ -57,6 +58,7 @@ impl AuditEventBuilder {
             target: None,
             context: Context::default(),
             http: None,
+            rpc: None,
             details: Map::new(),
             result: None,
         }
@@ -152,6 +154,12 @@ impl AuditEventBuilder {
         self
     }
 
+    /// Sets the RPC facts (service, method, gRPC status).
+    pub fn rpc(mut self, rpc: RpcFacts) -> Self {
+        self.rpc = Some(rpc);
+        self
+    }
+
     /// Adds one entry to `details`, replacing an earlier one with the same key.
     pub fn detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.details.insert(key.into(), value.into());
@@ -200,6 +208,7 @@ impl AuditEventBuilder {
             target: self.target,
             context: (!self.context.is_empty()).then_some(self.context),
             http: self.http,
+            rpc: self.rpc,
             details: self.details,
             result: self.result,
             redacted_fields: Vec::new(),

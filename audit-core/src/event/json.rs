@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use super::{Actor, AuditEvent, Context, HttpFacts, Integrity, Target};
+use super::{Actor, AuditEvent, Context, HttpFacts, Integrity, RpcFacts, Target};
 use crate::swar::{ONES, half_word_at, has_byte_below, has_zero_byte, word_at};
 
 /// Appends `event` as compact JSON to `out`. On error, `out` may hold part of the event
@@ -48,6 +48,10 @@ pub(super) fn write_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), s
     if let Some(h) = &event.http {
         o.key("http");
         http(h, o.out)?;
+    }
+    if let Some(r) = &event.rpc {
+        o.key("rpc");
+        rpc(r, o.out)?;
     }
     if !event.details.is_empty() {
         o.serde("details", &event.details)?;
@@ -128,6 +132,26 @@ fn http(h: &HttpFacts, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     }
     if let Some(b) = &h.response_body {
         o.serde("responseBody", b)?;
+    }
+    o.close();
+    Ok(())
+}
+
+fn rpc(r: &RpcFacts, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let mut o = Object::open(out);
+    o.opt_str("system", r.system.as_deref())?;
+    o.opt_str("service", r.service.as_deref())?;
+    o.opt_str("method", r.method.as_deref())?;
+    if let Some(code) = r.grpc_status_code {
+        o.serde("grpcStatusCode", &code)?;
+    }
+    if let Some(n) = r.request_messages {
+        o.key("requestMessages");
+        number(o.out, n);
+    }
+    if let Some(n) = r.response_messages {
+        o.key("responseMessages");
+        number(o.out, n);
     }
     o.close();
     Ok(())
@@ -375,6 +399,9 @@ mod tests {
             seq in any::<u64>(),
             millis in 0i64..4_102_444_800_000,
             with_result in any::<bool>(),
+            method in opt_text(),
+            grpc in prop::option::of(any::<i32>()),
+            messages in prop::option::of(any::<u64>()),
         ) {
             let mut e = AuditEvent::builder("data.thing.read").build().unwrap();
             e.timestamp = Timestamp::from_unix_millis(millis).unwrap();
@@ -400,6 +427,13 @@ mod tests {
                 ..HttpFacts::default()
             };
             e.http = Some(h);
+            if method.is_some() || grpc.is_some() {
+                let mut r = RpcFacts::grpc("demo.v1.Greeter", "x");
+                r.method = method;
+                r.grpc_status_code = grpc;
+                r.response_messages = messages;
+                e.rpc = Some(r);
+            }
             if let Some(d) = detail {
                 e.details.insert(d.to_string(), json!(d.as_str()));
             }

@@ -35,7 +35,7 @@ mod time;
 
 pub use builder::AuditEventBuilder;
 pub use id::EventId;
-pub use parts::{Actor, CapturedBody, Context, HttpFacts, Integrity, Target};
+pub use parts::{Actor, CapturedBody, Context, HttpFacts, Integrity, RpcFacts, Target};
 pub use taxonomy::{Category, EventType, Outcome, Severity};
 pub use text::Text;
 pub use time::Timestamp;
@@ -76,6 +76,9 @@ pub struct AuditEvent {
     /// HTTP request facts, for events captured from a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
+    /// RPC facts (service, method, gRPC status), for events captured from a gRPC call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<RpcFacts>,
     /// Free-form details (redacted before leaving memory).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub details: Map<String, Value>,
@@ -116,6 +119,7 @@ impl AuditEvent {
             target: None,
             context: None,
             http: None,
+            rpc: None,
             details: Map::new(),
             result: None,
             redacted_fields: Vec::new(),
@@ -168,6 +172,9 @@ impl AuditEvent {
         }
         if let Some(h) = &self.http {
             n += parts::PART_OVERHEAD + h.strings_len();
+        }
+        if let Some(r) = &self.rpc {
+            n += parts::PART_OVERHEAD + r.strings_len();
         }
         n += map_size(&self.details);
         n += self

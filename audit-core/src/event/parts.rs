@@ -284,6 +284,58 @@ impl HttpFacts {
     }
 }
 
+/// Facts about a remote procedure call (gRPC), after OpenTelemetry's `rpc.*` conventions.
+///
+/// The service and method come from the request's path (`/<service>/<method>`); the status
+/// is the gRPC code from the response's trailers (or headers, for a trailers-only answer),
+/// since such an answer's HTTP status is 200 whatever happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RpcFacts {
+    /// The RPC system, `grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<Text>,
+    /// Fully qualified service name, e.g. `demo.v1.Greeter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Text>,
+    /// Method name, e.g. `SayHello`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Text>,
+    /// The gRPC status code (0 OK, 7 PERMISSION_DENIED, 16 UNAUTHENTICATED, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status_code: Option<i32>,
+    /// Messages the client sent (counted as the service read them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_messages: Option<u64>,
+    /// Messages the service answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_messages: Option<u64>,
+}
+
+impl RpcFacts {
+    /// A gRPC call of `service`'s `method`.
+    pub fn grpc(service: impl Into<Text>, method: impl Into<Text>) -> RpcFacts {
+        RpcFacts {
+            system: Some(Text::from_static("grpc")),
+            service: Some(service.into()),
+            method: Some(method.into()),
+            ..RpcFacts::default()
+        }
+    }
+
+    /// Sets the gRPC status code.
+    #[must_use]
+    pub fn with_grpc_status_code(mut self, code: i32) -> Self {
+        self.grpc_status_code = Some(code);
+        self
+    }
+
+    pub(super) fn strings_len(&self) -> usize {
+        strings_len!(self: system, service, method)
+    }
+}
+
 /// A request or response body as captured: its content when small enough (JSON parsed, or
 /// text), and its size and hash when cut at the capture limit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -86,6 +86,11 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
             }
         }
     }
+    if let Some(rpc) = &e.rpc {
+        for s in [&rpc.system, &rpc.service, &rpc.method] {
+            g.opt(s);
+        }
+    }
     if g.map(&e.details, 0) {
         return true;
     }
@@ -169,6 +174,11 @@ pub(crate) fn aws_context(e: &AuditEvent) -> bool {
                 .flatten()
                 .filter_map(|b| b.content.as_ref()),
         );
+    }
+    if let Some(rpc) = &e.rpc {
+        for s in [&rpc.service, &rpc.method] {
+            add(&mut strings, s);
+        }
     }
     strings.into_iter().any(has) || bodies.into_iter().any(|b| value(b, 0)) || map(&e.details, 0)
 }
@@ -430,6 +440,13 @@ impl<'a> Apply<'a> {
                     self.path.pop();
                 }
             }
+            self.path.pop();
+        }
+        if let Some(rpc) = &mut e.rpc {
+            self.path.push(Seg::Static("rpc"));
+            self.opt("system", &mut rpc.system);
+            self.opt("service", &mut rpc.service);
+            self.opt("method", &mut rpc.method);
             self.path.pop();
         }
         self.path.push(Seg::Static("details"));

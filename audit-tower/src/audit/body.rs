@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use audit_core::CapturedBody;
+use audit_core::{CapturedBody, Outcome};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -13,6 +13,7 @@ use pin_project::pin_project;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::grpc::{Messages, SharedMessages};
 use super::record::{Pending, outcome_for};
 
 /// How many body bytes are kept for the event (the rest is counted and hashed).
@@ -65,15 +66,24 @@ pub(crate) struct Tail {
     status: u16,
     grpc: Option<i32>,
     capture: Option<Capture>,
+    /// A gRPC call's response messages, counted as they pass.
+    messages: Option<Messages>,
 }
 
 impl Tail {
-    pub(crate) fn new(pending: Box<Pending>, status: u16, capture: Option<Capture>) -> Tail {
+    pub(crate) fn new(
+        pending: Box<Pending>,
+        status: u16,
+        grpc: Option<i32>,
+        capture: Option<Capture>,
+    ) -> Tail {
+        let messages = pending.is_grpc().then(Messages::default);
         Tail {
             pending: Some(pending),
             status,
-            grpc: None,
+            grpc,
             capture,
+            messages,
         }
     }
 
@@ -92,14 +102,20 @@ impl Tail {
             if let Some(c) = self.capture.take() {
                 p.set_response_body(c.finish());
             }
+            if let Some(m) = &self.messages {
+                p.set_response_messages(m.count());
+            }
             if !complete {
                 p.note_incomplete_response();
             }
-            p.finish(
-                outcome_for(self.status, self.grpc),
-                Some(self.status),
-                self.grpc,
-            );
+            // A gRPC call whose body ends before its status arrived was cut off: the client
+            // cancelled it or the connection went.
+            let outcome = if !complete && p.is_grpc() && self.grpc.is_none() {
+                Outcome::Cancelled
+            } else {
+                outcome_for(self.status, self.grpc)
+            };
+            p.finish(outcome, Some(self.status), self.grpc);
         }
     }
 }
@@ -209,10 +225,13 @@ where
                 if let Some(t) = tail.as_mut() {
                     match &frame {
                         Some(Ok(f)) => {
-                            if let Some(data) = f.data_ref()
-                                && let Some(c) = t.capture.as_mut()
-                            {
-                                c.data(data);
+                            if let Some(data) = f.data_ref() {
+                                if let Some(c) = t.capture.as_mut() {
+                                    c.data(data);
+                                }
+                                if let Some(m) = t.messages.as_mut() {
+                                    m.feed(data);
+                                }
                             }
                             let trailers = f.trailers_ref();
                             if let Some(trailers) = trailers {
@@ -262,6 +281,7 @@ pub struct RequestBody<B> {
     #[pin]
     inner: B,
     capture: Option<SharedCapture>,
+    messages: Option<SharedMessages>,
 }
 
 /// A capture shared between the request body (which fills it) and the event (which reads it
@@ -275,8 +295,16 @@ impl<B> std::fmt::Debug for RequestBody<B> {
 }
 
 impl<B> RequestBody<B> {
-    pub(crate) fn new(inner: B, capture: Option<SharedCapture>) -> RequestBody<B> {
-        RequestBody { inner, capture }
+    pub(crate) fn new(
+        inner: B,
+        capture: Option<SharedCapture>,
+        messages: Option<SharedMessages>,
+    ) -> RequestBody<B> {
+        RequestBody {
+            inner,
+            capture,
+            messages,
+        }
     }
 
     /// The client's body, unwrapped.
@@ -298,6 +326,11 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let (Some(m), Some(Ok(f))) = (this.messages.as_ref(), &frame)
+            && let Some(data) = f.data_ref()
+        {
+            m.feed(data);
+        }
         if let Some(c) = this.capture.as_ref() {
             let mut c = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match &frame {

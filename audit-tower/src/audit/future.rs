@@ -139,13 +139,16 @@ where
                         .map(str::to_owned),
                 )
             });
-            let wait_for_trailers = p.is_grpc() && grpc.is_none();
-            if (wait_for_trailers || capture.is_some()) && !body.is_end_stream() {
-                // The body still has the status (gRPC trailers) or the content to capture.
-                Some(Box::new(Tail::new(p, status, capture)))
+            if (p.is_grpc() || capture.is_some()) && !body.is_end_stream() {
+                // The body still has the status (gRPC trailers), messages to count, or the
+                // content to capture.
+                Some(Box::new(Tail::new(p, status, grpc, capture)))
             } else {
                 if let Some(c) = capture {
                     p.set_response_body(c.finish());
+                }
+                if p.is_grpc() {
+                    p.set_response_messages(0);
                 }
                 p.finish(outcome_for(status, grpc), Some(status), grpc);
                 None

@@ -4,6 +4,7 @@
 mod body;
 mod clock;
 mod future;
+mod grpc;
 mod headers;
 mod layer;
 mod record;

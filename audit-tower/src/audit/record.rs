@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use audit_core::{
     AuditEvent, CapturedBody, Category, Context, DeferredEvent, EventType, HttpFacts, Outcome,
-    OverflowPolicy, Reservation, Target, Text, Timestamp,
+    OverflowPolicy, Reservation, RpcFacts, Target, Text, Timestamp,
 };
 use http::Request;
 use serde_json::Value;
 
 use super::layer::Config;
 use super::recycle::Recycler;
-use crate::classify::{Classification, Delivery, Level};
+use crate::classify::{Classification, Delivery, Level, Rpc};
 use crate::context::AuditContext;
 use crate::memo::Memo;
 use crate::propagate::RequestScope;
@@ -64,6 +64,9 @@ pub(crate) struct Pending {
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
     request_capture: Option<super::body::SharedCapture>,
+    /// A gRPC call's request messages, counted by its body as the service reads them.
+    request_messages: Option<super::grpc::SharedMessages>,
+    response_messages: Option<u64>,
     response: Option<Response>,
     /// Where the worker hands this record back once the event is built (taken then, so a
     /// kept record does not hold its own free list).
@@ -73,6 +76,14 @@ pub(crate) struct Pending {
 impl Pending {
     pub(crate) fn set_request_capture(&mut self, c: super::body::SharedCapture) {
         self.request_capture = Some(c);
+    }
+
+    pub(crate) fn set_request_messages(&mut self, m: super::grpc::SharedMessages) {
+        self.request_messages = Some(m);
+    }
+
+    pub(crate) fn set_response_messages(&mut self, n: u64) {
+        self.response_messages = Some(n);
     }
 
     /// How much is recorded for this request.
@@ -135,6 +146,8 @@ impl Pending {
             notes: serde_json::Map::new(),
             reservation: None,
             request_capture: None,
+            request_messages: None,
+            response_messages: None,
             response: None,
             recycler: Some(Arc::clone(&config.recycler)),
         }
@@ -225,14 +238,23 @@ impl Pending {
             duration: self.started.elapsed(),
         });
         let class = &mut self.class;
+        let call = self
+            .grpc_request
+            .then(|| super::grpc::service_and_method(self.target.path()))
+            .flatten();
         class.resolve(
             &self.method,
             self.target.path(),
             self.template.as_ref().map(|t| t.as_str()),
+            call.map(|(service, method)| Rpc {
+                service,
+                method,
+                status: grpc,
+            }),
         );
         let state = self.ctx.take();
         let outcome = state.outcome.unwrap_or(response_outcome);
-        let (mut event_type, mut category, severity) = class.finish(outcome, status);
+        let (mut event_type, mut category, severity) = class.finish(outcome, status, grpc);
         let mut details = state.details;
         details.extend(std::mem::take(&mut self.notes));
         if let Some(t) = state.event_type {
@@ -245,9 +267,6 @@ impl Pending {
         }
         if let Some(why) = self.rejected.take() {
             details.insert("inboundRequestIdRejected".into(), why.as_str().into());
-        }
-        if let Some(code) = grpc {
-            details.insert("grpcStatus".into(), code.into());
         }
         if !self.chain.is_empty() {
             details.insert(
@@ -300,6 +319,14 @@ impl Pending {
             .or_else(|| self.template.as_ref().map(|t| route_text(t.as_str())));
         http.status_code = status;
         http.query = self.target.query().map(Text::new);
+        if self.grpc_request {
+            let (service, method) = call.unwrap_or_default();
+            let mut rpc = RpcFacts::grpc(service, method);
+            rpc.grpc_status_code = grpc;
+            rpc.request_messages = self.request_messages.take().map(|m| m.count());
+            rpc.response_messages = self.response_messages.take();
+            event.rpc = Some(rpc);
+        }
         http.response_body = self.response_body.take();
         http.request_body = self.request_capture.take().map(|c| {
             c.lock()

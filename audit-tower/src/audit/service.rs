@@ -35,11 +35,21 @@ impl<S> Audit<S> {
     }
 }
 
+/// The peer's address: axum's `ConnectInfo`, tonic's `TcpConnectInfo` (feature `tonic`), or
+/// a bare `SocketAddr` in the extensions.
 fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     if let Some(axum::extract::ConnectInfo(addr)) = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(addr) = req
+        .extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
     {
         return Some(addr.ip());
     }
@@ -191,7 +201,12 @@ where
                 p.set_request_capture(Arc::clone(&c));
                 c
             });
-        let req = req.map(|b| RequestBody::new(b, capture));
+        let messages = pending.as_mut().filter(|p| p.is_grpc()).map(|p| {
+            let m = super::grpc::SharedMessages::default();
+            p.set_request_messages(m.clone());
+            m
+        });
+        let req = req.map(|b| RequestBody::new(b, capture, messages));
         let inner = &mut self.inner;
         #[cfg(feature = "tracing")]
         let fut = scope.clone().run_sync(|| span.in_scope(|| inner.call(req)));

@@ -197,6 +197,126 @@ fn event_segment(s: &str, out: &mut Segment) {
     }
 }
 
+/// The default classification of a gRPC call no rule matched: its method's leading verb
+/// decides the action and the rest of the method names the resource (`DeleteThing` →
+/// `data.thing.delete`, `ListThings` → `data.thing.read`); a method without a known verb is
+/// `data.<service>.call` (`demo.v1.Greeter/SayHello` → `data.greeter.call`); a method whose
+/// words include an authentication word (`Login`, `RefreshToken`) is `auth.<word>` with the
+/// outcome appended. A call the server answered `UNIMPLEMENTED` (12) named no method it has:
+/// it is [`UNMATCHED`], so a client cannot grow the set of event types.
+///
+/// | verbs (the method's first word) | action |
+/// |---|---|
+/// | Get, List, Read, Search, Query, Find, Fetch, Watch, Describe, Lookup, Count, Check, Stream | `read` |
+/// | Create, Add, Insert, Register, Upload, Import | `create` |
+/// | Update, Set, Patch, Modify, Edit, Replace, Upsert, Put, Rename, Move, Enable, Disable | `update` |
+/// | Delete, Remove, Destroy, Purge, Drop, Erase | `delete` |
+/// | anything else | `call` |
+pub(super) fn grpc_event_type(call: super::Rpc<'_>) -> Defaulted {
+    if call.status == Some(12) {
+        return (Text::from_static(UNMATCHED), None, false);
+    }
+    let words = camel_words(call.method);
+    if let Some(word) = words.iter().rev().find_map(|w| auth_word(w)) {
+        return (concat(&["auth.", word]), None, true);
+    }
+    let (verb, rest) = match words.split_first() {
+        Some((first, rest)) => match grpc_verb(first) {
+            Some(verb) => (verb, rest),
+            None => ("call", &words[..0]),
+        },
+        None => ("call", &words[..0]),
+    };
+    let mut segment = Segment::new();
+    if rest.is_empty() {
+        let service = call.service.rsplit('.').next().unwrap_or(call.service);
+        event_segment(&camel_words(service).join("_"), &mut segment);
+    } else {
+        event_segment(&rest.join("_"), &mut segment);
+    }
+    singular(&mut segment);
+    (
+        concat(&["data.", &segment, ".", verb]),
+        Some((Text::new(&segment), None)),
+        false,
+    )
+}
+
+/// The action a gRPC method's first word stands for.
+fn grpc_verb(word: &str) -> Option<&'static str> {
+    const VERBS: &[(&str, &str)] = &[
+        ("get", "read"),
+        ("list", "read"),
+        ("read", "read"),
+        ("search", "read"),
+        ("query", "read"),
+        ("find", "read"),
+        ("fetch", "read"),
+        ("watch", "read"),
+        ("describe", "read"),
+        ("lookup", "read"),
+        ("count", "read"),
+        ("check", "read"),
+        ("stream", "read"),
+        ("create", "create"),
+        ("add", "create"),
+        ("insert", "create"),
+        ("register", "create"),
+        ("upload", "create"),
+        ("import", "create"),
+        ("update", "update"),
+        ("set", "update"),
+        ("patch", "update"),
+        ("modify", "update"),
+        ("edit", "update"),
+        ("replace", "update"),
+        ("upsert", "update"),
+        ("put", "update"),
+        ("rename", "update"),
+        ("move", "update"),
+        ("enable", "update"),
+        ("disable", "update"),
+        ("delete", "delete"),
+        ("remove", "delete"),
+        ("destroy", "delete"),
+        ("purge", "delete"),
+        ("drop", "delete"),
+        ("erase", "delete"),
+    ];
+    VERBS
+        .iter()
+        .find(|(v, _)| word.eq_ignore_ascii_case(v))
+        .map(|(_, action)| *action)
+}
+
+/// `DeleteThingsByID` → `["delete", "things", "by", "id"]`; `say_hello` → `["say", "hello"]`.
+fn camel_words(s: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let b = s.as_bytes();
+    let mut current = String::new();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'_' || c == b'.' {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let boundary = c.is_ascii_uppercase()
+            && !current.is_empty()
+            && (b[i - 1].is_ascii_lowercase()
+                || b[i - 1].is_ascii_digit()
+                || b.get(i + 1).is_some_and(u8::is_ascii_lowercase));
+        if boundary {
+            words.push(std::mem::take(&mut current));
+        }
+        current.push(char::from(c.to_ascii_lowercase()));
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
 /// Naive English singular, in place: `policies` → `policy`, `boxes` → `box`, `keys` → `key`.
 fn singular(s: &mut Segment) {
     if s.ends_with("ies") {
@@ -216,7 +336,34 @@ fn singular(s: &mut Segment) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Rules;
+    use crate::classify::{Rpc, Rules};
+
+    #[test]
+    fn grpc_methods_name_their_events() {
+        let call = |service, method, status| {
+            let (t, target, auth) = grpc_event_type(Rpc {
+                service,
+                method,
+                status,
+            });
+            (t.to_string(), target.map(|(k, _)| k.to_string()), auth)
+        };
+        let g = "demo.v1.Greeter";
+        assert_eq!(call(g, "DeleteThing", Some(0)).0, "data.thing.delete");
+        assert_eq!(call(g, "ListThings", Some(0)).0, "data.thing.read");
+        assert_eq!(call(g, "CreateApiKey", Some(7)).0, "data.api_key.create");
+        assert_eq!(call(g, "UpdateHTTPRoute", None).0, "data.http_route.update");
+        assert_eq!(call(g, "SayHello", Some(0)).0, "data.greeter.call");
+        assert_eq!(call(g, "Get", Some(0)).0, "data.greeter.read");
+        assert_eq!(call(g, "SayHello", Some(0)).1.as_deref(), Some("greeter"));
+        assert_eq!(
+            call("auth.v1.Auth", "Login", Some(16)),
+            ("auth.login".into(), None, true)
+        );
+        assert_eq!(call(g, "RefreshToken", Some(0)).0, "auth.token");
+        // A method the server does not have names nothing.
+        assert_eq!(call(g, "DropAllTables", Some(12)).0, UNMATCHED);
+    }
 
     #[test]
     fn every_auth_word_is_recognised_in_either_number_and_case() {

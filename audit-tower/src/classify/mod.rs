@@ -52,6 +52,17 @@ mod pattern;
 pub use pattern::RoutePattern;
 
 pub use defaults::UNMATCHED;
+
+/// A gRPC call as classification sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rpc<'a> {
+    /// Fully qualified service, e.g. `demo.v1.Greeter`.
+    pub(crate) service: &'a str,
+    /// Method, e.g. `DeleteThing`.
+    pub(crate) method: &'a str,
+    /// The gRPC status, when the answer carried one.
+    pub(crate) status: Option<i32>,
+}
 use defaults::{concat, default_event_type};
 
 use std::time::Duration;
@@ -276,10 +287,19 @@ impl Classification {
     }
 
     /// Works out a deferred default classification (event type, target, auth suffix), from
-    /// the route template when the framework matched one.
-    pub(crate) fn resolve(&mut self, method: &Method, path: &str, template: Option<&str>) {
+    /// the route template when the framework matched one, else from the gRPC call.
+    pub(crate) fn resolve(
+        &mut self,
+        method: &Method,
+        path: &str,
+        template: Option<&str>,
+        rpc: Option<Rpc<'_>>,
+    ) {
         if std::mem::take(&mut self.lazy_default) {
-            let (event_type, target, auth) = default_event_type(method, path, template);
+            let (event_type, target, auth) = match (template, rpc) {
+                (None, Some(call)) => defaults::grpc_event_type(call),
+                _ => default_event_type(method, path, template),
+            };
             self.event_type = event_type;
             self.target = target;
             self.outcome_suffix = auth;
@@ -300,17 +320,24 @@ impl Classification {
         self.category
     }
 
-    /// The final event type, severity and category for an outcome and status.
+    /// The final event type, severity and category for an outcome, HTTP status and gRPC
+    /// status.
     ///
     /// Takes the event type out (this is the classification's last use), so no copy is made.
     pub(crate) fn finish(
         &mut self,
         outcome: Outcome,
         status: Option<u16>,
+        grpc: Option<i32>,
     ) -> (Text, Option<Category>, Severity) {
-        let security = match status {
-            Some(401 | 403) if !self.keep_on_denial => Some("security.access.denied"),
-            Some(429) if !self.keep_on_denial => Some("security.rate_limit.triggered"),
+        // gRPC answers HTTP 200 whatever happened: its own codes for "who are you" (16),
+        // "not you" (7) and "too many" (8) count like 401, 403 and 429.
+        let denied = matches!(status, Some(401 | 403)) || matches!(grpc, Some(7 | 16));
+        let limited = status == Some(429) || grpc == Some(8);
+        let security = match (denied, limited) {
+            _ if self.keep_on_denial => None,
+            (true, _) => Some("security.access.denied"),
+            (_, true) => Some("security.rate_limit.triggered"),
             _ => None,
         };
         if let Some(t) = security {
@@ -363,7 +390,7 @@ impl Rules {
     /// `MatchedPath`) when known; rules match it by shape, else the concrete `path`.
     pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
         let mut c = self.classify_lazily(method, path, template);
-        c.resolve(method, path, template);
+        c.resolve(method, path, template, None);
         if c.route.is_none() {
             c.route = template.map(Text::new);
         }
@@ -487,20 +514,20 @@ mod tests {
             let c = rules.classify(&m, p, Some(p));
             assert_eq!(c.event_type(), t, "{m} {p}");
             assert!(
-                audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200)).0)
+                audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200), None).0)
                     .is_ok()
             );
         }
         let mut login = rules.classify(&Method::POST, "/auth/login", Some("/auth/login"));
         assert_eq!(
-            login.clone().finish(Outcome::Failure, Some(400)).0,
+            login.clone().finish(Outcome::Failure, Some(400), None).0,
             "auth.login.failure"
         );
         assert_eq!(
-            login.clone().finish(Outcome::Success, Some(200)).0,
+            login.clone().finish(Outcome::Success, Some(200), None).0,
             "auth.login.success"
         );
-        let (t, cat, sev) = login.finish(Outcome::Denied, Some(401));
+        let (t, cat, sev) = login.finish(Outcome::Denied, Some(401), None);
         assert_eq!(
             (t.as_str(), cat, sev),
             (
@@ -511,7 +538,7 @@ mod tests {
         );
         let mut c = rules.classify(&Method::GET, "/x", None);
         assert_eq!(
-            c.finish(Outcome::Failure, Some(429)).0,
+            c.finish(Outcome::Failure, Some(429), None).0,
             "security.rate_limit.triggered"
         );
         // Without a template the client's path decides nothing.
@@ -524,7 +551,7 @@ mod tests {
             let mut c = rules.classify(&m, p, None);
             assert_eq!(c.event_type(), UNMATCHED, "{m} {p}");
             assert_eq!(c.target(), None);
-            assert_eq!(c.finish(Outcome::Failure, Some(404)).0, UNMATCHED);
+            assert_eq!(c.finish(Outcome::Failure, Some(404), None).0, UNMATCHED);
         }
         assert_eq!(
             rules.classify(&Method::GET, "/healthz/", None).level(),
