@@ -64,6 +64,9 @@ impl Decoder for Raw {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Event type, result, gRPC status and method of one event.
+type Seen<'a> = (&'a str, Option<Outcome>, Option<i32>, Option<&'a str>);
+
 /// A Greeter with unary and server-streaming methods, written against tonic's server
 /// machinery directly.
 #[derive(Clone)]
@@ -214,7 +217,7 @@ async fn a_tonic_server_gets_meaningful_events_without_rules() {
         assert_eq!(s.unary(method).await.unwrap_err().code(), code, "{method}");
     }
     let events = s.events(6).await;
-    let got: Vec<(&str, Option<Outcome>, Option<i32>, Option<&str>)> = events
+    let got: Vec<Seen<'_>> = events
         .iter()
         .map(|e| {
             let rpc = e.rpc.as_ref().unwrap();
