@@ -5,7 +5,8 @@
 //! (else the event type) as body, the trace context (`traceId`/`spanId`) so a trace view links
 //! to it, and the event's fields as attributes — `event.name` (the event type), `audit.id`,
 //! `audit.category`, `audit.result`, `enduser.id`, `user.email`, `client.address`,
-//! `tenant.id`, `audit.target.type`/`id`, `http.request.id`, and `audit.details` (JSON).
+//! `tenant.id`, `audit.target.type`/`id`, `http.request.id`, `rpc.system`, `rpc.service`,
+//! `rpc.method`, `rpc.grpc.status_code` (gRPC calls), and `audit.details` (JSON).
 //!
 //! The sink calls the exporter directly, one export per batch, and only counts a batch as
 //! delivered when the collector accepted it; it installs no global logger provider and no
@@ -160,9 +161,17 @@ impl OtlpSink {
         attr("tenant.id", ctx.and_then(|c| c.organization_id.as_deref()));
         attr("http.request.id", ctx.and_then(|c| c.request_id.as_deref()));
         attr("session.id", ctx.and_then(|c| c.session_id.as_deref()));
+        if let Some(rpc) = &e.rpc {
+            attr("rpc.system", rpc.system.as_deref());
+            attr("rpc.service", rpc.service.as_deref());
+            attr("rpc.method", rpc.method.as_deref());
+        }
         if !e.details.is_empty() {
             let json = serde_json::to_string(&e.details).unwrap_or_default();
             attr("audit.details", Some(&json));
+        }
+        if let Some(code) = e.rpc.as_ref().and_then(|rpc| rpc.grpc_status_code) {
+            r.add_attribute("rpc.grpc.status_code", i64::from(code));
         }
         if let (Some(t), Some(s)) = (
             ctx.and_then(|c| c.trace_id.as_deref())

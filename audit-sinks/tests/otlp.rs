@@ -33,6 +33,7 @@ fn events() -> Vec<AuditEvent> {
                 .span_id("00f067aa0ba902b7")
                 .description("Login failed")
                 .detail("attempt", i)
+                .rpc(audit_core::RpcFacts::grpc("auth.v1.Auth", "Login").with_grpc_status_code(16))
                 .result(Outcome::Failure)
                 .build()
                 .unwrap()
@@ -61,6 +62,13 @@ fn check(records: &[LogRecord], sent: &[AuditEvent]) {
         assert_eq!(attr(r, "client.address").as_deref(), Some("203.0.113.7"));
         assert_eq!(attr(r, "audit.result").as_deref(), Some("failure"));
         assert!(attr(r, "audit.details").unwrap().contains("attempt"));
+        assert_eq!(attr(r, "rpc.system").as_deref(), Some("grpc"));
+        assert_eq!(attr(r, "rpc.service").as_deref(), Some("auth.v1.Auth"));
+        assert_eq!(attr(r, "rpc.method").as_deref(), Some("Login"));
+        assert_eq!(
+            attr(r, "rpc.grpc.status_code").as_deref(),
+            Some("IntValue(16)")
+        );
         assert_eq!(
             r.time_unix_nano,
             e.timestamp.unix_millis() as u64 * 1_000_000

@@ -38,6 +38,32 @@
 //! assert_eq!(event.context.as_ref().unwrap().request_id.as_deref(), Some(request_id.as_str()));
 //! # });
 //! ```
+//!
+//! # gRPC (tonic)
+//! Put the layer on a tonic `transport::Server` (`Server::builder().layer(AuditLayer::new(
+//! auditor))`); with the `tonic` feature it reads the client address from tonic's
+//! `TcpConnectInfo`. Every call becomes one event, with `rpc.service`, `rpc.method`,
+//! `rpc.grpcStatusCode` and the message counts each way (`rpc.requestMessages`,
+//! `rpc.responseMessages`) — `http.statusCode` is 200 for every gRPC answer. Without a rule,
+//! the method's leading verb names the event (`DeleteThing` → `data.thing.delete`,
+//! `ListThings` → `data.thing.read`, anything else `data.<service>.call`; the table is in
+//! [`classify`]); a call answered `UNIMPLEMENTED` named no method the server has and is
+//! [`classify::UNMATCHED`]. The status decides the result:
+//!
+//! | gRPC status | result | event type |
+//! |---|---|---|
+//! | 0 OK | `success` | as classified |
+//! | 1 CANCELLED, or the stream ended before a status | `cancelled` | as classified |
+//! | 7 PERMISSION_DENIED, 16 UNAUTHENTICATED | `denied` | `security.access.denied` (like 401/403) |
+//! | 8 RESOURCE_EXHAUSTED | `failure` | `security.rate_limit.triggered` (like 429) |
+//! | 2 UNKNOWN, 4 DEADLINE_EXCEEDED, 13 INTERNAL, 14 UNAVAILABLE, 15 DATA_LOSS | `error` | as classified |
+//! | any other | `failure` | as classified |
+//!
+//! A rule's [`keep_on_denial`](classify::Rule::keep_on_denial) keeps its event type for
+//! denials, as for HTTP. Between services, trust an inbound `x-request-id` only from your
+//! own callers ([`request_id::TrustInbound`]), and put [`propagate::PropagateLayer`] on the
+//! client's channel (`tower::ServiceBuilder::new().layer(PropagateLayer::new()).service(
+//! channel)`) so the next service continues the same request id and trace.
 
 #![forbid(unsafe_code)]
 

@@ -41,8 +41,22 @@
 //!   only in `http.path` (redacted and capped). A client's path never names an event type,
 //!   a target type or an authentication event. Give hyper and tonic services [`Rule`]s for
 //!   the events they mean.
+//! - **gRPC calls** (no template; the service and method come from `/<service>/<method>`):
+//!   the method's first word decides the action and the rest names the resource, a method
+//!   with an authentication word is `auth.<word>.success|failure`, and a call the server
+//!   answered `UNIMPLEMENTED` is [`UNMATCHED`] (so only the server's own methods name
+//!   events):
+//!
+//!   | the method's first word | action | example |
+//!   |---|---|---|
+//!   | Get, List, Read, Search, Query, Find, Fetch, Watch, Describe, Lookup, Count, Check, Stream | `read` | `ListThings` → `data.thing.read` |
+//!   | Create, Add, Insert, Register, Upload, Import | `create` | `CreateApiKey` → `data.api_key.create` |
+//!   | Update, Set, Patch, Modify, Edit, Replace, Upsert, Put, Rename, Move, Enable, Disable | `update` | `UpdateRoute` → `data.route.update` |
+//!   | Delete, Remove, Destroy, Purge, Drop, Erase | `delete` | `DeleteThing` → `data.thing.delete` |
+//!   | anything else | `call` on the service | `demo.v1.Greeter/SayHello` → `data.greeter.call` |
 //! - `GET /health`, `/healthz`, `/livez`, `/readyz`, `/ready`, `/metrics` are not audited.
-//! - Whatever matched, a 401/403 answer becomes `security.access.denied` and a 429
+//! - Whatever matched, a 401/403 answer (gRPC: 7 PERMISSION_DENIED, 16 UNAUTHENTICATED)
+//!   becomes `security.access.denied` and a 429 (gRPC: 8 RESOURCE_EXHAUSTED)
 //!   `security.rate_limit.triggered` unless the rule pinned its event type
 //!   ([`Rule::keep_on_denial`]).
 
