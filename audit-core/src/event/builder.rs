@@ -40,7 +40,7 @@ pub struct AuditEventBuilder {
     target: Option<Target>,
     context: Context,
     http: Option<HttpFacts>,
-    rpc: Option<RpcFacts>,
+    rpc: Option<Box<RpcFacts>>,
     details: Map<String, Value>,
     result: Option<Outcome>,
 }
@@ -156,7 +156,7 @@ impl AuditEventBuilder {
 
     /// Sets the RPC facts (service, method, gRPC status).
     pub fn rpc(mut self, rpc: RpcFacts) -> Self {
-        self.rpc = Some(rpc);
+        self.rpc = Some(Box::new(rpc));
         self
     }
 

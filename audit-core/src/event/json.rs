@@ -432,7 +432,7 @@ mod tests {
                 r.method = method;
                 r.grpc_status_code = grpc;
                 r.response_messages = messages;
-                e.rpc = Some(r);
+                e.rpc = Some(Box::new(r));
             }
             if let Some(d) = detail {
                 e.details.insert(d.to_string(), json!(d.as_str()));

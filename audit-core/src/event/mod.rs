@@ -77,8 +77,9 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
     /// RPC facts (service, method, gRPC status), for events captured from a gRPC call.
+    /// Boxed: most events have none, and the event is moved by value along the pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rpc: Option<RpcFacts>,
+    pub rpc: Option<Box<RpcFacts>>,
     /// Free-form details (redacted before leaving memory).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub details: Map<String, Value>,

@@ -325,7 +325,7 @@ impl Pending {
             rpc.grpc_status_code = grpc;
             rpc.request_messages = self.request_messages.take().map(|m| m.count());
             rpc.response_messages = self.response_messages.take();
-            event.rpc = Some(rpc);
+            event.rpc = Some(Box::new(rpc));
         }
         http.response_body = self.response_body.take();
         http.request_body = self.request_capture.take().map(|c| {
