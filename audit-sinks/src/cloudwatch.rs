@@ -8,7 +8,10 @@
 //!
 //! The service's limits are enforced before sending: at most 10,000 events and 1,048,576
 //! bytes per call, counting each message's UTF-8 bytes plus 26; events sorted by time; no
-//! call spanning more than 24 hours; a message over 256 KiB is cut (with `…[truncated]`).
+//! call spanning more than 24 hours. An event is sent whole up to the service's 1 MB event
+//! limit; a larger one is replaced by a small, valid JSON stub naming it (`id`, `timestamp`,
+//! `eventType`, `truncated: true`, `originalBytes`, `sha256` of the whole), never a cut
+//! document.
 //! `ThrottlingException` and 5xx are retried; a missing log stream is created once
 //! (`CreateLogStream`) and the call repeated; events CloudWatch refuses as too old or too new
 //! fail the batch visibly.
@@ -38,8 +41,8 @@ pub const MAX_BYTES: usize = 1_048_576;
 pub const EVENT_OVERHEAD: usize = 26;
 /// Longest span of one call.
 pub const MAX_SPAN_MS: i64 = 24 * 3600 * 1000;
-/// Longest message kept whole.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 - EVENT_OVERHEAD;
+/// Longest message sent whole: CloudWatch's 1 MB event limit, less its per-event overhead.
+pub const MAX_MESSAGE_BYTES: usize = 1_048_576 - EVENT_OVERHEAD;
 
 /// AWS credentials. The secret parts are never shown.
 #[derive(Clone)]
@@ -157,12 +160,17 @@ impl CloudWatchSink {
         let mut message = serde_json::to_string(e)
             .map_err(|err| SinkError::permanent(format!("cannot encode event: {err}")))?;
         if message.len() > MAX_MESSAGE_BYTES {
-            let mut end = MAX_MESSAGE_BYTES - "…[truncated]".len();
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str("…[truncated]");
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(message.as_bytes());
+            message = json!({
+                "id": e.id.to_string(),
+                "timestamp": e.timestamp.to_string(),
+                "eventType": e.event_type.as_str(),
+                "truncated": true,
+                "originalBytes": message.len(),
+                "sha256": hex::encode(digest),
+            })
+            .to_string();
         }
         Ok(Entry {
             timestamp: e.timestamp.unix_millis(),
@@ -330,14 +338,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn oversized_messages_are_cut_with_a_marker() {
-        let e = AuditEvent::builder("data.blob.write")
-            .detail("blob", "z".repeat(300 * 1024))
-            .build()
-            .unwrap();
-        let entry = CloudWatchSink::entry(&e).unwrap();
-        assert!(entry.message.len() <= MAX_MESSAGE_BYTES);
-        assert!(entry.message.ends_with("…[truncated]"));
+    fn events_up_to_the_limit_go_whole_and_larger_ones_become_a_valid_stub() {
+        let e = |n: usize| {
+            AuditEvent::builder("data.blob.write")
+                .detail("blob", "z".repeat(n))
+                .build()
+                .unwrap()
+        };
+        let whole = e(300 * 1024);
+        let entry = CloudWatchSink::entry(&whole).unwrap();
+        assert_eq!(entry.message, serde_json::to_string(&whole).unwrap());
+        let big = e(1_100_000);
+        let entry = CloudWatchSink::entry(&big).unwrap();
+        assert!(entry.message.len() < 1024);
+        let stub: Value = serde_json::from_str(&entry.message).unwrap();
+        assert_eq!(stub["id"], big.id.to_string());
+        assert_eq!(stub["truncated"], true);
+        assert!(stub["originalBytes"].as_u64().unwrap() > 1_100_000);
+        assert_eq!(stub["sha256"].as_str().unwrap().len(), 64);
     }
 
     #[test]

@@ -6,7 +6,13 @@
 //! `message` replaced by the event's identifying fields plus `"truncated": true` and the
 //! original size — rather than rejected. Each entry carries `ddsource` (default `audit`),
 //! `service`, `hostname` and `ddtags` (`category:…,tenant:…,outcome:…` plus your own), and the
-//! event JSON as `message` with its fields also at the top level for facets.
+//! event JSON as `message`. For facets and Datadog's standard attributes, the entry also
+//! carries at its top level: `evt.name` (the event type), `evt.id`, `evt.outcome` (the
+//! result), `evt.category`; `usr.id`, `usr.email` (the actor); `network.client.ip`;
+//! `http.method`, `http.status_code`, `http.useragent`, `http.url_details.path`,
+//! `http.request_id`; `trace_id`; `status` (the severity); and `audit.tenant`,
+//! `audit.actor.type`, `audit.actor.role`, `audit.target.type`, `audit.target.id`,
+//! `audit.rpc.service`, `audit.rpc.method` where the event has them.
 //!
 //! 429 and 5xx are retried (after `Retry-After`), 403 (a bad key) is retried so an operator
 //! can fix it, 413 splits the payload, 400 rejects the batch.
@@ -35,6 +41,114 @@ pub const MAX_ENTRIES: usize = 1000;
 pub const MAX_PAYLOAD_BYTES: usize = 5_000_000;
 /// Largest single entry; larger ones are truncated.
 pub const MAX_ENTRY_BYTES: usize = 1_000_000;
+
+/// Puts `value` at `path` of `entry` (objects made on the way) when there is one.
+fn put(entry: &mut Value, path: &[&str], value: Option<Value>) {
+    let Some(value) = value else { return };
+    let mut at = entry;
+    for key in &path[..path.len() - 1] {
+        if !at.get(*key).is_some_and(Value::is_object) {
+            at[*key] = json!({});
+        }
+        at = &mut at[*key];
+    }
+    at[path[path.len() - 1]] = value;
+}
+
+/// The event's fields Datadog facets and standard attributes use, at the entry's top level.
+fn facets(entry: &mut Value, e: &AuditEvent) {
+    let text = |s: Option<&str>| s.map(|s| json!(s));
+    let actor = e.actor.as_ref();
+    let target = e.target.as_ref();
+    let ctx = e.context.as_ref();
+    let http = e.http.as_ref();
+    put(
+        entry,
+        &["evt", "outcome"],
+        text(e.result.map(|r| r.as_str())),
+    );
+    put(
+        entry,
+        &["usr", "id"],
+        text(actor.and_then(|a| a.id.as_deref())),
+    );
+    put(
+        entry,
+        &["usr", "email"],
+        text(actor.and_then(|a| a.email.as_deref())),
+    );
+    put(
+        entry,
+        &["network", "client", "ip"],
+        text(actor.and_then(|a| a.ip_address.as_deref())),
+    );
+    put(
+        entry,
+        &["http", "method"],
+        text(http.and_then(|h| h.method.as_deref())),
+    );
+    put(
+        entry,
+        &["http", "status_code"],
+        http.and_then(|h| h.status_code).map(|c| json!(c)),
+    );
+    put(
+        entry,
+        &["http", "useragent"],
+        text(actor.and_then(|a| a.user_agent.as_deref())),
+    );
+    put(
+        entry,
+        &["http", "url_details", "path"],
+        text(http.and_then(|h| h.path.as_deref())),
+    );
+    put(
+        entry,
+        &["http", "request_id"],
+        text(ctx.and_then(|c| c.request_id.as_deref())),
+    );
+    put(
+        entry,
+        &["trace_id"],
+        text(ctx.and_then(|c| c.trace_id.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "tenant"],
+        text(ctx.and_then(|c| c.organization_id.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "actor", "type"],
+        text(actor.and_then(|a| a.kind.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "actor", "role"],
+        text(actor.and_then(|a| a.role.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "target", "type"],
+        text(target.and_then(|t| t.kind.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "target", "id"],
+        text(target.and_then(|t| t.id.as_deref())),
+    );
+    let rpc = e.rpc.as_deref();
+    put(
+        entry,
+        &["audit", "rpc", "service"],
+        text(rpc.and_then(|r| r.service.as_deref())),
+    );
+    put(
+        entry,
+        &["audit", "rpc", "method"],
+        text(rpc.and_then(|r| r.method.as_deref())),
+    );
+}
 
 /// Sends events to Datadog Logs.
 #[derive(Clone)]
@@ -123,17 +237,16 @@ impl DatadogSink {
             "ddtags": tags,
             "service": ctx.and_then(|c| c.service.as_deref()).unwrap_or("audit"),
             "message": message,
-            "evt": {"name": e.event_type.as_str(), "id": e.id.to_string()},
+            "evt": {
+                "name": e.event_type.as_str(),
+                "id": e.id.to_string(),
+                "category": e.category.as_str(),
+            },
             "status": e.severity.as_str(),
         });
+        facets(&mut entry, e);
         if let Some(h) = &self.hostname {
             entry["hostname"] = json!(h);
-        }
-        if let Some(rid) = ctx.and_then(|c| c.request_id.as_deref()) {
-            entry["http"] = json!({"request_id": rid});
-        }
-        if let Some(t) = ctx.and_then(|c| c.trace_id.as_deref()) {
-            entry["trace_id"] = json!(t);
         }
         let mut bytes = serde_json::to_vec(&entry)
             .map_err(|err| SinkError::permanent(format!("cannot encode entry: {err}")))?;

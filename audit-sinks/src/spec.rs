@@ -14,7 +14,7 @@
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
 //! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem`, `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
-//! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
+//! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the group as written, so `cloudwatch://eu-west-1//audit/app/i-1` names the group `/audit/app`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
 //! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
@@ -469,13 +469,11 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 .ok_or_else(|| {
                     SpecError::new("cloudwatch: expected cloudwatch://REGION/GROUP/STREAM")
                 })?;
+            // The group is taken as written: `cloudwatch://REGION//aws/app/STREAM` names the
+            // group `/aws/app`, `cloudwatch://REGION/app/STREAM` the group `app`.
             Ok(Spec::CloudWatch {
                 region: region.to_owned(),
-                group: if group.starts_with('/') || !group.contains('/') {
-                    group.to_owned()
-                } else {
-                    format!("/{group}")
-                },
+                group: group.to_owned(),
                 stream: stream.to_owned(),
                 endpoint: take(&mut p, "endpoint"),
             })

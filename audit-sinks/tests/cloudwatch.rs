@@ -96,7 +96,14 @@ async fn signed_calls_within_every_limit_and_nothing_lost() {
                 let events = body["logEvents"].as_array().unwrap();
                 let bytes: usize = events.iter().map(|e| e["message"].as_str().unwrap().len() + 26).sum();
                 let times: Vec<i64> = events.iter().map(|e| e["timestamp"].as_i64().unwrap()).collect();
+                // What the service model checks of each event: at most 1 MB with its overhead;
+                // and what a reader needs: every message a whole JSON document.
+                let each_ok = events.iter().all(|e| {
+                    let m = e["message"].as_str().unwrap();
+                    m.len() + 26 <= 1_048_576 && serde_json::from_str::<Value>(m).is_ok()
+                });
                 let ok = events.len() <= 10_000
+                    && each_ok
                     && bytes <= 1_048_576
                     && times.windows(2).all(|w| w[0] <= w[1])
                     && times.last().unwrap() - times[0] <= 24 * 3600 * 1000;
@@ -119,7 +126,14 @@ async fn signed_calls_within_every_limit_and_nothing_lost() {
     )
     .unwrap()
     .endpoint(rx.url("/"));
+    // The pipeline's own event cap is raised so that events over CloudWatch's limit reach the
+    // sink.
     let auditor = Auditor::builder()
+        .limits(
+            audit_core::Limits::default()
+                .text(2_000_000)
+                .event_bytes(4 << 20),
+        )
         .sink_with(
             sink,
             fast_retry()
@@ -140,12 +154,38 @@ async fn signed_calls_within_every_limit_and_nothing_lost() {
         let offset = ((i * 7919) % 12_000) as i64 * 10_000;
         e.timestamp = Timestamp::from_unix_millis(now - 40 * 3600 * 1000 + offset).unwrap();
     }
+    // One event CloudWatch takes whole, one over its 1 MB limit.
+    let mut large = events(2, 1);
+    large[0]
+        .details
+        .insert("blob".into(), json!("w".repeat(500_000)));
+    large[1]
+        .details
+        .insert("blob".into(), json!("o".repeat(1_200_000)));
+    let (whole_id, over_id) = (large[0].id.to_string(), large[1].id.to_string());
+    sent.extend(large);
     for e in &sent {
         auditor.record(e.clone()).unwrap();
     }
     let report = auditor.shutdown(Duration::from_secs(30)).await;
     assert!(report.complete, "{report}");
     let got = stored.lock().unwrap();
+    let message = |id: &str| -> Value {
+        got.iter()
+            .map(|e| serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap())
+            .find(|m| m["id"] == id)
+            .unwrap()
+    };
+    assert_eq!(
+        message(&whole_id)["details"]["blob"]
+            .as_str()
+            .unwrap()
+            .len(),
+        500_000
+    );
+    let stub = message(&over_id);
+    assert_eq!(stub["truncated"], true);
+    assert!(stub["originalBytes"].as_u64().unwrap() > 1_200_000);
     let ids: HashSet<String> = got
         .iter()
         .map(|e| {

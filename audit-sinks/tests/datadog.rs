@@ -74,6 +74,19 @@ async fn payloads_respect_the_intake_limits_and_nothing_is_lost() {
         .build()
         .unwrap();
     let mut sent = events(2500, 2000);
+    sent[1].actor = Some(
+        audit_core::Actor::user("user-7")
+            .with_email("u7@globex.test")
+            .with_ip_address("203.0.113.9"),
+    );
+    sent[1].target = Some(audit_core::Target::new("vector", "v-1"));
+    sent[1].result = Some(audit_core::Outcome::Denied);
+    sent[1].http = Some(
+        audit_core::HttpFacts::default()
+            .with_method("DELETE")
+            .with_path("/v1/vectors/v-1")
+            .with_status_code(403),
+    );
     // One event far over the 1 MB entry limit.
     sent[7]
         .details
@@ -106,6 +119,22 @@ async fn payloads_respect_the_intake_limits_and_nothing_is_lost() {
     assert!(normal["ddtags"].as_str().unwrap().ends_with("env:test"));
     let full: Value = serde_json::from_str(normal["message"].as_str().unwrap()).unwrap();
     assert_eq!(full["id"], sent[0].id.to_string());
+    // The fields facets use, where Datadog's standard attributes put them.
+    let faceted = got
+        .iter()
+        .find(|e| e["evt"]["id"] == sent[1].id.to_string())
+        .unwrap();
+    assert_eq!(faceted["usr"]["id"], "user-7");
+    assert_eq!(faceted["usr"]["email"], "u7@globex.test");
+    assert_eq!(faceted["network"]["client"]["ip"], "203.0.113.9");
+    assert_eq!(faceted["evt"]["outcome"], "denied");
+    assert_eq!(faceted["evt"]["category"], "data");
+    assert_eq!(faceted["evt"]["name"], "data.vector.delete");
+    assert_eq!(faceted["audit"]["tenant"], "globex");
+    assert_eq!(faceted["audit"]["target"]["type"], "vector");
+    assert_eq!(faceted["audit"]["target"]["id"], "v-1");
+    assert_eq!(faceted["http"]["status_code"], 403);
+    assert_eq!(faceted["http"]["url_details"]["path"], "/v1/vectors/v-1");
     // 2500 entries cannot go in fewer than three payloads.
     assert!(rx.requests().len() >= 4);
 }

@@ -105,15 +105,28 @@ fn grammar() {
             .to_string()
             .contains("0-23")
     );
-    assert_eq!(
-        spec::parse("cloudwatch://eu-west-1/audit/vector-api/instance-1").unwrap(),
-        Spec::CloudWatch {
-            region: "eu-west-1".into(),
-            group: "/audit/vector-api".into(),
-            stream: "instance-1".into(),
-            endpoint: None
-        }
-    );
+    // The group is taken as written; a leading slash is written as one.
+    for (spec, group) in [
+        (
+            "cloudwatch://eu-west-1//audit/vector-api/instance-1",
+            "/audit/vector-api",
+        ),
+        (
+            "cloudwatch://eu-west-1/audit/vector-api/instance-1",
+            "audit/vector-api",
+        ),
+        ("cloudwatch://eu-west-1/audit/instance-1", "audit"),
+    ] {
+        assert_eq!(
+            spec::parse(spec).unwrap(),
+            Spec::CloudWatch {
+                region: "eu-west-1".into(),
+                group: group.into(),
+                stream: "instance-1".into(),
+                endpoint: None
+            }
+        );
+    }
     assert!(spec::parse("cloudwatch://eu-west-1").is_err());
     assert_eq!(
         spec::parse("otlp+grpc://collector:4317").unwrap(),
