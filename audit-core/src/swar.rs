@@ -38,3 +38,34 @@ pub(crate) fn has_zero_byte(w: u64) -> u64 {
 pub(crate) fn has_byte_below(w: u64, n: u8) -> u64 {
     w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH
 }
+
+/// True when `s` holds a zero byte: eight bytes per step, the tail byte by byte. For the
+/// short strings of an event this costs a fraction of a `memchr` call's dispatch.
+pub(crate) fn has_nul(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    let words = chunks.by_ref().fold(0, |found, c| {
+        let mut w = [0; 8];
+        w.copy_from_slice(c);
+        found | has_zero_byte(u64::from_le_bytes(w))
+    });
+    words != 0 || chunks.remainder().contains(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul;
+
+    #[test]
+    fn nul_in_any_position() {
+        for len in 0..40 {
+            let clean = vec![b'a'; len];
+            assert!(!has_nul(&clean), "{len}");
+            for at in 0..len {
+                let mut s = clean.clone();
+                s[at] = 0;
+                assert!(has_nul(&s), "{len} {at}");
+            }
+        }
+        assert!(!has_nul("é\u{7f}\u{80}ÿ".as_bytes()));
+    }
+}

@@ -15,10 +15,11 @@ use crate::{AuditEvent, Context, Integrity};
 
 /// The worker-side stages every event passes before any sink sees it: redaction first, so
 /// nothing downstream (sinks, and later the spool and the hash chain) sees a secret; then the
-/// limits, so every string is storable and no event is larger than the cap.
-fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
+/// limits, so every string is storable and no event is larger than the cap. Returns the
+/// event's `approx_size` (the limits measured it).
+fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) -> usize {
     shared.redactor.redact(event);
-    shared.limits.apply(event);
+    let (_, size) = shared.limits.apply_sized(event);
     if let Some(service) = &shared.service {
         let ctx = event.context.get_or_insert_with(Context::default);
         if ctx.service.is_none() {
@@ -26,6 +27,7 @@ fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) {
         }
     }
     event.integrity = Some(Integrity::new(shared.stream.clone(), seq));
+    size
 }
 
 /// Events redacted and fanned out per step.
@@ -195,9 +197,9 @@ impl Dispatcher {
                 1,
                 "make_mut would copy the event"
             );
-            stamp(&self.shared, Arc::make_mut(&mut q.event), q.seq);
+            let measured = stamp(&self.shared, Arc::make_mut(&mut q.event), q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
-            let size = q.size.unwrap_or_else(|| q.event.approx_size());
+            let size = q.size.unwrap_or(measured);
             let event = q.event;
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
