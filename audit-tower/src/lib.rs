@@ -42,7 +42,9 @@
 //! # gRPC (tonic)
 //! Put the layer on a tonic `transport::Server` (`Server::builder().layer(AuditLayer::new(
 //! auditor))`); with the `tonic` feature it reads the client address from tonic's
-//! `TcpConnectInfo`. Every call becomes one event, with `rpc.service`, `rpc.method`,
+//! `TcpConnectInfo`, and with `tonic-tls` (tonic's rustls) the subject of a client
+//! certificate the handshake verified becomes the actor (`{"type": "service", "id":
+//! "CN=orders, O=acme"}`) until your authentication sets another. Every call becomes one event, with `rpc.service`, `rpc.method`,
 //! `rpc.grpcStatusCode` and the message counts each way (`rpc.requestMessages`,
 //! `rpc.responseMessages`) — `http.statusCode` is 200 for every gRPC answer. Without a rule,
 //! the method's leading verb names the event (`DeleteThing` → `data.thing.delete`,

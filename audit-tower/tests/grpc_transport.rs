@@ -345,3 +345,84 @@ async fn streams_count_messages_and_a_dropped_stream_is_cancelled() {
     assert_eq!(rpc.grpc_status_code, None);
     assert!(rpc.response_messages.unwrap() >= 2);
 }
+
+/// Mutual TLS: the subject of the client certificate the handshake verified names the
+/// caller, with its address (feature `tonic-tls`).
+#[cfg(feature = "tonic-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_names_the_caller() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "orders");
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "acme");
+    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+
+    let memory = MemorySink::new(100);
+    let auditor = Auditor::builder().sink(memory.clone()).build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            server_cert.pem(),
+            server_key.serialize_pem(),
+        ))
+        .client_ca_root(Certificate::from_pem(ca.pem()));
+    let layer = AuditLayer::new(auditor.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .layer(layer)
+            .add_service(Greeter)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let channel = tonic::transport::Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca.pem()))
+                .identity(Identity::from_pem(
+                    client_cert.pem(),
+                    client_key.serialize_pem(),
+                ))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    client
+        .unary(
+            Request::new(b"hi".to_vec()),
+            PathAndQuery::from_static("/demo.v1.Greeter/SayHello"),
+            Raw,
+        )
+        .await
+        .unwrap();
+    assert!(auditor.flush(Duration::from_secs(5)).await);
+    let events = memory.events();
+    let actor = events[0].actor.as_ref().unwrap();
+    assert_eq!(actor.kind.as_deref(), Some("service"));
+    assert_eq!(actor.id.as_deref(), Some("CN=orders, O=acme"));
+    assert_eq!(actor.ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(events[0].result, Some(Outcome::Success));
+}

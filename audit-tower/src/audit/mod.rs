@@ -7,6 +7,7 @@ mod future;
 mod grpc;
 mod headers;
 mod layer;
+mod peer;
 mod record;
 mod recycle;
 mod service;

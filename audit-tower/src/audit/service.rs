@@ -1,6 +1,5 @@
 //! [`Audit`], the service the layer makes.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -33,29 +32,6 @@ impl<S> Audit<S> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Audit<S> {
         Audit { inner, config }
     }
-}
-
-/// The peer's address: axum's `ConnectInfo`, tonic's `TcpConnectInfo` (feature `tonic`), or
-/// a bare `SocketAddr` in the extensions.
-fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(addr)) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        return Some(addr.ip());
-    }
-    #[cfg(feature = "tonic")]
-    if let Some(addr) = req
-        .extensions()
-        .get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
-    {
-        return Some(addr.ip());
-    }
-    req.extensions()
-        .get::<std::net::SocketAddr>()
-        .map(std::net::SocketAddr::ip)
 }
 
 /// The route template the router matched (axum's `MatchedPath`), shared rather than copied.
@@ -101,7 +77,7 @@ where
         // One clock read: the latency's start, the event's time and a generated request id's.
         let started = Instant::now();
         let now = wall_time(started);
-        let peer = peer_ip(&req);
+        let peer = super::peer::ip(&req);
         let picked = Picked::from(req.headers(), config.request_id.header_name());
         let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer, now);
         let trace = TraceContext::from_request(req.headers(), picked.traceparent);
@@ -135,6 +111,12 @@ where
         let grpc = picked.is_grpc();
         req.extensions_mut().insert(scope.request_id().clone());
         let ctx = scope.audit_context();
+        // A verified client certificate names the caller until authentication says more.
+        if let Some(ctx) = &ctx
+            && let Some(subject) = super::peer::certificate_subject(&req)
+        {
+            ctx.set_actor(audit_core::Actor::service(subject));
+        }
 
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = ctx.map(|ctx| {
