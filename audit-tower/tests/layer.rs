@@ -664,7 +664,10 @@ async fn grpc_status_in_trailers_decides_the_outcome() {
     assert_eq!(collected.trailers().unwrap()["grpc-status"], "7");
     let e = &h.events().await[0];
     assert_eq!(e.result, Some(Outcome::Denied));
-    assert_eq!(e.details["grpcStatus"], 7);
+    let rpc = e.rpc.as_ref().unwrap();
+    assert_eq!(rpc.grpc_status_code, Some(7));
+    assert_eq!(rpc.response_messages, Some(1), "one empty message");
+    assert_eq!(e.event_type.as_str(), "security.access.denied");
 }
 
 #[tokio::test]
