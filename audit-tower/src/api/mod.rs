@@ -72,12 +72,17 @@ mod error;
 mod export;
 mod routes;
 mod stream;
+mod viewer;
+mod watch;
+mod ws;
 
 pub use auth::{
     ApiKeys, AuthError, AuthFuture, Authorizer, BasicClients, ExtensionPrincipal, FirstOf,
     Principal, SCOPE_READ, SCOPE_WRITE,
 };
 pub use error::ApiError;
+pub use viewer::CONTENT_SECURITY_POLICY;
+pub use ws::{PROTOCOL as WS_PROTOCOL, SEND_TIMEOUT as WS_SEND_TIMEOUT};
 
 use std::fmt;
 use std::sync::Arc;
@@ -108,6 +113,7 @@ pub struct AuditApi {
     live: Option<LiveFeed>,
     stream_reauthorize: Duration,
     stream_lifetime: Duration,
+    viewer_login: Option<String>,
 }
 
 impl fmt::Debug for AuditApi {
@@ -133,7 +139,17 @@ impl AuditApi {
             live: None,
             stream_reauthorize: Duration::from_secs(1),
             stream_lifetime: Duration::from_secs(3600),
+            viewer_login: None,
         }
+    }
+
+    /// Lets the viewer page (`GET <prefix>/ui`) sign users in with an e-mail and password:
+    /// it posts `{"email", "password"}` as JSON to `path` (your login route) and takes the
+    /// `token` of the answer as its bearer token. Without it the page asks for a token.
+    #[must_use]
+    pub fn viewer_login(mut self, path: impl Into<String>) -> AuditApi {
+        self.viewer_login = Some(path.into());
+        self
     }
 
     /// How often a live stream's caller is authorized again (default 1 s, at least 10 ms),
@@ -149,8 +165,8 @@ impl AuditApi {
         self
     }
 
-    /// Serves `GET /stream` (server-sent events) from `feed`, a [`LiveFeed`] registered as a
-    /// sink of the same pipeline. Without it, `/stream` answers 404.
+    /// Serves `GET /stream` (server-sent events) and `GET /ws` (WebSocket) from `feed`, a
+    /// [`LiveFeed`] registered as a sink of the same pipeline. Without it, both answer 404.
     #[must_use]
     pub fn live(mut self, feed: LiveFeed) -> AuditApi {
         self.live = Some(feed);
@@ -186,7 +202,28 @@ impl AuditApi {
             stream_lifetime: self.stream_lifetime,
         });
         let wrong = routes::method_not_allowed;
+        let page = viewer::page(p, self.viewer_login.as_deref());
         let router = Router::new()
+            .route(
+                &format!("{p}/ui"),
+                get(move || {
+                    let page = Arc::clone(&page);
+                    async move { viewer::html(&page) }
+                })
+                .fallback(wrong),
+            )
+            .route(
+                &format!("{p}/ui/app.js"),
+                get(|| async { viewer::script() }).fallback(wrong),
+            )
+            .route(
+                &format!("{p}/ui/app.css"),
+                get(|| async { viewer::style() }).fallback(wrong),
+            )
+            .route(
+                &format!("{p}/ui/icon.svg"),
+                get(|| async { viewer::icon() }).fallback(wrong),
+            )
             .route(&format!("{p}/logs"), get(routes::list).fallback(wrong))
             .route(&format!("{p}/search"), post(routes::search).fallback(wrong))
             .route(
@@ -204,7 +241,8 @@ impl AuditApi {
                 get(routes::tenant_logs).fallback(wrong),
             )
             .route(&format!("{p}/export"), post(export::export).fallback(wrong))
-            .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong));
+            .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong))
+            .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong));
         // Every other path under the prefix answers in the API's own error shape (mounted at
         // the root, the application's own fallback keeps the unknown paths).
         let router = if p.is_empty() {

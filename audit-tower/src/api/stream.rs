@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audit_core::live::Live;
 use audit_core::store::TenantScope;
@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
-use super::routes::{decide, filters_detail, guard, query_params};
+use super::routes::{filters_detail, guard, query_params};
+use super::watch::{Credentials, Watch};
 use super::{Access, ApiError, ApiState, SCOPE_READ};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -58,17 +59,10 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
         state.record(&parts.extensions, access);
 
         let sub = feed.subscribe();
-        let watch = Watch {
-            state: Arc::clone(&state),
-            credentials: Credentials::of(&parts),
-            tenants: scope,
-            opened: Instant::now(),
-            checked: Instant::now(),
-            ended: false,
-        };
+        let watch = Watch::new(Arc::clone(&state), Credentials::of(&parts), scope);
         let events = futures_util::stream::unfold(
             (sub, filter, watch),
-            move |(mut sub, filter, mut watch)| async move {
+            move |(mut sub, filter, mut watch): (_, _, Watch)| async move {
                 if watch.ended {
                     return None;
                 }
@@ -79,7 +73,7 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
                         let frame = format!("event: closed\ndata: {{\"reason\":\"{reason}\"}}\n\n");
                         return Some((Ok(Bytes::from(frame)), (sub, filter, watch)));
                     }
-                    let wait = watch.state.stream_reauthorize.min(KEEP_ALIVE);
+                    let wait = watch.state().stream_reauthorize.min(KEEP_ALIVE);
                     let next = tokio::time::timeout(wait, sub.next()).await;
                     let frame = match next {
                         Err(_) => {
@@ -129,68 +123,4 @@ pub(crate) async fn stream(State(state): State<Arc<ApiState>>, req: Request) -> 
         Ok::<_, ApiError>(resp)
     };
     run.await.into_response()
-}
-
-/// What is needed to put a stream's caller through the authorizer again.
-struct Credentials {
-    method: http::Method,
-    uri: http::Uri,
-    headers: http::HeaderMap,
-    extensions: http::Extensions,
-}
-
-impl Credentials {
-    fn of(parts: &http::request::Parts) -> Credentials {
-        Credentials {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
-        }
-    }
-
-    fn parts(&self) -> http::request::Parts {
-        let mut req = http::Request::new(());
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        *req.extensions_mut() = self.extensions.clone();
-        req.into_parts().0
-    }
-}
-
-/// A live stream's authorization and lifetime.
-struct Watch {
-    state: Arc<ApiState>,
-    credentials: Credentials,
-    /// The tenants the stream was opened for.
-    tenants: TenantScope,
-    opened: Instant,
-    checked: Instant,
-    ended: bool,
-}
-
-impl Watch {
-    /// Why the stream must end now, if it must: its lifetime is over, or (when a check is
-    /// due) the caller's credentials no longer grant what they granted.
-    async fn check(&mut self) -> Option<&'static str> {
-        if self.opened.elapsed() >= self.state.stream_lifetime {
-            return Some("expired");
-        }
-        if self.checked.elapsed() < self.state.stream_reauthorize {
-            return None;
-        }
-        self.checked = Instant::now();
-        let parts = self.credentials.parts();
-        let mut access = Access::new("admin.audit_log.read", "Audit log stream closed");
-        access.detail("endpoint", "GET /stream");
-        let still = decide(&self.state, &parts, SCOPE_READ, None, &mut access).await;
-        if still.as_ref().is_ok_and(|t| *t == self.tenants) {
-            return None;
-        }
-        access.outcome = audit_core::Outcome::Denied;
-        access.detail("reason", "authorization revoked");
-        self.state.record(&parts.extensions, access);
-        Some("revoked")
-    }
 }

@@ -266,7 +266,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     match &args.store {
         StoreSpec::None => say!("audit API: off (--store none)"),
-        _ => say!("audit API: http://{addr}/api/audit (admin bearer tokens)"),
+        _ => {
+            say!("audit API: http://{addr}/api/audit (admin bearer tokens)");
+            say!("audit log viewer: http://{addr}/api/audit/ui");
+        }
     }
     say!("demo users (POST /auth/login {{\"email\", \"password\"}}):");
     say!("  acme   admin@acme.test    / admin-password   (admin)");

@@ -126,6 +126,7 @@ pub(crate) fn app(
         Some(store) => routes.merge(
             AuditApi::new(store, Sessions(Arc::clone(&state)), auditor.clone())
                 .live(live)
+                .viewer_login("/auth/login")
                 .router(),
         ),
         None => routes,
