@@ -751,6 +751,21 @@ fn the_demo_resists_slow_clients_and_guards_its_accounts() {
     );
     let (status, _, _) = demo.call("GET", "/health", None, None);
     assert_eq!(status, 200);
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut idle = TcpStream::connect(demo.addr).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let quiet = Instant::now();
+    assert!(matches!(idle.read(&mut buf), Ok(0) | Err(_)));
+    assert!(
+        quiet.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        quiet.elapsed()
+    );
 
     // A login's time does not tell whether the e-mail has an account.
     let time = |email: &str| {
