@@ -286,7 +286,9 @@ pub fn inject_headers(headers: &mut HeaderMap) {
 pub struct PropagateLayer;
 
 impl PropagateLayer {
-    /// The layer.
+    /// A layer that adds the current request's id and `traceparent` to every outgoing
+    /// request its service sends (an HTTP client, or a tonic `Channel`); outside a request it
+    /// adds nothing.
     pub fn new() -> PropagateLayer {
         PropagateLayer
     }

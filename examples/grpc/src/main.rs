@@ -11,6 +11,9 @@
 //!   interceptor would.
 //! - The server trusts an inbound `x-request-id` only from loopback callers (its own
 //!   services), and echoes it: the client's request id continues into the server's trail.
+//! - Two instances run, `greeter-front` and `greeter-back`: the front's `SayHello` calls the
+//!   back's `GetThing` through a channel wrapped in [`PropagateLayer`], so the back's event
+//!   carries the front's request id and trace id — one user action followed across services.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a program that reports what it did
 
@@ -19,6 +22,7 @@ use std::time::Duration;
 use audit_core::{Actor, Auditor};
 use audit_sinks::MemorySink;
 use audit_tower::net::IpNet;
+use audit_tower::propagate::{Propagate, PropagateLayer};
 use audit_tower::request_id::{RequestIdPolicy, TrustInbound};
 use audit_tower::{AuditContext, AuditLayer};
 use tonic::{Request, Response, Status};
@@ -32,10 +36,15 @@ mod pb {
 use pb::greeter_client::GreeterClient;
 use pb::greeter_server::{Greeter, GreeterServer};
 
+/// A client whose calls continue the current request (its id and trace).
+type Downstream = GreeterClient<Propagate<tonic::transport::Channel>>;
+
 /// The service: who calls is read from the `x-user` metadata (standing in for a verified
-/// token) and recorded on the audit context.
+/// token) and recorded on the audit context. The front instance has a downstream service.
 #[derive(Debug, Default)]
-struct Things;
+struct Things {
+    downstream: Option<Downstream>,
+}
 
 fn caller<T>(req: &Request<T>) -> Option<String> {
     let user = req.metadata().get("x-user")?.to_str().ok()?.to_owned();
@@ -52,8 +61,20 @@ impl Greeter for Things {
         &self,
         req: Request<pb::HelloRequest>,
     ) -> Result<Response<pb::HelloReply>, Status> {
-        caller(&req);
+        let user = caller(&req).unwrap_or_default();
         let name = req.into_inner().name;
+        if let Some(mut downstream) = self.downstream.clone() {
+            // Inside this request: the layer adds its request id and traceparent. The
+            // template may not exist; the call is what matters here.
+            let _ = downstream
+                .get_thing(with_user(
+                    pb::ThingRef {
+                        id: "greeting-template".into(),
+                    },
+                    &user,
+                ))
+                .await;
+        }
         Ok(Response::new(pb::HelloReply {
             message: format!("hello, {name}"),
         }))
@@ -101,24 +122,43 @@ fn with_user<T>(message: T, user: &str) -> Request<T> {
     req
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Starts one audited instance; returns its address and the sink holding its trail.
+async fn instance(
+    name: &str,
+    downstream: Option<Downstream>,
+) -> Result<(std::net::SocketAddr, MemorySink, Auditor), Box<dyn std::error::Error>> {
     let memory = MemorySink::new(100);
     let auditor = Auditor::builder()
-        .service("greeter")
+        .service(name)
         .sink(memory.clone())
         .build()?;
+    // Request ids are trusted only from our own services (loopback here).
     let loopback: IpNet = "127.0.0.1".parse()?;
     let layer = AuditLayer::new(auditor.clone())
         .request_id(RequestIdPolicy::default().trust(TrustInbound::FromProxies(vec![loopback])));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(
+    tokio::spawn(
         tonic::transport::Server::builder()
             .layer(layer)
-            .add_service(GreeterServer::new(Things))
+            .add_service(GreeterServer::new(Things { downstream }))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
+    Ok((addr, memory, auditor))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (back_addr, back_trail, back_auditor) = instance("greeter-back", None).await?;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{back_addr}"))?
+        .connect()
+        .await?;
+    let downstream = GreeterClient::new(
+        tower::ServiceBuilder::new()
+            .layer(PropagateLayer::new())
+            .service(channel),
+    );
+    let (addr, memory, auditor) = instance("greeter-front", Some(downstream)).await?;
 
     let mut client = GreeterClient::connect(format!("http://{addr}")).await?;
     let mut hello = with_user(
@@ -162,11 +202,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let report = auditor.shutdown(Duration::from_secs(5)).await;
-    server.abort();
-    for event in memory.events() {
-        println!("{}", serde_json::to_string(&*event)?);
+    let back_report = back_auditor.shutdown(Duration::from_secs(5)).await;
+    for event in memory.events().iter().chain(back_trail.events().iter()) {
+        println!("{}", serde_json::to_string(&**event)?);
     }
-    if report.complete {
+    if report.complete && back_report.complete {
         Ok(())
     } else {
         Err(format!("not every audit event was delivered: {report}").into())

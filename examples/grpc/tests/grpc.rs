@@ -15,11 +15,19 @@ fn every_call_is_one_event_named_from_its_method() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<Value> = String::from_utf8(out.stdout)
+    let all: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let of = |service: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|e| e["context"]["service"] == service)
+            .cloned()
+            .collect()
+    };
+    let events = of("greeter-front");
+    let back = of("greeter-back");
     let seen: Vec<(&str, &str, &str, i64)> = events
         .iter()
         .map(|e| {
@@ -52,4 +60,16 @@ fn every_call_is_one_event_named_from_its_method() {
         "0193f0c4-7a1b-7c3d-8e4f-0123456789ab"
     );
     assert_eq!(events[3]["rpc"]["responseMessages"], 3);
+    // The front's SayHello called the back through PropagateLayer: one request id and one
+    // trace id across both trails.
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0]["rpc"]["method"], "GetThing");
+    assert_eq!(
+        back[0]["context"]["requestId"],
+        events[0]["context"]["requestId"]
+    );
+    assert_eq!(
+        back[0]["context"]["traceId"],
+        events[0]["context"]["traceId"]
+    );
 }
