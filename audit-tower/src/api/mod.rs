@@ -189,8 +189,9 @@ impl AuditApi {
         self
     }
 
-    /// The router, with every route under the prefix; merge it into your app.
-    pub fn router(self) -> Router {
+    /// The router, with every route under the prefix; merge it into your app, whatever its
+    /// state type (`app.merge(api.router())`).
+    pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let p = &self.prefix;
         let state = Arc::new(ApiState {
             limiter: RateLimiter::new(self.exports_per_window, self.export_window),
