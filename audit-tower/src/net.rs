@@ -157,6 +157,18 @@ pub(crate) const X_FORWARDED_FOR: http::HeaderName =
 /// came from, joined with `\n`).
 pub(crate) const MAX_HOPS: usize = 16;
 
+/// Longest hop recorded as sent: an IPv6 address with brackets and a port is 47 bytes.
+const MAX_HOP_BYTES: usize = 64;
+
+/// A hop longer than any address is not an address: it is recorded by its length only.
+fn bounded_hop(hop: String) -> String {
+    if hop.len() <= MAX_HOP_BYTES {
+        hop
+    } else {
+        format!("…[not an address: {} bytes]", hop.len())
+    }
+}
+
 /// Addresses from `Forwarded: for=…` (RFC 7239), else `X-Forwarded-For`, left to right; at
 /// most [`MAX_HOPS`] of them (the rightmost) plus a truncation marker. Header values are
 /// walked from the right, so a chain of thousands of entries costs no more than its bytes.
@@ -212,7 +224,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
             .collect();
         (xff, hops, total)
     };
-    let mut chain: Vec<String> = hops.into_iter().rev().collect();
+    let mut chain: Vec<String> = hops.into_iter().rev().map(bounded_hop).collect();
     if total > chain.len() {
         let digest = Sha256::digest(raw.join("\n").as_bytes());
         chain.insert(
@@ -315,6 +327,15 @@ mod tests {
         );
         assert_eq!(got.chain[MAX_HOPS], "203.0.113.9");
         assert_eq!(got.chain[MAX_HOPS + 1], "10.0.0.5");
+
+        // A hop longer than any address is recorded by its length.
+        let long = format!("{}, 203.0.113.9", "x".repeat(5000));
+        let got = client_addr(
+            Some(&xff(&long)),
+            Some("10.0.0.5".parse().unwrap()),
+            &proxies,
+        );
+        assert_eq!(got.chain[0], "…[not an address: 5000 bytes]");
     }
 
     #[test]

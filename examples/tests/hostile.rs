@@ -454,6 +454,17 @@ fn no_request_makes_a_large_event() {
     let path = format!("/{}", "p".repeat(65_000));
     let r = demo.request("GET", &path, &[], "");
     let long_path = r.header("x-request-id").unwrap();
+    let fat_hops = vec!["h".repeat(3000); 20].join(",");
+    let r = demo.request(
+        "GET",
+        "/v1/indexes",
+        &[
+            ("x-forwarded-for", &fat_hops),
+            ("user-agent", &"u".repeat(8000)),
+        ],
+        "",
+    );
+    let fat = r.header("x-request-id").unwrap();
     let query = format!("/v1/indexes?q={}", "q".repeat(60_000));
     let r = demo.request("GET", &query, &[], "");
     let long_query = r.header("x-request-id").unwrap();
@@ -468,6 +479,14 @@ fn no_request_makes_a_large_event() {
             .starts_with("…[truncated: 180000 hops, sha256:"),
         "{}",
         chain[0]
+    );
+    // Hops that are not addresses are recorded by their length: with a user agent at its
+    // cap, the whole unauthenticated event stays small.
+    let e = event_of(&file, &fat);
+    assert!(
+        e.to_string().len() < 8 * 1024,
+        "{} bytes",
+        e.to_string().len()
     );
     let e = event_of(&file, &long_ua);
     let got = e["actor"]["userAgent"].as_str().unwrap();
