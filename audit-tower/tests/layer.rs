@@ -576,20 +576,27 @@ async fn strict_routes_refuse_with_503_and_never_run_when_the_trail_cannot_take_
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler did not run");
 }
 
-#[tokio::test]
-async fn request_response_level_captures_the_response_body_with_a_cap() {
+/// Routes whose response bodies are captured: a small JSON one, a 100,000-byte one, and an
+/// empty 204.
+fn capturing_app(h: &Harness) -> Router {
     use audit_tower::classify::Level;
-    let h = Harness::new();
-    let app = Router::new()
+    Router::new()
         .route(
             "/v1/small",
             get(|| async { axum::Json(serde_json::json!({"n": 1})) }),
         )
         .route("/v1/big", get(|| async { "z".repeat(100_000) }))
+        .route("/v1/empty", get(|| async { StatusCode::NO_CONTENT }))
         .layer(
             AuditLayer::new(h.auditor.clone())
                 .rules(Rules::new().rule(Rule::get("/v1/{what}").level(Level::RequestResponse))),
-        );
+        )
+}
+
+#[tokio::test]
+async fn request_response_level_captures_the_response_body_with_a_cap() {
+    let h = Harness::new();
+    let app = capturing_app(&h);
     for uri in ["/v1/small", "/v1/big"] {
         let resp = app
             .clone()
@@ -787,20 +794,9 @@ async fn latency_is_the_handler_s_not_the_time_until_the_worker_builds_the_event
 /// never asks for. No event of a response read to its end is marked incomplete.
 #[tokio::test]
 async fn responses_served_by_axum_serve_are_complete() {
-    use audit_tower::classify::Level;
     use std::io::{Read, Write};
     let h = Harness::new();
-    let app = Router::new()
-        .route(
-            "/v1/small",
-            get(|| async { axum::Json(serde_json::json!({"n": 1})) }),
-        )
-        .route("/v1/big", get(|| async { "z".repeat(100_000) }))
-        .route("/v1/empty", get(|| async { StatusCode::NO_CONTENT }))
-        .layer(
-            AuditLayer::new(h.auditor.clone())
-                .rules(Rules::new().rule(Rule::get("/v1/{what}").level(Level::RequestResponse))),
-        );
+    let app = capturing_app(&h);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -574,6 +574,12 @@ impl<'a> Apply<'a> {
             }
             return false;
         }
+        self.layers(s)
+    }
+
+    /// Replaces the findings in `s` as it is, then in each layer of decoding; a finding in a
+    /// decoded layer leaves `s` decoded and redacted. True when anything changed.
+    fn layers(&mut self, s: &mut String) -> bool {
         let mut changed = self.spans(s);
         let mut layer = decode_once(s);
         for _ in 0..MAX_DECODE_ROUNDS {
@@ -704,20 +710,7 @@ impl<'a> Apply<'a> {
             || (self.aws && self.has_aws_secret(k))
             || k.contains('%')
             || k.contains('\\');
-        if !quick {
-            return false;
-        }
-        let mut changed = self.spans(k);
-        let mut layer = decode_once(k);
-        for _ in 0..MAX_DECODE_ROUNDS {
-            let Some(mut decoded) = layer else { break };
-            if self.spans(&mut decoded) {
-                *k = decoded.clone();
-                changed = true;
-            }
-            layer = decode_once(&decoded);
-        }
-        changed
+        quick && self.layers(k)
     }
 
     fn is_own_token(&self, action: Action, v: &Value) -> bool {
