@@ -24,9 +24,12 @@ fn run_id() -> String {
     format!("r{}x{nanos}", std::process::id())
 }
 
+/// The events in the audit file so far. The sink may be writing while this reads: only the
+/// lines already ended count.
 fn events(file: &Path) -> Vec<Value> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
