@@ -836,3 +836,33 @@ async fn responses_served_by_axum_serve_are_complete() {
     assert_eq!(big.size, 100_000);
     server.abort();
 }
+
+/// Without a rule, a nested route names the resource acted on and keeps its parent.
+#[tokio::test]
+async fn nested_resources_name_the_last_one_and_keep_the_parent() {
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/indexes/{name}/vectors/{id}",
+            axum::routing::put(|| async { "ok" }),
+        )
+        .layer(AuditLayer::new(h.auditor.clone()));
+    app.oneshot(
+        http::Request::put("/v1/indexes/products/vectors/42")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let e = &h.events().await[0];
+    assert_eq!(e.event_type.as_str(), "data.vector.update");
+    let target = e.target.as_ref().unwrap();
+    assert_eq!(
+        (target.kind.as_deref(), target.id.as_deref()),
+        (Some("vector"), Some("42"))
+    );
+    assert_eq!(
+        e.details["parent"],
+        serde_json::json!({"type": "index", "id": "products"})
+    );
+}

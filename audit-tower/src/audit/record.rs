@@ -305,6 +305,15 @@ impl Pending {
                 .complete_actor(state.actor, state.user_agent.as_ref()),
         );
         event.target = state.target.or_else(|| {
+            // A nested resource's parent (the index of a vector) goes with the default target.
+            if let Some((kind, id)) = class.take_parent() {
+                let mut parent = serde_json::Map::new();
+                parent.insert("type".into(), kind.as_str().into());
+                if let Some(id) = id {
+                    parent.insert("id".into(), id.as_str().into());
+                }
+                details.insert("parent".into(), parent.into());
+            }
             class.take_target().map(|(kind, id)| match id {
                 Some(id) => Target::new(kind, id),
                 None => Target::default().with_kind(kind),

@@ -23,8 +23,28 @@ use http::Method;
 use super::pattern;
 use crate::memo::Memo;
 
-/// Event type, target (type and id), and whether the route is authentication.
-pub(super) type Defaulted = (Text, Option<(Text, Option<Text>)>, bool);
+/// A request's default classification.
+#[derive(Debug, Clone)]
+pub(super) struct Defaulted {
+    pub(super) event_type: Text,
+    /// The resource acted on: its type and id.
+    pub(super) target: Option<(Text, Option<Text>)>,
+    /// The resource the target belongs to (`/indexes/{name}/vectors/{id}`: the index).
+    pub(super) parent: Option<(Text, Option<Text>)>,
+    /// An authentication route: the event type takes the outcome as its last segment.
+    pub(super) auth: bool,
+}
+
+impl Defaulted {
+    fn unmatched() -> Defaulted {
+        Defaulted {
+            event_type: Text::from_static(UNMATCHED),
+            target: None,
+            parent: None,
+            auth: false,
+        }
+    }
+}
 
 /// The event type of a request that matched no route template and no rule.
 pub const UNMATCHED: &str = "data.request.unmatched";
@@ -32,22 +52,30 @@ pub const UNMATCHED: &str = "data.request.unmatched";
 /// The default classification of a request to `path` (matched as `template`, when known).
 pub(super) fn default_event_type(method: &Method, path: &str, template: Option<&str>) -> Defaulted {
     let Some(template) = template else {
-        return (Text::from_static(UNMATCHED), None, false);
+        return Defaulted::unmatched();
     };
     let shape = shape(method, template);
-    let target = shape.target.map(|(kind, at)| {
-        let id = pattern::segments(path).nth(at).map(Text::new);
+    let resolve = |(kind, at): (Text, Option<usize>)| {
+        let id = at.and_then(|at| pattern::segments(path).nth(at).map(Text::new));
         (kind, id)
-    });
-    (shape.event_type, target, shape.auth)
+    };
+    Defaulted {
+        event_type: shape.event_type,
+        target: shape.target.map(resolve),
+        parent: shape.parent.map(resolve),
+        auth: shape.auth,
+    }
 }
 
 /// What a route says of its requests.
 #[derive(Debug, Clone)]
 struct Shape {
     event_type: Text,
-    /// The target type, and the index of the path segment holding the target id.
-    target: Option<(Text, usize)>,
+    /// The target type, and the index of the path segment holding the target id (the
+    /// capture after the resource's literal, when there is one).
+    target: Option<(Text, Option<usize>)>,
+    /// The parent resource's type and id segment, for a nested resource.
+    parent: Option<(Text, Option<usize>)>,
     /// An authentication route: the event type takes the outcome as its last segment.
     auth: bool,
 }
@@ -84,41 +112,59 @@ fn shape(method: &Method, template: &str) -> Shape {
 
 /// The shape named by `segments` (with their index in the path). The last auth-like segment
 /// is the most specific (`/oauth/token` → `token`) and names an authentication route; else
-/// the first segment that is not a version (`/v1`, `/api`) is the resource, and the path
-/// segment after it the target id. Builds its strings on the stack: the short ones it makes
-/// (`data.index.update`, `index`) are then held inline by [`Text`], without a heap block.
+/// the last segment that is not a version (`/v1`, `/api`) is the resource, the path segment
+/// after it (when that is not another literal) the target id, and the resource before it
+/// the parent: `/v1/indexes/{name}/vectors/{id}` names the vector, in index `{name}`. Builds
+/// its strings on the stack: the short ones it makes (`data.index.update`, `index`) are then
+/// held inline by [`Text`], without a heap block.
 fn shape_of<'a>(method: &Method, segments: impl Iterator<Item = (usize, &'a str)>) -> Shape {
     let mut auth = None;
-    let mut resource = None;
+    let mut literals: Vec<(usize, &str)> = Vec::new();
     for (i, segment) in segments {
         if let Some(word) = auth_word(segment) {
             auth = Some(word);
         }
-        if resource.is_none() && !is_version(segment) {
-            resource = Some((i, segment));
+        if !is_version(segment) {
+            literals.push((i, segment));
         }
     }
     if let Some(word) = auth {
         return Shape {
             event_type: concat(&["auth.", word]),
             target: None,
+            parent: None,
             auth: true,
         };
     }
     let verb = verb(method);
-    let Some((i, seg)) = resource else {
+    // The segment after a resource holds its id unless it is the next literal.
+    let id_at = |k: usize| {
+        let (i, _) = literals[k];
+        let next_is_literal = literals.get(k + 1).is_some_and(|(j, _)| *j == i + 1);
+        (!next_is_literal).then_some(i + 1)
+    };
+    let Some(last) = literals.len().checked_sub(1) else {
         return Shape {
             event_type: concat(&["data.root.", verb]),
             target: None,
+            parent: None,
             auth: false,
         };
     };
-    let mut segment = Segment::new();
-    event_segment(seg, &mut segment);
-    singular(&mut segment);
+    let name = |seg: &str| {
+        let mut segment = Segment::new();
+        event_segment(seg, &mut segment);
+        singular(&mut segment);
+        segment
+    };
+    let resource = name(literals[last].1);
+    let parent = last
+        .checked_sub(1)
+        .map(|k| (Text::new(&name(literals[k].1)), id_at(k)));
     Shape {
-        event_type: concat(&["data.", &segment, ".", verb]),
-        target: Some((Text::new(&segment), i + 1)),
+        event_type: concat(&["data.", &resource, ".", verb]),
+        target: Some((Text::new(&resource), id_at(last))),
+        parent,
         auth: false,
     }
 }
@@ -214,11 +260,16 @@ fn event_segment(s: &str, out: &mut Segment) {
 /// | anything else | `call` |
 pub(super) fn grpc_event_type(call: super::Rpc<'_>) -> Defaulted {
     if call.status == Some(12) {
-        return (Text::from_static(UNMATCHED), None, false);
+        return Defaulted::unmatched();
     }
     let words = camel_words(call.method);
     if let Some(word) = words.iter().rev().find_map(|w| auth_word(w)) {
-        return (concat(&["auth.", word]), None, true);
+        return Defaulted {
+            event_type: concat(&["auth.", word]),
+            target: None,
+            parent: None,
+            auth: true,
+        };
     }
     let (verb, rest) = match words.split_first() {
         Some((first, rest)) => match grpc_verb(first) {
@@ -235,11 +286,12 @@ pub(super) fn grpc_event_type(call: super::Rpc<'_>) -> Defaulted {
         event_segment(&rest.join("_"), &mut segment);
     }
     singular(&mut segment);
-    (
-        concat(&["data.", &segment, ".", verb]),
-        Some((Text::new(&segment), None)),
-        false,
-    )
+    Defaulted {
+        event_type: concat(&["data.", &segment, ".", verb]),
+        target: Some((Text::new(&segment), None)),
+        parent: None,
+        auth: false,
+    }
 }
 
 /// The action a gRPC method's first word stands for.
@@ -341,12 +393,16 @@ mod tests {
     #[test]
     fn grpc_methods_name_their_events() {
         let call = |service, method, status| {
-            let (t, target, auth) = grpc_event_type(Rpc {
+            let d = grpc_event_type(Rpc {
                 service,
                 method,
                 status,
             });
-            (t.to_string(), target.map(|(k, _)| k.to_string()), auth)
+            (
+                d.event_type.to_string(),
+                d.target.map(|(k, _)| k.to_string()),
+                d.auth,
+            )
         };
         let g = "demo.v1.Greeter";
         assert_eq!(call(g, "DeleteThing", Some(0)).0, "data.thing.delete");
@@ -430,14 +486,33 @@ mod tests {
             by_template(&Method::PUT, "/{tenant}/items/{id}", "/acme/items/7"),
             ("data.item.update".to_owned(), target("item", "7"))
         );
+        // A nested resource: the last one is acted on, its parent goes with it.
         assert_eq!(
             by_template(
-                &Method::POST,
+                &Method::PUT,
                 "/v1/indexes/{name}/vectors/{id}",
                 "/v1/indexes/p/vectors/42"
             ),
-            ("data.index.create".to_owned(), target("index", "p"))
+            ("data.vector.update".to_owned(), target("vector", "42"))
         );
+        let d = default_event_type(
+            &Method::PUT,
+            "/v1/indexes/p/vectors/42",
+            Some("/v1/indexes/{name}/vectors/{id}"),
+        );
+        assert_eq!(d.parent, Some((Text::new("index"), Some(Text::new("p")))));
+        // A literal after the resource is the resource; there is then no id to take.
+        let d = default_event_type(
+            &Method::POST,
+            "/v1/indexes/p/vectors",
+            Some("/v1/indexes/{name}/vectors"),
+        );
+        assert_eq!(d.event_type, "data.vector.create");
+        assert_eq!(d.target, Some((Text::new("vector"), None)));
+        let d = default_event_type(&Method::GET, "/v1/indexes/stats", Some("/v1/indexes/stats"));
+        assert_eq!(d.event_type, "data.stat.read");
+        assert_eq!(d.target, Some((Text::new("stat"), None)));
+        assert_eq!(d.parent, Some((Text::new("index"), None)));
         // Literal auth words still make an authentication route.
         assert_eq!(
             by_template(

@@ -29,9 +29,12 @@
 //! # Defaults without a matching rule
 //! - With a route template (axum's `MatchedPath`, or the pattern of a rule that matched but
 //!   named no event type): `GET`/`HEAD` → `read`, `POST` → `create`, `PUT`/`PATCH` →
-//!   `update`, `DELETE` → `delete`, on the template's first literal segment that is not a
-//!   version (`v1`, `api`), singularised: `DELETE /v1/indexes/{name}` →
-//!   `data.index.delete` with target `index`/`<name>`. Only literal segments count: in
+//!   `update`, `DELETE` → `delete`, on the template's last literal segment that is not a
+//!   version (`v1`, `api`), singularised, with the capture after it as the target id:
+//!   `DELETE /v1/indexes/{name}` → `data.index.delete` with target `index`/`<name>`. A
+//!   nested resource names the last one and keeps its parent in `details.parent`:
+//!   `PUT /v1/indexes/{name}/vectors/{id}` → `data.vector.update` of `vector`/`<id>`, with
+//!   `{"type": "index", "id": "<name>"}`. Only literal segments count: in
 //!   `/{tenant}/items/{id}` the resource is `items`, and `GET /v1/indexes/login` matched as
 //!   `/v1/indexes/{name}` is `data.index.read` of index `login`, not a login.
 //! - Templates that look like authentication (`login`, `signin`, `logout`, `token`,
@@ -266,6 +269,8 @@ pub struct Classification {
     category: Option<Category>,
     severity: Option<Severity>,
     target: Option<(Text, Option<Text>)>,
+    /// The resource the default target belongs to, for a nested resource.
+    parent: Option<(Text, Option<Text>)>,
     level: Level,
     delivery: Delivery,
     route: Option<Text>,
@@ -310,10 +315,12 @@ impl Classification {
         rpc: Option<Rpc<'_>>,
     ) {
         if std::mem::take(&mut self.lazy_default) {
-            let (event_type, target, auth) = match (template, rpc) {
+            let d = match (template, rpc) {
                 (None, Some(call)) => defaults::grpc_event_type(call),
                 _ => default_event_type(method, path, template),
             };
+            let (event_type, target, auth) = (d.event_type, d.target, d.auth);
+            self.parent = d.parent;
             self.event_type = event_type;
             self.target = target;
             self.outcome_suffix = auth;
@@ -323,6 +330,11 @@ impl Classification {
     /// Takes the target type and id out, for the event (the classification's last use).
     pub(crate) fn take_target(&mut self) -> Option<(Text, Option<Text>)> {
         self.target.take()
+    }
+
+    /// Takes the parent of a nested default target out, for the event's details.
+    pub(crate) fn take_parent(&mut self) -> Option<(Text, Option<Text>)> {
+        self.parent.take()
     }
 
     /// Takes the route out, for the event (the classification's last use).
@@ -444,13 +456,14 @@ impl Rules {
                 // the client's path.
                 event_type: rule.event_type.clone().unwrap_or_else(|| {
                     let pattern = template.unwrap_or_else(|| rule.pattern.text().as_str());
-                    default_event_type(method, path, Some(pattern)).0
+                    default_event_type(method, path, Some(pattern)).event_type
                 }),
                 outcome_suffix: rule.outcome_suffix,
                 keep_on_denial: rule.keep_on_denial,
                 category: rule.category,
                 severity: rule.severity,
                 target,
+                parent: None,
                 level: rule.level,
                 delivery: rule.delivery,
                 route: Some(template.map_or_else(|| rule.pattern.text().clone(), Text::new)),
@@ -469,6 +482,7 @@ impl Rules {
             category: None,
             severity: None,
             target: None,
+            parent: None,
             level,
             delivery: Delivery::BestEffort,
             // The layer keeps the template itself (shared) and fills the route in later.
@@ -514,18 +528,34 @@ mod tests {
     fn defaults() {
         let rules = Rules::new();
         let cases = [
-            (Method::GET, "/v1/indexes", "data.index.read"),
-            (Method::POST, "/v1/indexes", "data.index.create"),
-            (Method::PATCH, "/api/v2/policies/p1", "data.policy.update"),
-            (Method::DELETE, "/boxes/3", "data.box.delete"),
-            (Method::POST, "/auth/login", "auth.login"),
-            (Method::POST, "/oauth/token", "auth.token"),
-            (Method::GET, "/", "data.root.read"),
-            (Method::GET, "/2024/report", "data.r2024.read"),
-            (Method::OPTIONS, "/things", "data.thing.access"),
+            (Method::GET, "/v1/indexes", "/v1/indexes", "data.index.read"),
+            (
+                Method::POST,
+                "/v1/indexes",
+                "/v1/indexes",
+                "data.index.create",
+            ),
+            (
+                Method::PATCH,
+                "/api/v2/policies/p1",
+                "/api/v2/policies/{id}",
+                "data.policy.update",
+            ),
+            (Method::DELETE, "/boxes/3", "/boxes/{id}", "data.box.delete"),
+            (Method::POST, "/auth/login", "/auth/login", "auth.login"),
+            (Method::POST, "/oauth/token", "/oauth/token", "auth.token"),
+            (Method::GET, "/", "/", "data.root.read"),
+            (
+                Method::GET,
+                "/2024/report",
+                "/2024/report",
+                "data.report.read",
+            ),
+            (Method::GET, "/2024", "/2024", "data.r2024.read"),
+            (Method::OPTIONS, "/things", "/things", "data.thing.access"),
         ];
-        for (m, p, t) in cases {
-            let c = rules.classify(&m, p, Some(p));
+        for (m, p, template, t) in cases {
+            let c = rules.classify(&m, p, Some(template));
             assert_eq!(c.event_type(), t, "{m} {p}");
             assert!(
                 audit_core::EventType::new(&c.clone().finish(Outcome::Success, Some(200), None).0)
