@@ -16,7 +16,7 @@
 //! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem`, `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the group as written, so `cloudwatch://eu-west-1//audit/app/i-1` names the group `/audit/app`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
-//! | `nats://host:4222/PREFIX` | [`NatsSink`](crate::NatsSink) | `nats` |
+//! | `nats://host:4222/PREFIX` (`?format=native\|ocsf\|ecs\|cef`) | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
 //! specs share one comma-separated list. An unknown parameter is an error (a misspelt
@@ -159,12 +159,14 @@ pub enum Spec {
         /// `service.name`.
         service: String,
     },
-    /// `nats://host:port/PREFIX`.
+    /// `nats://host:port/PREFIX?format=…`.
     Nats {
         /// Server URL.
         url: String,
         /// Subject prefix.
         prefix: String,
+        /// Payload format (`native` by default).
+        format: Option<String>,
     },
 }
 
@@ -479,7 +481,10 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             })
         }
         "nats" | "tls" => {
-            let after = rest
+            // Parameters are checked like every other sink's: a query is never part of the
+            // subject.
+            let (base, mut p) = query("nats", rest, &["format"])?;
+            let after = base
                 .strip_prefix("//")
                 .ok_or_else(|| SpecError::new("nats: expected nats://host:port/PREFIX"))?;
             let (host, prefix) = after.split_once('/').unwrap_or((after, ""));
@@ -491,6 +496,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             Ok(Spec::Nats {
                 url: format!("{scheme}://{host}"),
                 prefix: prefix.to_owned(),
+                format: checked_format(take(&mut p, "format"))?,
             })
         }
         other => Err(SpecError::new(format!(
@@ -830,12 +836,18 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             }
             Err(disabled("otlp"))
         }
-        Spec::Nats { url, prefix } => {
+        Spec::Nats {
+            url,
+            prefix,
+            format,
+        } => {
             #[cfg(feature = "nats")]
             return crate::NatsSink::connect(&url, &prefix)
                 .await
-                .map(AnySink::Nats)
+                .map(|sink| AnySink::Nats(sink.format(format_of(format.as_deref()))))
                 .map_err(SpecError::new);
+            #[cfg(not(feature = "nats"))]
+            let _ = format;
             Err(disabled("nats"))
         }
     }

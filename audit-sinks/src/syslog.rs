@@ -310,8 +310,21 @@ impl SyslogSink {
                     Conn::Tls(Box::new(tls))
                 }
                 Transport::Udp => {
-                    let s = UdpSocket::bind(("0.0.0.0", 0)).await?;
-                    s.connect(&self.addr).await?;
+                    // Bound in the receiver's address family: an IPv4 socket cannot send to
+                    // `[::1]`.
+                    let target = tokio::net::lookup_host(&self.addr)
+                        .await?
+                        .next()
+                        .ok_or_else(|| {
+                            io::Error::other(format!("{} resolves to no address", self.addr))
+                        })?;
+                    let local: std::net::SocketAddr = if target.is_ipv6() {
+                        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                    } else {
+                        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+                    };
+                    let s = UdpSocket::bind(local).await?;
+                    s.connect(target).await?;
                     Conn::Udp(s)
                 }
             };

@@ -50,7 +50,7 @@ fn events() -> Vec<AuditEvent> {
     ];
     let mut out = Vec::new();
     for (i, t) in types.iter().enumerate() {
-        for variant in 0..3 {
+        for variant in 0..4 {
             let mut b = AuditEvent::builder(*t)
                 .result(Outcome::ALL[(i + variant) % Outcome::ALL.len()])
                 .severity(Severity::ALL[(i + variant) % Severity::ALL.len()]);
@@ -71,6 +71,14 @@ fn events() -> Vec<AuditEvent> {
                     .description(format!("Did {t}"))
                     .detail("role", "editor")
                     .detail("count", 3);
+            }
+            if variant == 3 {
+                // An anonymous caller refused (a 401): known only by its kind and address.
+                b = b.actor(
+                    Actor::default()
+                        .with_kind("anonymous")
+                        .with_ip_address("198.51.100.4"),
+                );
             }
             if variant == 2 {
                 b = b
@@ -159,6 +167,14 @@ fn ocsf_output_validates_against_the_ocsf_1_8_schemas() {
             .iter()
             .any(|k| !actor[k].is_null())
         );
+        if let Some(user) = actor.get("user") {
+            assert!(
+                ["account", "name", "uid"]
+                    .iter()
+                    .any(|k| !user[k].is_null()),
+                "actor.user needs one of account, name, uid: {out}"
+            );
+        }
         if let Some(user) = out.get("user") {
             assert!(
                 ["account", "name", "uid"]

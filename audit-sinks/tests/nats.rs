@@ -116,3 +116,48 @@ async fn bad_prefixes_and_missing_streams_are_clear() {
     assert!(!err.is_permanent());
     assert!(err.message().contains("no_stream_here_xyz"), "{err}");
 }
+
+/// A sink built from a spec with `?format=ecs` publishes ECS documents under the prefix: the
+/// query is a parameter, never part of the subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_chooses_the_payload_format() {
+    let Some(url) = server().await else { return };
+    let prefix = format!("audit_fmt_{}", std::process::id());
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    let name = prefix.to_uppercase();
+    let _ = js.delete_stream(&name).await;
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let spec = format!("{url}/{prefix}?format=ecs");
+    let mut sink = audit_sinks::spec::build(&spec).await.unwrap();
+    sink.deliver(&Batch::from(events(1, 1))).await.unwrap();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            filter_subject: format!("{prefix}.acme.data"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let m = batch.next().await.unwrap().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        doc["event"]["action"], "data.vector.delete",
+        "an ECS document: {doc}"
+    );
+    assert_eq!(doc["organization"]["id"], "acme");
+    js.delete_stream(&name).await.unwrap();
+}

@@ -156,9 +156,25 @@ fn grammar() {
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {
             url: "nats://127.0.0.1:4222".into(),
-            prefix: "audit".into()
+            prefix: "audit".into(),
+            format: None,
         }
     );
+    // Parameters are parameters, never part of the subject; unknown ones are errors.
+    assert_eq!(
+        spec::parse("nats://127.0.0.1:4222/audit?format=ecs").unwrap(),
+        Spec::Nats {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "audit".into(),
+            format: Some("ecs".into()),
+        }
+    );
+    for bad in [
+        "nats://127.0.0.1:4222/audit?formt=ecs",
+        "nats://127.0.0.1:4222/audit?format=xml",
+    ] {
+        assert!(spec::parse(bad).is_err(), "{bad}");
+    }
     assert_eq!(
         spec::split_list(" stdout: ,file:a.jsonl,, "),
         vec!["stdout:", "file:a.jsonl"]

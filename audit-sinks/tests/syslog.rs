@@ -173,6 +173,24 @@ async fn udp_datagrams_carry_cef_and_are_cut_to_size() {
     assert_eq!(msgs[3].len(), 600, "cut to the datagram size");
 }
 
+/// A receiver on IPv6 loopback gets its datagrams (the socket is bound in its family).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_reaches_an_ipv6_receiver() {
+    let rx = UdpSocket::bind("[::1]:0").await.unwrap();
+    let addr = rx.local_addr().unwrap().to_string();
+    let spec = format!("syslog+udp://{addr}");
+    let sink = audit_sinks::spec::build(&spec).await.unwrap();
+    let auditor = audit_core::Auditor::builder().sink(sink).build().unwrap();
+    auditor.record(events(1, 10).remove(0)).unwrap();
+    assert!(auditor.shutdown(Duration::from_secs(5)).await.complete);
+    let mut buf = [0u8; 65536];
+    let n = tokio::time::timeout(Duration::from_secs(2), rx.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("data.vector.delete"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_retryable_error() {
     use audit_core::{Batch, Sink};

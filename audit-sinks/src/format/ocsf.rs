@@ -220,6 +220,18 @@ pub struct Ocsf {
     product: Product,
 }
 
+/// OCSF's user `type_id` and caption for an actor's kind (and role).
+fn user_type(kind: Option<&str>, role: Option<&str>) -> (u8, &'static str) {
+    match (kind, role) {
+        (Some("user"), Some("admin")) => (2, "Admin"),
+        (Some("user"), _) => (1, "User"),
+        (Some("system"), _) => (3, "System"),
+        (Some("service" | "api_key" | "client" | "service_account"), _) => (4, "Service"),
+        (Some("anonymous") | None, _) => (0, "Unknown"),
+        (Some(_), _) => (99, "Other"),
+    }
+}
+
 impl Ocsf {
     /// An encoder naming `product` in `metadata.product`.
     pub fn new(product: Product) -> Ocsf {
@@ -296,10 +308,16 @@ impl Ocsf {
                 u.insert("email_addr".into(), json!(email));
                 u.insert("name".into(), json!(email));
             }
-            if let Some(kind) = &a.kind {
-                u.insert("type".into(), json!(kind));
+            let kind = a.kind.as_deref();
+            if u.is_empty() {
+                // A user object needs a uid or a name: one known only by its kind (an
+                // anonymous caller) is named by it.
+                u.insert("name".into(), json!(kind?));
             }
-            (!u.is_empty()).then_some(Value::Object(u))
+            let (type_id, caption) = user_type(kind, a.role.as_deref());
+            u.insert("type_id".into(), json!(type_id));
+            u.insert("type".into(), json!(caption));
+            Some(Value::Object(u))
         });
         let mut actor_obj = Map::new();
         if let Some(u) = &actor_user {
