@@ -134,6 +134,9 @@ pub enum Spec {
         addr: String,
         /// CEF body (else JSON).
         cef: bool,
+        /// The CEF header's vendor, product and version (`vendor=`, `product=`,
+        /// `version=`; CEF only), each defaulting to this crate's.
+        cef_names: [Option<String>; 3],
         /// Facility 0–23.
         facility: Option<u8>,
     },
@@ -399,7 +402,11 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             })
         }
         "syslog+tcp" | "syslog+udp" | "syslog+tls" => {
-            let (base, mut p) = query("syslog", rest, &["format", "facility", "ca"])?;
+            let (base, mut p) = query(
+                "syslog",
+                rest,
+                &["format", "facility", "ca", "vendor", "product", "version"],
+            )?;
             let addr = base
                 .strip_prefix("//")
                 .map(|a| a.trim_end_matches('/'))
@@ -422,11 +429,18 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             if ca.is_some() && scheme != "syslog+tls" {
                 return Err(SpecError::new("syslog: ca= only applies to syslog+tls"));
             }
+            let cef_names = ["vendor", "product", "version"].map(|k| take(&mut p, k));
+            if !cef && cef_names.iter().any(Option::is_some) {
+                return Err(SpecError::new(
+                    "syslog: vendor=, product= and version= only apply to format=cef",
+                ));
+            }
             Ok(Spec::Syslog {
                 transport: scheme["syslog+".len()..].to_owned(),
                 ca,
                 addr: addr.to_owned(),
                 cef,
+                cef_names,
                 facility,
             })
         }
@@ -770,6 +784,7 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             ca,
             addr,
             cef,
+            cef_names,
             facility,
         } => {
             #[cfg(feature = "syslog")]
@@ -789,12 +804,24 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                 }
                 if cef {
                     s = s.body(Body::Cef);
+                    if cef_names.iter().any(Option::is_some) {
+                        let default = crate::format::cef::Cef::default();
+                        let [vendor, product, version] = cef_names;
+                        let (dv, dp, dver) = default.names();
+                        s = s.cef(crate::format::cef::Cef::new(
+                            vendor.as_deref().unwrap_or(dv),
+                            product.as_deref().unwrap_or(dp),
+                            version.as_deref().unwrap_or(dver),
+                        ));
+                    }
                 }
                 if let Some(f) = facility {
                     s = s.facility(f);
                 }
                 return Ok(AnySink::Syslog(s));
             }
+            #[cfg(not(feature = "syslog"))]
+            let _ = cef_names;
             Err(disabled("syslog"))
         }
         Spec::CloudWatch {

@@ -338,6 +338,26 @@ fn cef_lines_parse_back_and_hostile_values_cannot_forge_fields() {
     assert_eq!(get("cs1"), ["acme"]);
     assert_eq!(get("cs1Label"), ["tenant"]);
     assert_eq!(get("src"), ["203.0.113.7"]);
+    // A user target is a destination user; any other resource is a labelled custom string.
+    let fields = |target: Target| {
+        let e = AuditEvent::builder("data.index.delete")
+            .target(target)
+            .build()
+            .unwrap();
+        cef::parse(&Cef::default().encode(&e)).unwrap().1
+    };
+    let index = fields(Target::new("index", "products").with_name("Products"));
+    let keys: Vec<&str> = index.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        !keys.contains(&"duid") && !keys.contains(&"duser"),
+        "{index:?}"
+    );
+    assert!(index.contains(&("cs4".into(), "index".into())));
+    assert!(index.contains(&("cs5Label".into(), "targetId".into())));
+    assert!(index.contains(&("cs5".into(), "products".into())));
+    assert!(index.contains(&("cs6".into(), "Products".into())));
+    let user = fields(Target::new("user", "u-7"));
+    assert!(user.contains(&("duid".into(), "u-7".into())), "{user:?}");
     // Every event gets a severity within 0–10 and its type as the signature.
     for e in events() {
         let (h, _) = cef::parse(&Cef::default().encode(&e)).unwrap();

@@ -96,6 +96,7 @@ fn grammar() {
             ca: None,
             addr: "siem:514".into(),
             cef: true,
+            cef_names: [None, None, None],
             facility: Some(10)
         }
     );
@@ -152,6 +153,13 @@ fn grammar() {
         Spec::Syslog { ref transport, ca: Some(_), .. } if transport == "tls"
     ));
     assert!(spec::parse("syslog+tcp://siem:514?ca=/x").is_err());
+    assert!(matches!(
+        spec::parse("syslog+tcp://siem:514?format=cef&vendor=Acme&product=vector-api").unwrap(),
+        Spec::Syslog { ref cef_names, .. }
+            if cef_names[0].as_deref() == Some("Acme") && cef_names[2].is_none()
+    ));
+    // The CEF header's names mean nothing to a JSON body.
+    assert!(spec::parse("syslog+tcp://siem:514?vendor=Acme").is_err());
     assert_eq!(
         spec::parse("nats://127.0.0.1:4222/audit").unwrap(),
         Spec::Nats {

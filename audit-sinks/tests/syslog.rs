@@ -173,12 +173,13 @@ async fn udp_datagrams_carry_cef_and_are_cut_to_size() {
     assert_eq!(msgs[3].len(), 600, "cut to the datagram size");
 }
 
-/// A receiver on IPv6 loopback gets its datagrams (the socket is bound in its family).
+/// A receiver on IPv6 loopback gets its datagrams (the socket is bound in its family), in CEF
+/// with the vendor and product the spec names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_reaches_an_ipv6_receiver() {
     let rx = UdpSocket::bind("[::1]:0").await.unwrap();
     let addr = rx.local_addr().unwrap().to_string();
-    let spec = format!("syslog+udp://{addr}");
+    let spec = format!("syslog+udp://{addr}?format=cef&vendor=Acme&product=vector-api");
     let sink = audit_sinks::spec::build(&spec).await.unwrap();
     let auditor = audit_core::Auditor::builder().sink(sink).build().unwrap();
     auditor.record(events(1, 10).remove(0)).unwrap();
@@ -188,7 +189,9 @@ async fn udp_reaches_an_ipv6_receiver() {
         .await
         .unwrap()
         .unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("data.vector.delete"));
+    let line = String::from_utf8_lossy(&buf[..n]);
+    assert!(line.contains("CEF:0|Acme|vector-api|"), "{line}");
+    assert!(line.contains("data.vector.delete"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

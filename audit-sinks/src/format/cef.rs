@@ -8,8 +8,10 @@
 //! Extension keys: `rt` (epoch ms), `externalId` (event id), `act` (event type), `cat`
 //! (category), `outcome`, `suid`/`suser` (actor id / e-mail), `src` (client IP),
 //! `requestClientApplication` (user agent), `requestMethod`, `request` (path), `duid`/`duser`
-//! (target id / name), `msg`, and custom strings `cs1` tenant, `cs2` request id, `cs3` trace
-//! id, each with its `csNLabel`.
+//! (target id / name, when the target is a user, account or member), `msg`, and custom
+//! strings `cs1` tenant, `cs2` request id, `cs3` trace id, and for any other target `cs4`
+//! its type, `cs5` its id, `cs6` its name, each with its `csNLabel`. The header's vendor,
+//! product and version are [`Cef::new`]'s (syslog specs: `vendor=`, `product=`, `version=`).
 //!
 //! ```
 //! use audit_core::{Actor, AuditEvent, Outcome};
@@ -89,6 +91,11 @@ impl Cef {
         }
     }
 
+    /// The vendor, product and version this encoder writes in every header.
+    pub fn names(&self) -> (&str, &str, &str) {
+        (&self.vendor, &self.product, &self.version)
+    }
+
     /// One CEF line, without a trailing newline.
     pub fn encode(&self, e: &AuditEvent) -> String {
         let mut out = String::with_capacity(512);
@@ -154,11 +161,30 @@ impl Cef {
             }
         }
         if let Some(t) = &e.target {
-            if let Some(id) = &t.id {
-                kv("duid", id);
-            }
-            if let Some(name) = &t.name {
-                kv("duser", name);
+            // `duid`/`duser` name a destination *user*; any other resource goes to labelled
+            // custom strings.
+            let is_user = matches!(
+                t.kind.as_deref(),
+                Some("user" | "account" | "member" | "service_account")
+            );
+            if is_user {
+                if let Some(id) = &t.id {
+                    kv("duid", id);
+                }
+                if let Some(name) = &t.name {
+                    kv("duser", name);
+                }
+            } else {
+                for (n, label, v) in [
+                    ("cs4", "targetType", &t.kind),
+                    ("cs5", "targetId", &t.id),
+                    ("cs6", "targetName", &t.name),
+                ] {
+                    if let Some(v) = v {
+                        kv(&format!("{n}Label"), label);
+                        kv(n, v);
+                    }
+                }
             }
         }
         if let Some(d) = &e.description {
