@@ -393,6 +393,21 @@ fn clients_cannot_choose_event_types() {
         let r = demo.request(method, path, &[("authorization", &bearer)], "");
         ids.push((path, r.header("x-request-id").unwrap()));
     }
+    // A gRPC content type does not make a path name a service and method: only a gRPC
+    // answer does, and the demo gives none.
+    let r = demo.request(
+        "POST",
+        "/x.Admin/DeleteEverything",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/grpc"),
+        ],
+        "",
+    );
+    ids.push((
+        "/x.Admin/DeleteEverything",
+        r.header("x-request-id").unwrap(),
+    ));
     for i in 0..50 {
         demo.request("GET", &format!("/random-{i}/thing"), &[], "");
     }

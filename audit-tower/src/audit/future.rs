@@ -129,7 +129,15 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i32>().ok());
         let status = parts.status.as_u16();
+        let grpc_answer = grpc.is_some()
+            || parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let tail = this.pending.take().and_then(|mut p| {
+            if grpc_answer {
+                p.set_grpc_answer();
+            }
             let capture = (p.level() == Level::RequestResponse).then(|| {
                 Capture::new(
                     parts

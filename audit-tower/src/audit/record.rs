@@ -60,6 +60,10 @@ pub(crate) struct Pending {
     class: Classification,
     ctx: AuditContext,
     grpc_request: bool,
+    /// The answer was gRPC's (its content type or a `grpc-status`): only then does the
+    /// request's path name a service and method, since any client can send a gRPC content
+    /// type to any server.
+    grpc_answer: bool,
     response_body: Option<CapturedBody>,
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
@@ -76,6 +80,11 @@ pub(crate) struct Pending {
 impl Pending {
     pub(crate) fn set_request_capture(&mut self, c: super::body::SharedCapture) {
         self.request_capture = Some(c);
+    }
+
+    /// The service answered in gRPC.
+    pub(crate) fn set_grpc_answer(&mut self) {
+        self.grpc_answer = true;
     }
 
     pub(crate) fn set_request_messages(&mut self, m: super::grpc::SharedMessages) {
@@ -142,6 +151,7 @@ impl Pending {
             class,
             ctx,
             grpc_request,
+            grpc_answer: false,
             response_body: None,
             notes: serde_json::Map::new(),
             reservation: None,
@@ -238,8 +248,8 @@ impl Pending {
             duration: self.started.elapsed(),
         });
         let class = &mut self.class;
-        let call = self
-            .grpc_request
+        let grpc_call = self.grpc_request && self.grpc_answer;
+        let call = grpc_call
             .then(|| super::grpc::service_and_method(self.target.path()))
             .flatten();
         class.resolve(
@@ -328,7 +338,7 @@ impl Pending {
             .or_else(|| self.template.as_ref().map(|t| route_text(t.as_str())));
         http.status_code = status;
         http.query = self.target.query().map(Text::new);
-        if self.grpc_request {
+        if grpc_call {
             let (service, method) = call.unwrap_or_default();
             let mut rpc = RpcFacts::grpc(service, method);
             rpc.grpc_status_code = grpc;
