@@ -25,6 +25,26 @@ async fn server() -> Option<String> {
     }
 }
 
+/// The messages stored on `subject`.
+async fn messages(stream: &jetstream::stream::Stream, subject: &str) -> Vec<jetstream::Message> {
+    use futures_util::StreamExt;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let batch = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    batch.map(Result::unwrap).collect().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_stored_per_tenant_and_category_and_deduplicated() {
     let Some(url) = server().await else { return };
@@ -67,24 +87,8 @@ async fn events_are_stored_per_tenant_and_category_and_deduplicated() {
         "deduplicated by Nats-Msg-Id"
     );
 
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: format!("{prefix}.acme.data"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(100)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
     let mut n = 0;
-    use futures_util::StreamExt;
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
+    for m in messages(&stream, &format!("{prefix}.acme.data")).await {
         let e: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(e["context"]["organizationId"], "acme");
         assert_eq!(
@@ -137,22 +141,9 @@ async fn a_spec_chooses_the_payload_format() {
     let spec = format!("{url}/{prefix}?format=ecs");
     let mut sink = audit_sinks::spec::build(&spec).await.unwrap();
     sink.deliver(&Batch::from(events(1, 1))).await.unwrap();
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: format!("{prefix}.acme.data"),
-            ..Default::default()
-        })
+    let m = messages(&stream, &format!("{prefix}.acme.data"))
         .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    use futures_util::StreamExt;
-    let m = batch.next().await.unwrap().unwrap();
+        .remove(0);
     let doc: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(
         doc["event"]["action"], "data.vector.delete",

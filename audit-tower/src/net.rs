@@ -161,9 +161,9 @@ pub(crate) const MAX_HOPS: usize = 16;
 const MAX_HOP_BYTES: usize = 64;
 
 /// A hop longer than any address is not an address: it is recorded by its length only.
-fn bounded_hop(hop: String) -> String {
+fn bounded_hop(hop: &str) -> String {
     if hop.len() <= MAX_HOP_BYTES {
-        hop
+        hop.to_owned()
     } else {
         format!("…[not an address: {} bytes]", hop.len())
     }
@@ -181,50 +181,28 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
             .collect::<Vec<&str>>()
     };
     let forwarded = values(http::header::FORWARDED);
-    let for_of = |elem: &str| {
-        elem.split(';').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("for")
-                .then(|| v.trim().trim_matches('"').to_owned())
-        })
-    };
-    let (raw, hops, total) = if forwarded
+    let use_forwarded = forwarded
         .iter()
-        .any(|v| v.split(',').any(|e| for_of(e).is_some()))
-    {
-        let total = forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter(|e| for_of(e).is_some())
-            .count();
-        let hops: Vec<String> = forwarded
-            .iter()
-            .rev()
-            .flat_map(|v| v.rsplit(','))
-            .filter_map(for_of)
-            .take(MAX_HOPS)
-            .collect();
-        (forwarded, hops, total)
+        .any(|v| v.split(',').any(|e| forwarded_hop(e).is_some()));
+    let (raw, hop): (Vec<&str>, HopOf) = if use_forwarded {
+        (forwarded, forwarded_hop)
     } else {
-        let xff = values(X_FORWARDED_FOR);
-        let total = xff
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter(|s| !s.trim().is_empty())
-            .count();
-        let hops: Vec<String> = xff
-            .iter()
-            .rev()
-            .flat_map(|v| v.rsplit(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .take(MAX_HOPS)
-            .map(str::to_owned)
-            .collect();
-        (xff, hops, total)
+        (values(X_FORWARDED_FOR), xff_hop)
     };
-    let mut chain: Vec<String> = hops.into_iter().rev().map(bounded_hop).collect();
+    let total = raw
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(hop)
+        .count();
+    let mut chain: Vec<String> = raw
+        .iter()
+        .rev()
+        .flat_map(|v| v.rsplit(','))
+        .filter_map(hop)
+        .take(MAX_HOPS)
+        .map(bounded_hop)
+        .collect();
+    chain.reverse();
     if total > chain.len() {
         let digest = Sha256::digest(raw.join("\n").as_bytes());
         chain.insert(
@@ -233,6 +211,25 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
         );
     }
     chain
+}
+
+/// Reads the address out of one comma-separated entry of a forwarding header.
+type HopOf = fn(&str) -> Option<&str>;
+
+/// The address of one `Forwarded` element (`for=…`).
+fn forwarded_hop(elem: &str) -> Option<&str> {
+    elem.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// One `X-Forwarded-For` entry, when not empty.
+fn xff_hop(entry: &str) -> Option<&str> {
+    let entry = entry.trim();
+    (!entry.is_empty()).then_some(entry)
 }
 
 /// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]:443`, `2001:db8::1`.

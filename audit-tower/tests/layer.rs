@@ -576,6 +576,11 @@ async fn strict_routes_refuse_with_503_and_never_run_when_the_trail_cannot_take_
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler did not run");
 }
 
+/// The captured response body of an event.
+fn response_body(e: &AuditEvent) -> &audit_core::CapturedBody {
+    e.http.as_ref().unwrap().response_body.as_ref().unwrap()
+}
+
 /// Routes whose response bodies are captured: a small JSON one, a 100,000-byte one, and an
 /// empty 204.
 fn capturing_app(h: &Harness) -> Router {
@@ -608,22 +613,10 @@ async fn request_response_level_captures_the_response_body_with_a_cap() {
             .unwrap();
     }
     let events = h.events().await;
-    let small = events[0]
-        .http
-        .as_ref()
-        .unwrap()
-        .response_body
-        .as_ref()
-        .unwrap();
+    let small = response_body(&events[0]);
     assert_eq!(small.content, Some(serde_json::json!({"n": 1})));
     assert!(!small.truncated);
-    let big = events[1]
-        .http
-        .as_ref()
-        .unwrap()
-        .response_body
-        .as_ref()
-        .unwrap();
+    let big = response_body(&events[1]);
     assert!(big.truncated);
     assert_eq!(big.size, 100_000);
     assert_eq!(
@@ -826,13 +819,7 @@ async fn responses_served_by_axum_serve_are_complete() {
         );
         assert_eq!(e.result, Some(Outcome::Success));
     }
-    let big = events[1]
-        .http
-        .as_ref()
-        .unwrap()
-        .response_body
-        .as_ref()
-        .unwrap();
+    let big = response_body(&events[1]);
     assert_eq!(big.size, 100_000);
     server.abort();
 }

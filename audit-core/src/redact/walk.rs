@@ -32,18 +32,10 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
         json_depth: 0,
     };
     g.push(e.event_type.as_str());
-    g.opt(&e.description);
+    for text in free_text(e) {
+        g.push(text);
+    }
     if let Some(a) = &e.actor {
-        for s in [
-            &a.kind,
-            &a.id,
-            &a.email,
-            &a.role,
-            &a.user_agent,
-            &a.client_id,
-        ] {
-            g.opt(s);
-        }
         if r.mask_ips
             && a.ip_address
                 .as_deref()
@@ -53,25 +45,14 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
         }
         g.opt(&a.ip_address);
     }
-    if let Some(t) = &e.target {
-        for s in [&t.kind, &t.id, &t.name] {
-            g.opt(s);
-        }
-    }
     if let Some(c) = &e.context {
         for s in [&c.request_id, &c.trace_id, &c.span_id] {
             if !skips_id(r, s) {
                 g.opt(s);
             }
         }
-        for s in [&c.session_id, &c.organization_id, &c.service] {
-            g.opt(s);
-        }
     }
     if let Some(h) = &e.http {
-        for s in [&h.method, &h.route, &h.path] {
-            g.opt(s);
-        }
         if let Some(q) = &h.query
             && g.form(q)
         {
@@ -84,11 +65,6 @@ pub(crate) fn needs_redaction(r: &Inner, e: &AuditEvent, buf: &mut String) -> bo
             if g.body(body) {
                 return true;
             }
-        }
-    }
-    if let Some(rpc) = &e.rpc {
-        for s in [&rpc.system, &rpc.service, &rpc.method] {
-            g.opt(s);
         }
     }
     if g.map(&e.details, 0) {
@@ -133,54 +109,66 @@ pub(crate) fn aws_context(e: &AuditEvent) -> bool {
     fn map(m: &Map<String, Value>, depth: usize) -> bool {
         m.iter().any(|(k, v)| has(k) || value(v, depth))
     }
-    let mut strings: Vec<&str> = vec![e.event_type.as_str()];
-    fn add<'a>(to: &mut Vec<&'a str>, s: &'a Option<Text>) {
-        to.extend(s.as_deref());
-    }
-    add(&mut strings, &e.description);
-    if let Some(a) = &e.actor {
-        for s in [
+    let request_id = e.context.as_ref().and_then(|c| c.request_id.as_deref());
+    let query = e.http.as_ref().and_then(|h| h.query.as_deref());
+    let in_http = e.http.as_ref().is_some_and(|h| {
+        map(&h.headers, 0)
+            || [&h.request_body, &h.response_body]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.content.as_ref())
+                .any(|b| value(b, 0))
+    });
+    std::iter::once(e.event_type.as_str())
+        .chain(free_text(e))
+        .chain(request_id)
+        .chain(query)
+        .any(has)
+        || in_http
+        || map(&e.details, 0)
+}
+
+/// The event's free-text fields: every string field but the event type, the client's
+/// address, the correlation ids, the query and the free-form maps and bodies, which each
+/// pass treats on their own.
+fn free_text(e: &AuditEvent) -> impl Iterator<Item = &str> {
+    let actor = e.actor.as_ref().into_iter().flat_map(|a| {
+        [
             &a.kind,
             &a.id,
             &a.email,
             &a.role,
             &a.user_agent,
             &a.client_id,
-        ] {
-            add(&mut strings, s);
-        }
-    }
-    if let Some(t) = &e.target {
-        for s in [&t.kind, &t.id, &t.name] {
-            add(&mut strings, s);
-        }
-    }
-    if let Some(c) = &e.context {
-        for s in [&c.session_id, &c.organization_id, &c.request_id] {
-            add(&mut strings, s);
-        }
-    }
-    let mut bodies = Vec::new();
-    if let Some(h) = &e.http {
-        for s in [&h.route, &h.path, &h.query] {
-            add(&mut strings, s);
-        }
-        if map(&h.headers, 0) {
-            return true;
-        }
-        bodies.extend(
-            [&h.request_body, &h.response_body]
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b.content.as_ref()),
-        );
-    }
-    if let Some(rpc) = &e.rpc {
-        for s in [&rpc.service, &rpc.method] {
-            add(&mut strings, s);
-        }
-    }
-    strings.into_iter().any(has) || bodies.into_iter().any(|b| value(b, 0)) || map(&e.details, 0)
+        ]
+    });
+    let target = e
+        .target
+        .as_ref()
+        .into_iter()
+        .flat_map(|t| [&t.kind, &t.id, &t.name]);
+    let context = e
+        .context
+        .as_ref()
+        .into_iter()
+        .flat_map(|c| [&c.session_id, &c.organization_id, &c.service]);
+    let http = e
+        .http
+        .as_ref()
+        .into_iter()
+        .flat_map(|h| [&h.method, &h.route, &h.path]);
+    let rpc = e
+        .rpc
+        .as_ref()
+        .into_iter()
+        .flat_map(|r| [&r.system, &r.service, &r.method]);
+    std::iter::once(&e.description)
+        .chain(actor)
+        .chain(target)
+        .chain(context)
+        .chain(http)
+        .chain(rpc)
+        .filter_map(|s| s.as_deref())
 }
 
 /// True for a `context` id (request, trace, span) that is not scanned: one in the form the
@@ -666,9 +654,7 @@ impl<'a> Apply<'a> {
                 self.path.push(Seg::Key(name));
                 self.record();
                 self.path.pop();
-                if *v != Value::String(MASK.to_owned()) {
-                    *v = Value::String(MASK.to_owned());
-                }
+                *v = Value::String(MASK.to_owned());
                 changed = true;
                 continue;
             }

@@ -44,7 +44,9 @@
 //!   only in `http.path` (redacted and capped). A client's path never names an event type,
 //!   a target type or an authentication event. Give hyper and tonic services [`Rule`]s for
 //!   the events they mean.
-//! - **gRPC calls** (no template; the service and method come from `/<service>/<method>`):
+//! - **gRPC calls** (no template; the service and method come from `/<service>/<method>`,
+//!   and only when the server answered in gRPC — a client's gRPC content type alone names
+//!   nothing):
 //!   the method's first word decides the action and the rest names the resource, a method
 //!   with an authentication word is `auth.<word>.success|failure`, and a call the server
 //!   answered `UNIMPLEMENTED` is [`UNMATCHED`] (so only the server's own methods name
