@@ -43,6 +43,7 @@
 mod error;
 pub mod event;
 pub mod export;
+pub mod integrity;
 pub mod limits;
 pub mod live;
 pub mod pipeline;

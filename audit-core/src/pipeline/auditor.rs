@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +14,7 @@ use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
 use crate::Limits;
+use crate::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
 use crate::redact::Redactor;
 use crate::{AuditEvent, Error, Sink};
 
@@ -252,6 +253,40 @@ impl Auditor {
         })
     }
 
+    /// Signs every later checkpoint with `key`; the previous key stays in
+    /// [`keyring`](Self::keyring), so checkpoints it signed stay verifiable. Errors when the
+    /// auditor was built without checkpoints.
+    pub fn rotate_checkpoint_key(&self, key: CheckpointKey) -> Result<(), Error> {
+        let shared = &self.inner.shared;
+        let mut current = shared
+            .checkpoint_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.is_none() {
+            return Err(Error::config(
+                "this auditor records no checkpoints: build it with AuditorBuilder::checkpoints",
+            ));
+        }
+        shared
+            .keyring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(key.public_key());
+        *current = Some(key);
+        Ok(())
+    }
+
+    /// The public keys this auditor has signed checkpoints with, oldest first (empty without
+    /// checkpoints). Publish them (for example `GET /api/audit/keys`) and keep old ones.
+    pub fn keyring(&self) -> Keyring {
+        self.inner
+            .shared
+            .keyring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// This auditor's stream name (stamped into every event's `integrity.stream`).
     pub fn stream(&self) -> &str {
         &self.inner.shared.stream
@@ -397,6 +432,9 @@ pub struct AuditorBuilder {
     redactor: Redactor,
     limits: Limits,
     sinks: Vec<Registration>,
+    hash_chain: bool,
+    checkpoint_key: Option<CheckpointKey>,
+    checkpoint_policy: CheckpointPolicy,
 }
 
 impl Default for AuditorBuilder {
@@ -412,6 +450,9 @@ impl Default for AuditorBuilder {
             redactor: Redactor::default(),
             limits: Limits::default(),
             sinks: Vec::new(),
+            hash_chain: true,
+            checkpoint_key: None,
+            checkpoint_policy: CheckpointPolicy::default(),
         }
     }
 }
@@ -491,6 +532,28 @@ impl AuditorBuilder {
         self
     }
 
+    /// Whether events carry `integrity.prevHash` and `integrity.hash` (default: yes). See
+    /// [`integrity`](crate::integrity) for the algorithm. Turning it off also turns off
+    /// checkpoints.
+    pub fn hash_chain(mut self, on: bool) -> Self {
+        self.hash_chain = on;
+        self
+    }
+
+    /// Signs the chain head with `key` in `system.audit.checkpoint` events, at the
+    /// [`checkpoint_policy`](Self::checkpoint_policy)'s interval and at shutdown (default: no
+    /// checkpoints). Publish [`Auditor::keyring`] so verifiers can check them.
+    pub fn checkpoints(mut self, key: CheckpointKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// How often checkpoints are recorded (default: [`CheckpointPolicy::default`]).
+    pub fn checkpoint_policy(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoint_policy = policy;
+        self
+    }
+
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
         let options = sink.default_options();
@@ -534,6 +597,20 @@ impl AuditorBuilder {
                 fastrand::u32(..)
             )
         });
+        if stream.is_empty() || stream.len() > 128 || stream.chars().any(char::is_control) {
+            return Err(Error::config(
+                "the stream name must be 1 to 128 bytes without control characters",
+            ));
+        }
+        if self.checkpoint_key.is_some() && !self.hash_chain {
+            return Err(Error::config(
+                "checkpoints sign the hash chain: they need hash_chain(true)",
+            ));
+        }
+        let mut keyring = Keyring::default();
+        if let Some(key) = &self.checkpoint_key {
+            keyring.add(key.public_key());
+        }
         let ingress = Arc::new(Ingress::new(self.buffer_bytes, self.watermark));
         let shared = Arc::new(Shared {
             ingress: Arc::clone(&ingress),
@@ -543,6 +620,10 @@ impl AuditorBuilder {
             redactor: self.redactor,
             limits: self.limits,
             final_report: std::sync::OnceLock::new(),
+            chained: self.hash_chain,
+            checkpoint_key: std::sync::Mutex::new(self.checkpoint_key),
+            keyring: std::sync::Mutex::new(keyring),
+            checkpoint_policy: self.checkpoint_policy,
         });
         // One thread runs the dispatcher (redaction, fan-out) and the sinks' tasks, so an
         // event is built, redacted, encoded and freed on the core that holds it in cache;

@@ -11,13 +11,14 @@ use super::ingress::{Backlog, Ingress};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{Item, SinkShared};
 use super::system_events;
+use crate::integrity::{CHECKPOINT_EVENT, Chain, CheckpointKey, CheckpointPolicy, Keyring};
 use crate::{AuditEvent, Context, Integrity};
 
 /// The worker-side stages every event passes before any sink sees it: redaction first, so
-/// nothing downstream (sinks, and later the spool and the hash chain) sees a secret; then the
-/// limits, so every string is storable and no event is larger than the cap. Returns the
-/// event's `approx_size` (the limits measured it).
-fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) -> usize {
+/// nothing downstream (sinks, the hash chain) sees a secret; then the limits, so every string
+/// is storable and no event is larger than the cap; the hash chain last, over the event
+/// exactly as the sinks get it. Returns the event's `approx_size` (the limits measured it).
+fn stamp(shared: &Shared, chain: Option<&mut Chain>, event: &mut AuditEvent, seq: u64) -> usize {
     shared.redactor.redact(event);
     let (_, size) = shared.limits.apply_sized(event);
     if let Some(service) = &shared.service {
@@ -27,6 +28,11 @@ fn stamp(shared: &Shared, event: &mut AuditEvent, seq: u64) -> usize {
         }
     }
     event.integrity = Some(Integrity::new(shared.stream.clone(), seq));
+    if let Some(chain) = chain {
+        // Encoding has no failing case for an event that passed the limits; an event that
+        // could not be encoded would be refused by every JSON sink as well.
+        let _ = chain.link(event, seq);
+    }
     size
 }
 
@@ -73,6 +79,22 @@ pub(crate) struct Shared {
     pub(crate) redactor: crate::redact::Redactor,
     pub(crate) limits: crate::Limits,
     pub(crate) final_report: std::sync::OnceLock<ShutdownReport>,
+    /// True when events are hash-chained.
+    pub(crate) chained: bool,
+    /// The key checkpoints are signed with; `None` when there are no checkpoints.
+    pub(crate) checkpoint_key: std::sync::Mutex<Option<CheckpointKey>>,
+    /// Every public key this auditor has signed with, oldest first.
+    pub(crate) keyring: std::sync::Mutex<Keyring>,
+    pub(crate) checkpoint_policy: CheckpointPolicy,
+}
+
+impl Shared {
+    fn signing_key(&self) -> Option<CheckpointKey> {
+        self.checkpoint_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Shared {
@@ -98,6 +120,10 @@ pub(crate) struct Dispatcher {
     /// Events taken from the buffer and not yet fanned out.
     buf: Backlog,
     per_sink: Vec<Vec<Item>>,
+    chain: Option<Chain>,
+    /// Events chained since the last checkpoint (checkpoints not counted), and when it was.
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
 }
 
 impl Dispatcher {
@@ -109,14 +135,18 @@ impl Dispatcher {
         drain_on_drop: Duration,
     ) -> Dispatcher {
         let per_sink = shared.sinks.iter().map(|_| Vec::new()).collect();
+        let chain = shared.chained.then(Chain::new);
         Dispatcher {
             shared,
             commands,
             tasks,
             interval,
             drain_on_drop,
+            chain,
             buf: Backlog::default(),
             per_sink,
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
         }
     }
 
@@ -169,7 +199,38 @@ impl Dispatcher {
             self.fan_out();
         }
         self.report_sink_losses();
+        self.checkpoint_if_due();
         more
+    }
+
+    /// Records a checkpoint when the policy says one is due and events were chained since
+    /// the last.
+    fn checkpoint_if_due(&mut self) {
+        if self.since_checkpoint == 0 {
+            return;
+        }
+        let policy = self.shared.checkpoint_policy;
+        if self.since_checkpoint >= policy.every_events
+            || self.last_checkpoint.elapsed() >= policy.every
+        {
+            self.checkpoint(false);
+        }
+    }
+
+    /// Signs the chain head as it stands (everything stamped so far) into a checkpoint event,
+    /// which goes through the buffer like the pipeline's other events.
+    fn checkpoint(&mut self, last: bool) {
+        let (Some(chain), Some(key)) = (&self.chain, self.shared.signing_key()) else {
+            return;
+        };
+        let Some(seq) = chain.head_seq() else {
+            return;
+        };
+        let event =
+            crate::integrity::checkpoint_event(&key, &self.shared.stream, seq, chain.head(), last);
+        self.shared.ingress.push_internal(event);
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
     }
 
     /// A sink whose queue overflowed gets its loss reported once it has room again.
@@ -197,7 +258,11 @@ impl Dispatcher {
                 1,
                 "make_mut would copy the event"
             );
-            let measured = stamp(&self.shared, Arc::make_mut(&mut q.event), q.seq);
+            let event = Arc::make_mut(&mut q.event);
+            if event.event_type.as_str() != CHECKPOINT_EVENT {
+                self.since_checkpoint += 1;
+            }
+            let measured = stamp(&self.shared, self.chain.as_mut(), event, q.seq);
             // A deferred event was charged an estimate; the sinks' queues get its real size.
             let size = q.size.unwrap_or(measured);
             let event = q.event;
@@ -262,7 +327,12 @@ impl Dispatcher {
     }
 
     async fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
-        let drained = self.quiesce(deadline).await;
+        let mut drained = self.quiesce(deadline).await;
+        if drained && self.shared.signing_key().is_some() {
+            // The final checkpoint covers everything, then is delivered like any event.
+            self.checkpoint(true);
+            drained = self.quiesce(deadline).await;
+        }
         for s in &self.shared.sinks {
             s.close();
         }
