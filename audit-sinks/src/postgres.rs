@@ -25,8 +25,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use audit_core::integrity::Tombstone;
 use audit_core::store::{
-    DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder, Store, StoreError,
+    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder, Store, StoreError,
     StoreFuture, Summary, TenantScope,
 };
 use audit_core::{AuditEvent, Category, Timestamp};
@@ -35,7 +36,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
-use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql};
+use crate::sql::{
+    self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql, TOMBSTONE_COLUMNS,
+};
 
 /// Settings for [`PostgresStore::connect_with`].
 #[derive(Debug, Clone)]
@@ -161,11 +164,33 @@ impl PostgresStore {
                 target_id text COLLATE \"C\",
                 request_id text COLLATE \"C\",
                 description text,
-                event json NOT NULL
+                event json NOT NULL,
+                stream text COLLATE \"C\",
+                seq bigint,
+                prev_hash text,
+                hash text
              );
+             CREATE TABLE IF NOT EXISTS {s}.audit_tombstones (
+                id text COLLATE \"C\" PRIMARY KEY,
+                stream text COLLATE \"C\" NOT NULL,
+                seq bigint NOT NULL,
+                prev_hash text NOT NULL,
+                hash text NOT NULL,
+                deleted_at bigint NOT NULL,
+                deleted_by text NOT NULL,
+                reason text NOT NULL
+             );
+             {chain_columns}
              {indexes}
              INSERT INTO {s}.audit_schema (version)
                 SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_schema);",
+            // A table made by schema 1 gets schema 2's chain columns (filled below).
+            chain_columns = sql::CHAIN_COLUMNS
+                .iter()
+                .map(|(name, _, ty)| format!(
+                    "ALTER TABLE {s}.audit_events ADD COLUMN IF NOT EXISTS {name} {ty};"
+                ))
+                .collect::<String>(),
             indexes = INDEXES
                 .iter()
                 .map(|(name, cols)| format!(
@@ -187,6 +212,24 @@ impl PostgresStore {
                 "the database has audit schema version {v}; this version of audit-sinks \
                  understands up to {SCHEMA_VERSION}"
             )));
+        }
+        if version.is_some_and(|v| v < SCHEMA_VERSION) {
+            // Schema 1's events: their chain columns come from their own text.
+            client
+                .batch_execute(&format!(
+                    "BEGIN;
+                     SELECT pg_advisory_xact_lock(7242917035);
+                     UPDATE {s}.audit_events SET
+                        stream = event->'integrity'->>'stream',
+                        seq = (event->'integrity'->>'seq')::bigint,
+                        prev_hash = event->'integrity'->>'prevHash',
+                        hash = event->'integrity'->>'hash'
+                      WHERE stream IS NULL;
+                     UPDATE {s}.audit_schema SET version = {SCHEMA_VERSION};
+                     COMMIT;"
+                ))
+                .await
+                .map_err(|e| pg_err(&e))?;
         }
         Ok(())
     }
@@ -220,6 +263,10 @@ impl PostgresStore {
 
     fn table(&self) -> String {
         format!("{}.audit_events", self.schema)
+    }
+
+    fn tombstone_table(&self) -> String {
+        format!("{}.audit_tombstones", self.schema)
     }
 }
 
@@ -255,7 +302,8 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
         "CREATE TEMP TABLE IF NOT EXISTS audit_stage (
             id text, ts bigint, event_type text, category text, severity text, result text,
             tenant text, actor_id text, actor_email text, client_id text, target_type text,
-            target_id text, request_id text, description text, event json
+            target_id text, request_id text, description text, event json,
+            stream text, seq bigint, prev_hash text, hash text
          ) ON COMMIT DELETE ROWS",
     )
     .await
@@ -264,9 +312,10 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
         .copy_in(&format!("COPY audit_stage ({COLUMNS}) FROM STDIN BINARY"))
         .await
         .map_err(err)?;
-    let mut types = vec![Type::TEXT; 15];
+    let mut types = vec![Type::TEXT; 19];
     types[1] = Type::INT8;
     types[14] = Type::JSON;
+    types[16] = Type::INT8;
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     for r in rows {
@@ -288,6 +337,10 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
                 &r.request_id,
                 &r.description,
                 &JsonText(&r.json),
+                &r.stream,
+                &r.seq,
+                &r.prev_hash,
+                &r.hash,
             ])
             .await
             .map_err(err)?;
@@ -425,23 +478,93 @@ impl Store for PostgresStore {
         })
     }
 
-    fn delete<'a>(&'a self, id: &'a str, scope: &'a TenantScope) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        id: &'a str,
+        scope: &'a TenantScope,
+        deleted_by: &'a str,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut sql = Sql::new(
+            let (keep, delete) = sql::delete_statements(
                 Dialect::Postgres,
-                &format!("DELETE FROM {} WHERE id = ", self.table()),
+                &self.table(),
+                &self.tombstone_table(),
+                id,
+                scope,
+                deleted_by,
             );
-            sql.bind(Param::Text(id.to_owned()));
-            sql.scope(scope);
-            let p = params(&sql);
+            let (pk, pd) = (params(&keep), params(&delete));
             let n = self
                 .with_writer(async |c: &mut Client| {
-                    c.execute(&sql.text, &refs(&p))
-                        .await
-                        .map_err(|e| pg_err(&e))
+                    let err = |e: tokio_postgres::Error| pg_err(&e);
+                    let tx = c.transaction().await.map_err(err)?;
+                    tx.execute(&keep.text, &refs(&pk)).await.map_err(err)?;
+                    let n = tx.execute(&delete.text, &refs(&pd)).await.map_err(err)?;
+                    tx.commit().await.map_err(err)?;
+                    Ok(n)
                 })
                 .await?;
             Ok(n > 0)
+        })
+    }
+
+    fn chain_rows<'a>(
+        &'a self,
+        after: Option<&'a ChainPosition>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ChainRow>> {
+        Box::pin(async move {
+            let client = self.reader().await?;
+            let mut sql = sql::chain_rows_sql(Dialect::Postgres, &self.table(), after, limit);
+            sql.text = sql.text.replacen(", event FROM", ", event::text FROM", 1);
+            let p = params(&sql);
+            let rows = client
+                .query(&sql.text, &refs(&p))
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(rows
+                .iter()
+                .map(|r| ChainRow {
+                    id: r.get(0),
+                    stream: r.get(1),
+                    seq: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                    event_type: r.get(3),
+                    tenant: r.get(4),
+                    unix_millis: r.get(5),
+                    json: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn tombstones<'a>(&'a self) -> StoreFuture<'a, Vec<Tombstone>> {
+        Box::pin(async move {
+            let client = self.reader().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {TOMBSTONE_COLUMNS} FROM {} ORDER BY stream, seq",
+                        self.tombstone_table()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    sql::tombstone(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        r.get(5),
+                        r.get(6),
+                        r.get(7),
+                    )
+                })
+                .collect())
         })
     }
 
@@ -451,15 +574,26 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreFuture<'a, PurgeReport> {
         Box::pin(async move {
-            let table = self.table();
-            let statements = sql::purge_statements(Dialect::Postgres, policy, now);
+            let statements = sql::purge_statements(
+                Dialect::Postgres,
+                policy,
+                now,
+                &self.table(),
+                &self.tombstone_table(),
+            );
             self.with_writer(async |c: &mut Client| {
                 let tx = c.transaction().await.map_err(|e| pg_err(&e))?;
                 let mut report = PurgeReport::default();
-                for (label, sql) in &statements {
-                    let text = sql.text.replacen("audit_events", &table, 1);
+                for (label, keep, sql) in &statements {
+                    let p = params(keep);
+                    tx.execute(&keep.text, &refs(&p))
+                        .await
+                        .map_err(|e| pg_err(&e))?;
                     let p = params(sql);
-                    let n = tx.execute(&text, &refs(&p)).await.map_err(|e| pg_err(&e))?;
+                    let n = tx
+                        .execute(&sql.text, &refs(&p))
+                        .await
+                        .map_err(|e| pg_err(&e))?;
                     report.push(label.clone(), n);
                 }
                 tx.commit().await.map_err(|e| pg_err(&e))?;

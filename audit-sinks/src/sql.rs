@@ -216,11 +216,24 @@ impl Sql {
 /// The `DELETE` statements of one purge: one per rule, then the default, each with the label
 /// its count is reported under. Each statement deletes only events whose deciding rule (the
 /// first that matches) is its own.
+/// Per rule, the statements that purge its expired events: first one that keeps a
+/// tombstone of each chained one in `tombstones`, then the delete from `events`.
 pub(crate) fn purge_statements(
     dialect: Dialect,
     policy: &RetentionPolicy,
     now: Timestamp,
-) -> Vec<(String, Sql)> {
+    events: &str,
+    tombstones: &str,
+) -> Vec<(String, Sql, Sql)> {
+    let heads = [
+        format!(
+            "INSERT INTO {tombstones} ({TOMBSTONE_COLUMNS}) \
+             SELECT id, stream, seq, prev_hash, hash, {now}, 'retention', 'retention' \
+             FROM {events} WHERE hash IS NOT NULL AND ts < ",
+            now = now.unix_millis()
+        ),
+        format!("DELETE FROM {events} WHERE ts < "),
+    ];
     let mut out = Vec::new();
     let earlier_excluded = |sql: &mut Sql, rules: &[RetentionRule]| {
         for earlier in rules {
@@ -229,20 +242,90 @@ pub(crate) fn purge_statements(
         }
     };
     for (i, rule) in policy.rules.iter().enumerate() {
-        let mut sql = Sql::new(dialect, "DELETE FROM audit_events WHERE ts < ");
-        sql.bind(Param::Int(rule.cutoff(now).unix_millis()));
-        sql.push(" AND ");
-        sql.rule(rule);
-        earlier_excluded(&mut sql, &policy.rules[..i]);
-        out.push((rule.label(), sql));
+        let [keep, delete] = heads.clone().map(|head| {
+            let mut sql = Sql::new(dialect, &head);
+            sql.bind(Param::Int(rule.cutoff(now).unix_millis()));
+            sql.push(" AND ");
+            sql.rule(rule);
+            earlier_excluded(&mut sql, &policy.rules[..i]);
+            sql
+        });
+        out.push((rule.label(), on_conflict_skip(keep), delete));
     }
     if let Some(cutoff) = policy.default_cutoff(now) {
-        let mut sql = Sql::new(dialect, "DELETE FROM audit_events WHERE ts < ");
-        sql.bind(Param::Int(cutoff.unix_millis()));
-        earlier_excluded(&mut sql, &policy.rules);
-        out.push(("default".to_owned(), sql));
+        let [keep, delete] = heads.map(|head| {
+            let mut sql = Sql::new(dialect, &head);
+            sql.bind(Param::Int(cutoff.unix_millis()));
+            earlier_excluded(&mut sql, &policy.rules);
+            sql
+        });
+        out.push(("default".to_owned(), on_conflict_skip(keep), delete));
     }
     out
+}
+
+/// The statements that delete one event in `scope` and keep its tombstone (reason `api`),
+/// to run in one transaction: the tombstone first.
+pub(crate) fn delete_statements(
+    dialect: Dialect,
+    events: &str,
+    tombstones: &str,
+    id: &str,
+    scope: &TenantScope,
+    deleted_by: &str,
+) -> (Sql, Sql) {
+    let now = Timestamp::now().unix_millis();
+    let mut keep = Sql::new(
+        dialect,
+        &format!(
+            "INSERT INTO {tombstones} ({TOMBSTONE_COLUMNS}) \
+             SELECT id, stream, seq, prev_hash, hash, {now}, "
+        ),
+    );
+    keep.bind(Param::Text(deleted_by.to_owned()));
+    keep.push(&format!(
+        ", 'api' FROM {events} WHERE hash IS NOT NULL AND id = "
+    ));
+    keep.bind(Param::Text(id.to_owned()));
+    keep.scope(scope);
+    let keep = on_conflict_skip(keep);
+    let mut delete = Sql::new(dialect, &format!("DELETE FROM {events} WHERE id = "));
+    delete.bind(Param::Text(id.to_owned()));
+    delete.scope(scope);
+    (keep, delete)
+}
+
+/// A tombstone from its row, in [`TOMBSTONE_COLUMNS`] order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tombstone(
+    id: String,
+    stream: String,
+    seq: i64,
+    prev_hash: String,
+    hash: String,
+    deleted_at: i64,
+    deleted_by: String,
+    reason: String,
+) -> audit_core::integrity::Tombstone {
+    audit_core::integrity::Tombstone {
+        id,
+        stream,
+        seq: u64::try_from(seq).unwrap_or(0),
+        prev_hash,
+        hash,
+        deleted_at: Timestamp::from_unix_millis(deleted_at)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        deleted_by,
+        reason,
+    }
+}
+
+/// A tombstone already kept (an event deleted, then stored again by a retried batch, then
+/// purged) stays as it was.
+fn on_conflict_skip(mut sql: Sql) -> Sql {
+    sql.push(" ON CONFLICT (id) DO NOTHING");
+    sql
 }
 
 /// The indexed columns of one event, in table order (after `id` and `ts`).
@@ -263,6 +346,10 @@ pub(crate) struct Row {
     pub(crate) request_id: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) json: String,
+    pub(crate) stream: Option<String>,
+    pub(crate) seq: Option<i64>,
+    pub(crate) prev_hash: Option<String>,
+    pub(crate) hash: Option<String>,
 }
 
 /// A column's value: the driver binds owned strings.
@@ -275,7 +362,12 @@ impl Row {
         let actor = e.actor.as_ref();
         let target = e.target.as_ref();
         let ctx = e.context.as_ref();
+        let integrity = e.integrity.as_ref();
         Ok(Row {
+            stream: integrity.map(|i| i.stream.as_str().to_owned()),
+            seq: integrity.map(|i| i64::try_from(i.seq).unwrap_or(i64::MAX)),
+            prev_hash: owned(integrity.and_then(|i| i.prev_hash.as_ref())),
+            hash: owned(integrity.and_then(|i| i.hash.as_ref())),
             id: e.id.to_string(),
             ts: e.timestamp.unix_millis(),
             event_type: e.event_type.as_str().to_owned(),
@@ -304,22 +396,67 @@ impl Row {
 
 /// The columns in insert order.
 pub(crate) const COLUMNS: &str = "id, ts, event_type, category, severity, result, tenant, \
-     actor_id, actor_email, client_id, target_type, target_id, request_id, description, event";
+     actor_id, actor_email, client_id, target_type, target_id, request_id, description, event, \
+     stream, seq, prev_hash, hash";
+
+/// The columns schema version 2 added, with their types in each dialect.
+pub(crate) const CHAIN_COLUMNS: [(&str, &str, &str); 4] = [
+    ("stream", "TEXT", "text COLLATE \"C\""),
+    ("seq", "INTEGER", "bigint"),
+    ("prev_hash", "TEXT", "text"),
+    ("hash", "TEXT", "text"),
+];
+
+/// The columns of the tombstone table, in insert order.
+pub(crate) const TOMBSTONE_COLUMNS: &str =
+    "id, stream, seq, prev_hash, hash, deleted_at, deleted_by, reason";
+
+/// Reads the stream order of [`Store::chain_rows`](audit_core::store::Store::chain_rows):
+/// the keyset condition after `after` and the order, for `limit` rows.
+pub(crate) fn chain_rows_sql(
+    dialect: Dialect,
+    table: &str,
+    after: Option<&audit_core::store::ChainPosition>,
+    limit: usize,
+) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!(
+            "SELECT id, coalesce(stream, ''), coalesce(seq, 0), event_type, tenant, ts, event \
+             FROM {table}"
+        ),
+    );
+    if let Some(a) = after {
+        sql.push(" WHERE (coalesce(stream, ''), coalesce(seq, 0), id) > (");
+        sql.bind(Param::Text(a.stream.clone()));
+        sql.push(", ");
+        sql.bind(Param::Int(i64::try_from(a.seq).unwrap_or(i64::MAX)));
+        sql.push(", ");
+        sql.bind(Param::Text(a.id.clone()));
+        sql.push(")");
+    }
+    sql.push(&format!(
+        " ORDER BY coalesce(stream, ''), coalesce(seq, 0), id LIMIT {limit}"
+    ));
+    sql
+}
 
 /// Indexes both stores create, each serving a filter the API offers. SQLite appends the rowid
 /// and PostgreSQL sorts ties cheaply, so the time indexes leave `id` out: shorter keys make
 /// ingest faster, and `ORDER BY ts, id` still uses them.
-pub(crate) const INDEXES: [(&str, &str); 6] = [
+pub(crate) const INDEXES: [(&str, &str); 7] = [
     ("audit_events_ts", "ts"),
     ("audit_events_tenant_ts", "tenant, ts"),
     ("audit_events_actor_ts", "actor_id, ts"),
     ("audit_events_type_ts", "event_type, ts"),
     ("audit_events_request", "request_id"),
     ("audit_events_target", "target_id"),
+    // Chain order, for verification.
+    ("audit_events_chain", "(coalesce(stream, '')), (coalesce(seq, 0)), id"),
 ];
 
 /// The schema version this code writes; a database with a newer one is refused.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Checks a SQL identifier the caller configured (schema or table name).
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]

@@ -31,14 +31,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use audit_core::integrity::Tombstone;
 use audit_core::store::{
-    DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
+    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
     Summary, TenantScope,
 };
 use audit_core::{AuditEvent, Category, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 
-use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql};
+use crate::sql::{
+    self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql, TOMBSTONE_COLUMNS,
+};
 
 /// How hard SQLite works to make each committed batch durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -277,9 +280,43 @@ fn migrate(c: &Connection) -> Result<(), StoreError> {
             request_id TEXT,
             description TEXT,
             event TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS audit_tombstones (
+            id TEXT PRIMARY KEY NOT NULL,
+            stream TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            deleted_at INTEGER NOT NULL,
+            deleted_by TEXT NOT NULL,
+            reason TEXT NOT NULL
          );",
     )
     .map_err(db_err)?;
+    // Schema 2's chain columns, added to a table made by schema 1 and filled from each
+    // event's own text.
+    let present: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('audit_events')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(db_err)?;
+    let mut added = false;
+    for (name, ty, _) in sql::CHAIN_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            c.execute_batch(&format!("ALTER TABLE audit_events ADD COLUMN {name} {ty};"))
+                .map_err(db_err)?;
+            added = true;
+        }
+    }
+    if added {
+        c.execute_batch(
+            "UPDATE audit_events SET
+                stream = json_extract(event, '$.integrity.stream'),
+                seq = json_extract(event, '$.integrity.seq'),
+                prev_hash = json_extract(event, '$.integrity.prevHash'),
+                hash = json_extract(event, '$.integrity.hash');",
+        )
+        .map_err(db_err)?;
+    }
     for (name, columns) in INDEXES {
         c.execute_batch(&format!(
             "CREATE INDEX IF NOT EXISTS {name} ON audit_events ({columns});"
@@ -302,6 +339,10 @@ fn migrate(c: &Connection) -> Result<(), StoreError> {
                 "the database has audit schema version {v}; this version of audit-sinks \
                  understands up to {SCHEMA_VERSION}"
             )));
+        }
+        Some(v) if v < SCHEMA_VERSION => {
+            c.execute("UPDATE audit_schema SET version = ?1", [SCHEMA_VERSION])
+                .map_err(db_err)?;
         }
         Some(_) => {}
     }
@@ -390,7 +431,8 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .prepare_cached(&format!(
                         "INSERT INTO audit_events ({COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                          ?16, ?17, ?18, ?19) \
                          ON CONFLICT(id) DO NOTHING"
                     ))
                     .map_err(db_err)?;
@@ -412,6 +454,10 @@ impl Store for SqliteStore {
                             r.request_id,
                             r.description,
                             r.json,
+                            r.stream,
+                            r.seq,
+                            r.prev_hash,
+                            r.hash,
                         ])
                         .map_err(db_err)? as u64;
                 }
@@ -450,15 +496,79 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn delete<'a>(&'a self, id: &'a str, scope: &'a TenantScope) -> StoreFuture<'a, bool> {
-        let mut sql = Sql::new(Dialect::Sqlite, "DELETE FROM audit_events WHERE id = ");
-        sql.bind(Param::Text(id.to_owned()));
-        sql.scope(scope);
+    fn delete<'a>(
+        &'a self,
+        id: &'a str,
+        scope: &'a TenantScope,
+        deleted_by: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        let (keep, sql) = sql::delete_statements(
+            Dialect::Sqlite,
+            "audit_events",
+            "audit_tombstones",
+            id,
+            scope,
+            deleted_by,
+        );
         Box::pin(self.write(move |c| {
-            let n = c
+            let tx = c.transaction().map_err(db_err)?;
+            tx.execute(&keep.text, params_from_iter(keep.params.iter().map(to_sql)))
+                .map_err(db_err)?;
+            let n = tx
                 .execute(&sql.text, params_from_iter(sql.params.iter().map(to_sql)))
                 .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
             Ok(n > 0)
+        }))
+    }
+
+    fn chain_rows<'a>(
+        &'a self,
+        after: Option<&'a ChainPosition>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ChainRow>> {
+        let sql = sql::chain_rows_sql(Dialect::Sqlite, "audit_events", after, limit);
+        Box::pin(self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql.text).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params_from_iter(sql.params.iter().map(to_sql)), |r| {
+                    Ok(ChainRow {
+                        id: r.get(0)?,
+                        stream: r.get(1)?,
+                        seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        event_type: r.get(3)?,
+                        tenant: r.get(4)?,
+                        unix_millis: r.get(5)?,
+                        json: r.get(6)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.map(|r| r.map_err(db_err)).collect()
+        }))
+    }
+
+    fn tombstones<'a>(&'a self) -> StoreFuture<'a, Vec<Tombstone>> {
+        Box::pin(self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {TOMBSTONE_COLUMNS} FROM audit_tombstones ORDER BY stream, seq"
+                ))
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(sql::tombstone(
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            rows.map(|r| r.map_err(db_err)).collect()
         }))
     }
 
@@ -467,11 +577,19 @@ impl Store for SqliteStore {
         policy: &'a RetentionPolicy,
         now: Timestamp,
     ) -> StoreFuture<'a, PurgeReport> {
-        let statements = sql::purge_statements(Dialect::Sqlite, policy, now);
+        let statements = sql::purge_statements(
+            Dialect::Sqlite,
+            policy,
+            now,
+            "audit_events",
+            "audit_tombstones",
+        );
         Box::pin(self.write(move |c| {
             let tx = c.transaction().map_err(db_err)?;
             let mut report = PurgeReport::default();
-            for (label, sql) in &statements {
+            for (label, keep, sql) in &statements {
+                tx.execute(&keep.text, params_from_iter(keep.params.iter().map(to_sql)))
+                    .map_err(db_err)?;
                 let n = tx
                     .execute(&sql.text, params_from_iter(sql.params.iter().map(to_sql)))
                     .map_err(db_err)?;

@@ -272,7 +272,7 @@ async fn tenants_are_isolated(store: &dyn Store) {
         TenantScope::Only(vec![]),
     ] {
         assert_eq!(store.get(&id, &scope).await.unwrap(), None);
-        assert!(!store.delete(&id, &scope).await.unwrap());
+        assert!(!store.delete(&id, &scope, "admin-1").await.unwrap());
     }
     assert!(
         store
@@ -283,11 +283,11 @@ async fn tenants_are_isolated(store: &dyn Store) {
     );
     assert!(
         store
-            .delete(&id, &TenantScope::tenant("org-a"))
+            .delete(&id, &TenantScope::tenant("org-a"), "admin-1")
             .await
             .unwrap()
     );
-    assert!(!store.delete(&id, &TenantScope::All).await.unwrap());
+    assert!(!store.delete(&id, &TenantScope::All, "admin-1").await.unwrap());
     assert_eq!(store.get(&id, &TenantScope::All).await.unwrap(), None);
 }
 

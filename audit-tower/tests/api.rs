@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::integrity::Tombstone;
 use audit_core::store::{
-    DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
-    TenantScope,
+    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store,
+    StoreError, StoreFuture, TenantScope,
 };
 use audit_core::{Actor, AuditEvent, Auditor, Outcome, Target, Timestamp};
 use audit_sinks::{MemorySink, SqliteStore};
@@ -554,7 +555,22 @@ impl Store for Broken {
     fn get<'a>(&'a self, _: &'a str, _: &'a TenantScope) -> StoreFuture<'a, Option<AuditEvent>> {
         Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
-    fn delete<'a>(&'a self, _: &'a str, _: &'a TenantScope) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a TenantScope,
+        _: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
+    }
+    fn chain_rows<'a>(
+        &'a self,
+        _: Option<&'a ChainPosition>,
+        _: usize,
+    ) -> StoreFuture<'a, Vec<ChainRow>> {
+        Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
+    }
+    fn tombstones<'a>(&'a self) -> StoreFuture<'a, Vec<Tombstone>> {
         Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
     fn purge<'a>(&'a self, _: &'a RetentionPolicy, _: Timestamp) -> StoreFuture<'a, PurgeReport> {

@@ -298,7 +298,12 @@ pub(crate) async fn delete_one(
                 return Err(failed(&state, &parts, access, ApiError::internal()));
             }
         }
-        let deleted = match state.store.delete(&id, &tenants).await {
+        // The tombstone names who deleted the event; the trail records it as well.
+        let by = access
+            .principal
+            .as_ref()
+            .map_or_else(String::new, |p| p.id.clone());
+        let deleted = match state.store.delete(&id, &tenants, &by).await {
             Ok(d) => d,
             Err(e) => {
                 state.store_failed("DELETE /logs/{id}", &e);
