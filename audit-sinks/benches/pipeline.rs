@@ -96,7 +96,17 @@ fn end_to_end_file_no_fsync(bencher: Bencher<'_, '_>) {
     file_bench(bencher, FsyncPolicy::Never);
 }
 
+/// The same without the hash chain: what hashing each event costs the worker.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn end_to_end_file_no_fsync_unchained(bencher: Bencher<'_, '_>) {
+    file_bench_with(bencher, FsyncPolicy::Never, false);
+}
+
 fn file_bench(bencher: Bencher<'_, '_>, fsync: FsyncPolicy) {
+    file_bench_with(bencher, fsync, true);
+}
+
+fn file_bench_with(bencher: Bencher<'_, '_>, fsync: FsyncPolicy, chained: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
     bencher
@@ -108,6 +118,7 @@ fn file_bench(bencher: Bencher<'_, '_>, fsync: FsyncPolicy) {
                 .build()
                 .unwrap();
             let auditor = Auditor::builder()
+                .hash_chain(chained)
                 .overflow(blocking())
                 .sink_with(sink, roomy())
                 .build()
@@ -123,6 +134,23 @@ fn end_to_end_discard(bencher: Bencher<'_, '_>) {
         .counter(ItemsCount::new(EVENTS))
         .with_inputs(|| {
             let auditor = Auditor::builder()
+                .overflow(blocking())
+                .sink_with(Discard, roomy())
+                .build()
+                .unwrap();
+            (auditor, (0..EVENTS).map(event).collect::<Vec<_>>())
+        })
+        .bench_local_values(|(auditor, events)| run(&auditor, events));
+}
+
+/// The discarding sink without the hash chain.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn end_to_end_discard_unchained(bencher: Bencher<'_, '_>) {
+    bencher
+        .counter(ItemsCount::new(EVENTS))
+        .with_inputs(|| {
+            let auditor = Auditor::builder()
+                .hash_chain(false)
                 .overflow(blocking())
                 .sink_with(Discard, roomy())
                 .build()

@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use audit_core::integrity::Tombstone;
 use audit_core::store::{
-    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder, Store, StoreError,
-    StoreFuture, Summary, TenantScope,
+    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder,
+    Store, StoreError, StoreFuture, Summary, TenantScope,
 };
 use audit_core::{AuditEvent, Category, Timestamp};
 use tokio::sync::Mutex;

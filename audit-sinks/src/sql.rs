@@ -452,7 +452,10 @@ pub(crate) const INDEXES: [(&str, &str); 7] = [
     ("audit_events_request", "request_id"),
     ("audit_events_target", "target_id"),
     // Chain order, for verification.
-    ("audit_events_chain", "(coalesce(stream, '')), (coalesce(seq, 0)), id"),
+    (
+        "audit_events_chain",
+        "(coalesce(stream, '')), (coalesce(seq, 0)), id",
+    ),
 ];
 
 /// The schema version this code writes; a database with a newer one is refused.

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use audit_core::integrity::Tombstone;
 use audit_core::store::{
-    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store, StoreError, StoreFuture,
-    Summary, TenantScope,
+    ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, Store,
+    StoreError, StoreFuture, Summary, TenantScope,
 };
 use audit_core::{AuditEvent, Category, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};

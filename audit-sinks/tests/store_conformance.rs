@@ -287,7 +287,12 @@ async fn tenants_are_isolated(store: &dyn Store) {
             .await
             .unwrap()
     );
-    assert!(!store.delete(&id, &TenantScope::All, "admin-1").await.unwrap());
+    assert!(
+        !store
+            .delete(&id, &TenantScope::All, "admin-1")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.get(&id, &TenantScope::All).await.unwrap(), None);
 }
 

@@ -45,17 +45,15 @@ impl Db {
         match self {
             Db::Sqlite(path) => {
                 let c = rusqlite::Connection::open(path).unwrap();
-                c.query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .unwrap()
+                c.query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
             }
             Db::Postgres { url, schema } => {
                 let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
                     .await
                     .unwrap();
                 tokio::spawn(conn);
-                let q = format!(
-                    "SELECT id, event::text FROM {schema}.audit_events WHERE seq = {seq}"
-                );
+                let q =
+                    format!("SELECT id, event::text FROM {schema}.audit_events WHERE seq = {seq}");
                 let row = client.query_one(&q, &[]).await.unwrap();
                 (row.get(0), row.get(1))
             }
@@ -91,8 +89,8 @@ async fn fill(store: Arc<dyn Store>, key: &CheckpointKey) {
         .sink(StoreSink::new(store))
         .build()
         .unwrap();
-    let year_ago = Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 365 * 86_400_000)
-        .unwrap();
+    let year_ago =
+        Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 365 * 86_400_000).unwrap();
     for n in 1..=EVENTS {
         let mut b = AuditEvent::builder("data.document.read")
             .organization_id(if n % 2 == 0 { "org-a" } else { "org-b" })
@@ -110,7 +108,9 @@ fn kinds(r: &Report) -> Vec<(ProblemKind, Option<u64>)> {
 }
 
 async fn verify(store: &dyn Store, keys: &Keyring) -> Report {
-    verify_store(store, Some(keys.clone()), |_| {}).await.unwrap()
+    verify_store(store, Some(keys.clone()), |_| {})
+        .await
+        .unwrap()
 }
 
 /// Runs every scenario against fresh stores made by `open`.
@@ -137,8 +137,10 @@ where
     let (store, db) = fresh("edit").await;
     let (id, _) = db.text_of(7).await;
     let set = db.json(&format!("replace({}, '\"n\":7', '\"n\":70')", db.text()));
-    db.exec(&format!("UPDATE audit_events SET event = {set} WHERE seq = 7"))
-        .await;
+    db.exec(&format!(
+        "UPDATE audit_events SET event = {set} WHERE seq = 7"
+    ))
+    .await;
     let r = verify(&*store, &keys).await;
     assert_eq!(kinds(&r)[0], (ProblemKind::Modified, Some(7)), "{r:#?}");
     assert_eq!(r.problems[0].id.as_deref(), Some(id.as_str()));
@@ -163,7 +165,10 @@ where
     let r = verify(&*store, &keys).await;
     let k = kinds(&r);
     assert!(k.contains(&(ProblemKind::Reordered, Some(3))), "{r:#?}");
-    assert!(k.contains(&(ProblemKind::ColumnMismatch, Some(3))), "{r:#?}");
+    assert!(
+        k.contains(&(ProblemKind::ColumnMismatch, Some(3))),
+        "{r:#?}"
+    );
 
     // A forged row claiming a seq already taken, correctly hashed.
     let (store, db) = fresh("forge").await;
@@ -210,7 +215,10 @@ where
     );
     let tombs = store.tombstones().await.unwrap();
     assert_eq!(tombs.len(), 1);
-    assert_eq!((tombs[0].seq, tombs[0].deleted_by.as_str()), (12, "admin-1"));
+    assert_eq!(
+        (tombs[0].seq, tombs[0].deleted_by.as_str()),
+        (12, "admin-1")
+    );
     let r = verify(&*store, &keys).await;
     assert_eq!(
         kinds(&r),
@@ -219,10 +227,8 @@ where
     );
     // The same deletion done by hand, tombstone and all, is still caught.
     let (store, db) = fresh("api-delete-forged").await;
-    db.exec(
-        "DELETE FROM audit_events WHERE seq = 12; DELETE FROM audit_events WHERE seq = 13;",
-    )
-    .await;
+    db.exec("DELETE FROM audit_events WHERE seq = 12; DELETE FROM audit_events WHERE seq = 13;")
+        .await;
     let r = verify(&*store, &keys).await;
     assert_eq!(kinds(&r), vec![(ProblemKind::Deleted, Some(12))], "{r:#?}");
 

@@ -555,12 +555,7 @@ impl Store for Broken {
     fn get<'a>(&'a self, _: &'a str, _: &'a TenantScope) -> StoreFuture<'a, Option<AuditEvent>> {
         Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
-    fn delete<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a TenantScope,
-        _: &'a str,
-    ) -> StoreFuture<'a, bool> {
+    fn delete<'a>(&'a self, _: &'a str, _: &'a TenantScope, _: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
     fn chain_rows<'a>(

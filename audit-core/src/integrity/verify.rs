@@ -141,6 +141,8 @@ pub struct StreamReport {
     pub first_seq: u64,
     /// See `first_seq`.
     pub last_seq: u64,
+    /// Events of the stream no verified checkpoint covers.
+    pub unverifiable: u64,
     /// The highest seq covered by a checkpoint whose signature verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_through: Option<u64>,
@@ -181,9 +183,29 @@ impl Report {
         self.problems.is_empty()
     }
 
-    /// True when no problem was found and every event is covered by a verified checkpoint.
+    /// Like [`is_fully_verified`](Self::is_fully_verified), except that `live` (the stream
+    /// still being written) may lack its final checkpoint and have events after its last
+    /// one, as long as at least one checkpoint of it verified.
+    pub fn is_verified_except_live(&self, live: &str) -> bool {
+        self.is_intact()
+            && self.signatures_checked
+            && self.streams.iter().all(|s| {
+                if s.stream == live {
+                    s.verified_through.is_some()
+                } else {
+                    s.closed && s.unverifiable == 0
+                }
+            })
+    }
+
+    /// True when no problem was found, every event is covered by a verified checkpoint and
+    /// every stream ends with its final checkpoint: nothing can have been cut off the end.
+    /// A stream still being written is not closed, so a live trail is at best intact.
     pub fn is_fully_verified(&self) -> bool {
-        self.is_intact() && self.unverifiable == 0 && self.signatures_checked
+        self.is_intact()
+            && self.unverifiable == 0
+            && self.signatures_checked
+            && self.streams.iter().all(|s| s.closed)
     }
 }
 
@@ -711,7 +733,8 @@ impl Verifier {
                     });
                 }
             }
-            self.report.unverifiable += st.recent.iter().filter(|(_, _, c)| !c).count() as u64;
+            st.report.unverifiable = st.recent.iter().filter(|(_, _, c)| !c).count() as u64;
+            self.report.unverifiable += st.report.unverifiable;
             self.report.streams.push(st.report.clone());
         }
         for (t, position) in &self.used_tombstones {

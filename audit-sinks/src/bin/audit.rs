@@ -29,9 +29,10 @@ Several files of one trail may be given, oldest first.
               Without it only the chain is checked.
 --json        print the full report as JSON
 
-Exit status: 0 every event verified; 1 a problem was found; 2 no problem, but some events are
-not covered by a verified checkpoint (no --keys, a stream still being written, a cut tail or a
-crash); 3 the sources or keys could not be read.";
+Exit status: 0 every event verified and every stream closed by its final checkpoint; 1 a
+problem was found; 2 no problem, but not everything is proven (no --keys, events after the
+last checkpoint, or a stream without its final checkpoint: still being written, cut short or
+crashed); 3 the sources or keys could not be read.";
 
 /// How the run ends.
 enum Failure {
@@ -326,7 +327,11 @@ fn print_text(r: &Report) {
     } else if r.is_intact() {
         println!("INTACT, NOT FULLY VERIFIED");
     } else {
-        println!("FAILED: {} problem(s); the first is at record {}", r.problems.len(), r.problems[0].position);
+        println!(
+            "FAILED: {} problem(s); the first is at record {}",
+            r.problems.len(),
+            r.problems[0].position
+        );
     }
 }
 

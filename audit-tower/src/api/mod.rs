@@ -11,6 +11,8 @@
 //! | `GET /tenants/{tenantId}/logs` | `audit:read` | a page of one tenant's events (403 unless allowed) |
 //! | `POST /export` `{format, filters}` | `audit:read` | `csv`, `json` or `ndjson`, streamed, rate-limited per tenant |
 //! | `GET /stream?…filters` | `audit:read` | live events as server-sent events (with [`AuditApi::live`]) |
+//! | `GET /verify` | `audit:read`, every tenant | verifies the whole store's hash chain, checkpoints and tombstones ([`audit_core::integrity`]); `status` is `verified` (every stream proven by its signed checkpoints, the running one up to its latest), `intact` (nothing wrong, but not everything covered by a verified checkpoint) or `failed`, with the problems found |
+//! | `GET /keys` | `audit:read` | the public keys checkpoints are signed with (a [`Keyring`](audit_core::integrity::Keyring) as JSON) |
 //!
 //! Filters: `startTime` (inclusive) and `endTime` (exclusive) in RFC 3339, `eventType` (exact
 //! or a glob such as `auth.*` or `*.delete`), `category`, `severity`, `actorId`, `actorEmail`,
@@ -70,6 +72,7 @@
 mod auth;
 mod error;
 mod export;
+mod integrity;
 mod routes;
 mod stream;
 mod viewer;
@@ -114,6 +117,7 @@ pub struct AuditApi {
     stream_reauthorize: Duration,
     stream_lifetime: Duration,
     viewer_login: Option<String>,
+    trusted_keys: audit_core::integrity::Keyring,
 }
 
 impl fmt::Debug for AuditApi {
@@ -140,7 +144,17 @@ impl AuditApi {
             stream_reauthorize: Duration::from_secs(1),
             stream_lifetime: Duration::from_secs(3600),
             viewer_login: None,
+            trusted_keys: audit_core::integrity::Keyring::default(),
         }
+    }
+
+    /// Public keys `GET /verify` trusts and `GET /keys` publishes besides the auditor's own
+    /// ([`Auditor::keyring`]): the keys of earlier runs and of other instances writing to the
+    /// same store. A verifier outside the service should keep its own copy rather than trust
+    /// what the service publishes.
+    pub fn trusted_keys(mut self, keys: audit_core::integrity::Keyring) -> AuditApi {
+        self.trusted_keys = keys;
+        self
     }
 
     /// Lets the viewer page (`GET <prefix>/ui`) sign users in with an e-mail and password:
@@ -201,6 +215,8 @@ impl AuditApi {
             live: self.live,
             stream_reauthorize: self.stream_reauthorize,
             stream_lifetime: self.stream_lifetime,
+            trusted_keys: self.trusted_keys,
+            verifying: tokio::sync::Mutex::new(()),
         });
         let wrong = routes::method_not_allowed;
         let page = viewer::page(p, self.viewer_login.as_deref());
@@ -243,7 +259,12 @@ impl AuditApi {
             )
             .route(&format!("{p}/export"), post(export::export).fallback(wrong))
             .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong))
-            .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong));
+            .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong))
+            .route(
+                &format!("{p}/verify"),
+                get(integrity::verify).fallback(wrong),
+            )
+            .route(&format!("{p}/keys"), get(integrity::keys).fallback(wrong));
         // Every other path under the prefix answers in the API's own error shape (mounted at
         // the root, the application's own fallback keeps the unknown paths).
         let router = if p.is_empty() {
@@ -263,6 +284,9 @@ pub(crate) struct ApiState {
     pub(crate) live: Option<LiveFeed>,
     pub(crate) stream_reauthorize: Duration,
     pub(crate) stream_lifetime: Duration,
+    pub(crate) trusted_keys: audit_core::integrity::Keyring,
+    /// Held while a verification runs: one at a time.
+    pub(crate) verifying: tokio::sync::Mutex<()>,
 }
 
 /// What one API call did, for its access event.

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
 //!     [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... [--simulate N]
-//!     [--report-interval SECS]
+//!     [--report-interval SECS] [--checkpoint-key PEM] [--keys-file PATH]
+//!     [--checkpoint-interval SECS]
 //! ```
 //!
 //! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
@@ -12,6 +13,13 @@
 //! prints the demo credentials. `--simulate N` drives a realistic mix of N rounds of calls
 //! through real HTTP on loopback, prints a table of what was captured, and exits. SIGTERM or
 //! Ctrl-C flush every sink before exit.
+//!
+//! Events are hash-chained and a signed checkpoint is recorded every 10 s (or 10,000 events)
+//! and at shutdown, with the Ed25519 key in `--checkpoint-key` (PKCS#8 PEM) or one generated
+//! at start. Its public key is added to `--keys-file` (default `audit-keys.json` beside the
+//! audit file), which
+//! keeps the keys of earlier runs, so `audit verify --keys audit-keys.json audit.jsonl` and
+//! `GET /api/audit/verify` check every run's checkpoints.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -35,6 +43,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
 use audit_core::live::LiveFeed;
 use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
 use audit_core::{Auditor, Sink as _};
@@ -84,6 +93,13 @@ struct Args {
     header_timeout: Duration,
     /// Extra sinks from `--sink SPEC` and `AUDIT_SINKS`.
     sinks: Vec<String>,
+    /// `--checkpoint-key`: the PKCS#8 PEM signing key (generated when absent).
+    checkpoint_key: Option<PathBuf>,
+    /// `--keys-file`: the public keyring, extended with this run's key (default:
+    /// `audit-keys.json` beside the audit file).
+    keys_file: Option<PathBuf>,
+    /// `--checkpoint-interval`: time between checkpoints.
+    checkpoint_interval: Duration,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -118,6 +134,9 @@ fn parse_args() -> Result<Args, String> {
         simulate: None,
         report_interval: Duration::from_secs(3600),
         header_timeout: serve::HEADER_READ_TIMEOUT,
+        checkpoint_key: None,
+        keys_file: None,
+        checkpoint_interval: CheckpointPolicy::default().every,
         sinks: std::env::var("AUDIT_SINKS")
             .map(|v| {
                 spec::split_list(&v)
@@ -162,6 +181,15 @@ fn parse_args() -> Result<Args, String> {
                     ))?;
                 args.header_timeout = Duration::from_secs_f64(secs);
             }
+            "--checkpoint-key" => args.checkpoint_key = Some(value("--checkpoint-key")?.into()),
+            "--keys-file" => args.keys_file = Some(value("--keys-file")?.into()),
+            "--checkpoint-interval" => {
+                let v = value("--checkpoint-interval")?;
+                let secs: f64 = v.parse().ok().filter(|s: &f64| *s > 0.0).ok_or(format!(
+                    "--checkpoint-interval {v:?} is not a positive number of seconds"
+                ))?;
+                args.checkpoint_interval = Duration::from_secs_f64(secs);
+            }
             "--simulate" => {
                 let v = value("--simulate")?;
                 args.simulate = Some(
@@ -172,11 +200,16 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
                      [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... \
-                     [--simulate N] [--report-interval SECS] [--header-timeout SECS]   (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
+                     [--simulate N] [--report-interval SECS] [--header-timeout SECS] \
+                     [--checkpoint-key PEM] [--keys-file PATH] [--checkpoint-interval SECS]   \
+                     (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.keys_file.is_none() {
+        args.keys_file = Some(args.audit_file.with_file_name("audit-keys.json"));
     }
     Ok(args)
 }
@@ -215,8 +248,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let state = Arc::new(state::State::seeded());
     // Live subscribers of the audit API's `GET /stream`.
     let live = LiveFeed::new(1024);
+    let (key, keys) = checkpoint_keys(&args)?;
     let mut builder = Auditor::builder()
         .service("vector-api")
+        .checkpoints(key)
+        .checkpoint_policy(CheckpointPolicy::new(10_000, args.checkpoint_interval))
         .sink(sink)
         .sink(live.clone());
     if let Some(store) = &store {
@@ -253,7 +289,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )),
         None => None,
     };
-    let app = routes::app(Arc::clone(&state), auditor.clone(), store.clone(), live);
+    let app = routes::app(
+        Arc::clone(&state),
+        auditor.clone(),
+        store.clone(),
+        live,
+        keys,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -261,6 +303,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     say!("listening on http://{addr}");
     say!("audit events: {}", args.audit_file.display());
+    if let Some(keys) = &args.keys_file {
+        say!(
+            "checkpoint keys: {} (verify: audit verify --keys {} {})",
+            keys.display(),
+            keys.display(),
+            args.audit_file.display()
+        );
+    }
     for s in &args.sinks {
         say!("audit sink: {}", spec::redact(s));
     }
@@ -275,6 +325,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     say!("  acme   admin@acme.test    / admin-password   (admin)");
     say!("  acme   member@acme.test   / member-password  (member)");
     say!("  globex admin@globex.test  / globex-password  (admin)");
+    say!(
+        "  -      ops@platform.test  / ops-password     (operator: reads and verifies every tenant's trail)"
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve::serve(listener, app, args.header_timeout, async {
@@ -301,6 +354,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Err("not every audit event was delivered".into())
     }
+}
+
+/// The checkpoint signing key (read, or generated for this run) and the keyring of every run,
+/// with this run's public key added and written back.
+fn checkpoint_keys(args: &Args) -> Result<(CheckpointKey, Keyring), String> {
+    let key = match &args.checkpoint_key {
+        Some(path) => CheckpointKey::from_file(path).map_err(|e| e.to_string())?,
+        None => CheckpointKey::generate().map_err(|e| e.to_string())?,
+    };
+    let Some(file) = &args.keys_file else {
+        return Err("no keys file".into());
+    };
+    let mut keys = if file.exists() {
+        Keyring::load(file).map_err(|e| e.to_string())?
+    } else {
+        Keyring::default()
+    };
+    keys.add(key.public_key());
+    // Written whole, then renamed: a crash never leaves a half keyring.
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, keys.to_json())
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((key, keys))
 }
 
 /// A background job: outside any request, so its events have no request context and go to

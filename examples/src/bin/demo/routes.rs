@@ -99,6 +99,7 @@ pub(crate) fn app(
     auditor: Auditor,
     store: Option<Arc<dyn Store>>,
     live: LiveFeed,
+    keys: audit_core::integrity::Keyring,
 ) -> Router {
     let routes = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -125,6 +126,7 @@ pub(crate) fn app(
     let routes = match store {
         Some(store) => routes.merge(
             AuditApi::new(store, Sessions(Arc::clone(&state)), auditor.clone())
+                .trusted_keys(keys)
                 .live(live)
                 .viewer_login("/auth/login")
                 .router(),
@@ -144,6 +146,10 @@ fn audit_principal(p: &Principal) -> api::Principal {
             .tenant(&u.org)
             .scope(api::SCOPE_READ)
             .scope(api::SCOPE_WRITE),
+        // Read-only across tenants: search every trail, verify the chain.
+        Principal::User(u) if u.role == "operator" => api::Principal::new("user", &u.id)
+            .all_tenants()
+            .scope(api::SCOPE_READ),
         Principal::User(u) => api::Principal::new("user", &u.id).tenant(&u.org),
         Principal::ApiKey { id, org } => api::Principal::new("api_key", id).tenant(org),
     }

@@ -111,7 +111,7 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl State {
-    /// The two demo organisations and their users.
+    /// The two demo organisations and their users, and the platform's operator.
     pub(crate) fn seeded() -> State {
         let state = State::default();
         for (id, email, password, org, role) in [
@@ -135,6 +135,14 @@ impl State {
                 "globex-password",
                 "globex",
                 "admin",
+            ),
+            // The platform's operator: reads every tenant's audit trail and verifies it.
+            (
+                "user-platform-operator",
+                "ops@platform.test",
+                "ops-password",
+                "platform",
+                "operator",
             ),
         ] {
             state.add_user(id, email, password, org, role);
