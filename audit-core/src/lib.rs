@@ -61,6 +61,6 @@ pub use event::{
 pub use limits::Limits;
 pub use pipeline::{
     Auditor, AuditorBuilder, DeferredEvent, Metrics, OverflowPolicy, RecordError, Reservation,
-    RetryPolicy, ShutdownReport, SinkMetrics, SinkOptions,
+    RetryPolicy, ShutdownReport, SinkMetrics, SinkOptions, SpoolOptions,
 };
 pub use sink::{Batch, Sink, SinkError};

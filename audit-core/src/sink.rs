@@ -64,6 +64,15 @@ pub trait Sink: Send + 'static {
         SinkOptions::default()
     }
 
+    /// The highest seq of `stream` this sink already holds, when it can tell (the default
+    /// says nothing). After a crash, the spool delivers a stream's unacknowledged events again
+    /// and skips those at or below this, so a sink that cannot deduplicate by id (a file)
+    /// still gets each event once.
+    fn delivered_through(&mut self, stream: &str) -> impl Future<Output = Option<u64>> + Send {
+        let _ = stream;
+        async { None }
+    }
+
     /// Makes delivered events durable (fsync, flush buffers). Called at shutdown after the last
     /// batch; the default does nothing.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {

@@ -54,6 +54,18 @@ impl Chain {
         Ok(())
     }
 
+    /// Appends the last linked event as its JSON line (with its hash), from the bytes the
+    /// hash was computed over: no second encoding.
+    pub(crate) fn line_into(&self, out: &mut Vec<u8>) {
+        let Some(body) = self.scratch.strip_suffix(b"}}") else {
+            return;
+        };
+        out.extend_from_slice(body);
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(self.prev.as_bytes());
+        out.extend_from_slice(b"\"}}\n");
+    }
+
     /// The seq of the last event linked.
     pub(crate) fn head_seq(&self) -> Option<u64> {
         self.prev_seq
@@ -76,7 +88,9 @@ fn hex_text(digest: &[u8; 32]) -> crate::Text {
         pair[1] = DIGITS[usize::from(b & 15)];
     }
     // Hex digits are ASCII.
-    std::str::from_utf8(&out).map(crate::Text::from).unwrap_or_default()
+    std::str::from_utf8(&out)
+        .map(crate::Text::from)
+        .unwrap_or_default()
 }
 
 /// Splits a chained JSON line (or stored event text) into the bytes its hash covers and the

@@ -13,6 +13,7 @@ use super::ingress::{DeferredEvent, Entry, Ingress};
 use super::options::{OverflowPolicy, SinkOptions};
 use super::report::{Metrics, ShutdownReport};
 use super::sink_task::{self, SinkShared};
+use super::spool::{self, SpoolOptions};
 use crate::Limits;
 use crate::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
 use crate::redact::Redactor;
@@ -31,6 +32,8 @@ enum RecordErrorKind {
     Closed,
     NoRoom,
     NoHealthySink,
+    NotDurable,
+    NoSpool,
 }
 
 impl RecordError {
@@ -60,6 +63,22 @@ impl RecordError {
             seq: None,
             kind: RecordErrorKind::NoHealthySink,
         }
+    }
+
+    fn not_durable(seq: u64) -> RecordError {
+        RecordError {
+            seq: Some(seq),
+            kind: RecordErrorKind::NotDurable,
+        }
+    }
+
+    /// The event was recorded (and is delivered from memory) but could not be made durable
+    /// in the spool in time: the disk is slow or full, or the spool failed.
+    pub fn is_not_durable(&self) -> bool {
+        matches!(
+            self.kind,
+            RecordErrorKind::NotDurable | RecordErrorKind::NoSpool
+        )
     }
 
     /// A reservation was refused: the buffer has no room, or no sink is healthy.
@@ -98,6 +117,16 @@ impl fmt::Display for RecordError {
             }
             (RecordErrorKind::Closed, _) => f.write_str("auditor is shut down"),
             (RecordErrorKind::NoHealthySink, _) => f.write_str("no audit sink is healthy"),
+            (RecordErrorKind::NotDurable, Some(seq)) => write!(
+                f,
+                "audit event {seq} could not be made durable in the spool in time"
+            ),
+            (RecordErrorKind::NotDurable, None) => {
+                f.write_str("the audit event could not be made durable in the spool in time")
+            }
+            (RecordErrorKind::NoSpool, _) => {
+                f.write_str("this auditor has no durable spool (AuditorBuilder::spool)")
+            }
         }
     }
 }
@@ -253,6 +282,66 @@ impl Auditor {
         })
     }
 
+    /// True when events are written to a durable spool ([`AuditorBuilder::spool`]).
+    pub fn is_spooled(&self) -> bool {
+        self.inner.shared.spool.is_some()
+    }
+
+    /// Records `event` and waits until it is on disk in the spool (written and synced), for
+    /// at most the spool's [`durable_timeout`](SpoolOptions::durable_timeout). Needs a Tokio
+    /// runtime with time enabled.
+    ///
+    /// When the buffer is full the call waits for room within the same timeout. An error
+    /// that [`is_not_durable`](RecordError::is_not_durable) means the event was recorded and
+    /// is delivered from memory, but a crash could lose it.
+    pub async fn record_durable(&self, event: AuditEvent) -> Result<u64, RecordError> {
+        let Some(spool) = &self.inner.shared.spool else {
+            return Err(RecordError {
+                seq: None,
+                kind: RecordErrorKind::NoSpool,
+            });
+        };
+        let timeout = spool.options.durable_timeout;
+        let seq = self.record_with(event, OverflowPolicy::Block { timeout })?;
+        self.wait_durable(seq, None).await?;
+        Ok(seq)
+    }
+
+    /// Waits until the event recorded as `seq` is durable in the spool, for at most `timeout`
+    /// (default: the spool's [`durable_timeout`](SpoolOptions::durable_timeout)). Needs a
+    /// Tokio runtime with time enabled. The Tower layer's strict rules use it to hold a
+    /// response until its event is durable.
+    pub async fn wait_durable(
+        &self,
+        seq: u64,
+        timeout: Option<Duration>,
+    ) -> Result<(), RecordError> {
+        let Some(spool) = &self.inner.shared.spool else {
+            return Err(RecordError {
+                seq: Some(seq),
+                kind: RecordErrorKind::NoSpool,
+            });
+        };
+        let timeout = timeout.unwrap_or(spool.options.durable_timeout);
+        let mut durable = spool.durable.clone();
+        let reached = tokio::time::timeout(timeout, async {
+            loop {
+                if *durable.borrow_and_update() >= seq {
+                    return true;
+                }
+                if durable.changed().await.is_err() {
+                    // The spool has stopped: only what it announced is durable.
+                    return *durable.borrow() >= seq;
+                }
+            }
+        })
+        .await;
+        match reached {
+            Ok(true) if spool.durability.failure(seq).is_none() => Ok(()),
+            _ => Err(RecordError::not_durable(seq)),
+        }
+    }
+
     /// Signs every later checkpoint with `key`; the previous key stays in
     /// [`keyring`](Self::keyring), so checkpoints it signed stay verifiable. Errors when the
     /// auditor was built without checkpoints.
@@ -363,6 +452,77 @@ impl Auditor {
     }
 }
 
+/// Waits (up to the spool's recovery wait) for the sinks to take an earlier run's events
+/// again, keeps what is still owed for the next start, and records what happened.
+fn settle_recovered(shared: &Shared, recovered: &[spool::Recovered]) {
+    use std::sync::atomic::Ordering;
+    let wait = shared
+        .spool
+        .as_ref()
+        .map_or(Duration::ZERO, |s| s.options.recovery_wait);
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline
+        && !shared
+            .sinks
+            .iter()
+            .all(|s| s.replay_queued.load(Ordering::Relaxed) && s.is_idle())
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for r in recovered {
+        r.settle(&shared.sinks);
+        let redelivered: serde_json::Map<String, serde_json::Value> = shared
+            .sinks
+            .iter()
+            .map(|s| {
+                let from = r.positions.get(&s.name).copied().unwrap_or(0);
+                let n = r
+                    .events
+                    .iter()
+                    .filter(|e| e.seq().is_some_and(|q| q > from))
+                    .count();
+                (s.name.clone(), serde_json::Value::from(n))
+            })
+            .collect();
+        let (event_type, severity, what) = if r.closed {
+            (
+                "system.audit.recovered",
+                crate::Severity::Notice,
+                "ended cleanly with events not yet delivered",
+            )
+        } else {
+            (
+                "system.audit.unclean_shutdown",
+                crate::Severity::Critical,
+                "did not shut down cleanly",
+            )
+        };
+        let built = AuditEvent::builder(event_type)
+            .category(crate::Category::System)
+            .severity(severity)
+            .description(format!(
+                "the previous run (stream {}) {what}; spooled events were delivered again",
+                r.stream
+            ))
+            .detail("previousStream", r.stream.as_str())
+            .detail("spooledThrough", r.spooled_through)
+            .detail(
+                "acknowledged",
+                serde_json::Value::Object(
+                    r.positions
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
+                        .collect(),
+                ),
+            )
+            .detail("redelivered", serde_json::Value::Object(redelivered))
+            .build();
+        if let Ok(e) = built {
+            shared.ingress.push_internal(e);
+        }
+    }
+}
+
 /// Room promised by [`Auditor::reserve`] for one event.
 #[derive(Debug)]
 #[must_use = "a reservation holds buffer room until it is used or dropped"]
@@ -435,6 +595,7 @@ pub struct AuditorBuilder {
     hash_chain: bool,
     checkpoint_key: Option<CheckpointKey>,
     checkpoint_policy: CheckpointPolicy,
+    spool: Option<SpoolOptions>,
 }
 
 impl Default for AuditorBuilder {
@@ -453,6 +614,7 @@ impl Default for AuditorBuilder {
             hash_chain: true,
             checkpoint_key: None,
             checkpoint_policy: CheckpointPolicy::default(),
+            spool: None,
         }
     }
 }
@@ -554,6 +716,23 @@ impl AuditorBuilder {
         self
     }
 
+    /// Writes every stamped event to a durable spool in `options.dir` (see [`SpoolOptions`])
+    /// and delivers again, at the next start, whatever a sink had not acknowledged when the
+    /// process ended. [`Auditor::record_durable`] and the layer's strict rules then wait
+    /// until their event is on disk. Default: no spool (events live in memory until the
+    /// sinks have them).
+    ///
+    /// At [`build`](Self::build), events an earlier run left undelivered are queued to each
+    /// sink first (skipping what a sink says it holds, see [`Sink::delivered_through`]); the
+    /// build waits up to [`SpoolOptions::recovery_wait`] for them. An earlier run that did not
+    /// shut down cleanly is recorded as `system.audit.unclean_shutdown` (its stream, the last
+    /// seq it made durable, what each sink had acknowledged, how many events were delivered
+    /// again).
+    pub fn spool(mut self, options: SpoolOptions) -> Self {
+        self.spool = Some(options);
+        self
+    }
+
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
         let options = sink.default_options();
@@ -612,9 +791,37 @@ impl AuditorBuilder {
             keyring.add(key.public_key());
         }
         let ingress = Arc::new(Ingress::new(self.buffer_bytes, self.watermark));
+        let sink_shared: Vec<Arc<SinkShared>> =
+            self.sinks.iter().map(|r| Arc::clone(&r.shared)).collect();
+        let (spool, recovered) = match self.spool {
+            Some(options) => {
+                let recovered = spool::recover(&options.dir, &stream)?;
+                for r in &recovered {
+                    for s in &sink_shared {
+                        let from = r.positions.get(&s.name).copied().unwrap_or(0);
+                        let events = r
+                            .events
+                            .iter()
+                            .filter(|e| e.seq().is_some_and(|q| q > from))
+                            .cloned()
+                            .collect::<Vec<_>>();
+                        if !events.is_empty() {
+                            s.replay
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push((r.stream.clone(), events));
+                        }
+                    }
+                }
+                let handle =
+                    spool::start(options, &stream, sink_shared.clone(), Arc::clone(&ingress))?;
+                (Some(handle), recovered)
+            }
+            None => (None, Vec::new()),
+        };
         let shared = Arc::new(Shared {
             ingress: Arc::clone(&ingress),
-            sinks: self.sinks.iter().map(|r| Arc::clone(&r.shared)).collect(),
+            sinks: sink_shared,
             stream: stream.into(),
             service: self.service.map(Into::into),
             redactor: self.redactor,
@@ -624,6 +831,7 @@ impl AuditorBuilder {
             checkpoint_key: std::sync::Mutex::new(self.checkpoint_key),
             keyring: std::sync::Mutex::new(keyring),
             checkpoint_policy: self.checkpoint_policy,
+            spool,
         });
         // One thread runs the dispatcher (redaction, fan-out) and the sinks' tasks, so an
         // event is built, redacted, encoded and freed on the core that holds it in cache;
@@ -652,6 +860,9 @@ impl AuditorBuilder {
             .name("audit-worker".into())
             .spawn(move || runtime.block_on(dispatcher.run()))
             .map_err(|e| Error::config(format!("cannot start the audit worker thread: {e}")))?;
+        if !recovered.is_empty() {
+            settle_recovered(&shared, &recovered);
+        }
         Ok(Auditor {
             inner: Arc::new(Handle {
                 shared,

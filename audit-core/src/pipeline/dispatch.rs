@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     /// Every public key this auditor has signed with, oldest first.
     pub(crate) keyring: std::sync::Mutex<Keyring>,
     pub(crate) checkpoint_policy: CheckpointPolicy,
+    /// The durable spool, when configured.
+    pub(crate) spool: Option<super::spool::SpoolHandle>,
 }
 
 impl Shared {
@@ -249,6 +251,12 @@ impl Dispatcher {
     /// Stamps and hands over one chunk of the backlog; chunks keep what is redacted and
     /// fanned out small enough to stay in cache.
     fn fan_out(&mut self) {
+        let spooling = self.shared.spool.is_some();
+        let mut chunk = super::spool::Chunk {
+            bytes: Vec::new(),
+            first: 0,
+            last: 0,
+        };
         for _ in 0..DRAIN_CHUNK {
             let Some(mut q) = self.buf.pop() else { break };
             // In place: the event is large, and each move of it is a copy. The handle is the
@@ -263,6 +271,20 @@ impl Dispatcher {
                 self.since_checkpoint += 1;
             }
             let measured = stamp(&self.shared, self.chain.as_mut(), event, q.seq);
+            if spooling {
+                if chunk.bytes.is_empty() {
+                    chunk.first = q.seq;
+                }
+                chunk.last = q.seq;
+                match &self.chain {
+                    Some(chain) => chain.line_into(&mut chunk.bytes),
+                    None => {
+                        if event.write_json(&mut chunk.bytes).is_ok() {
+                            chunk.bytes.push(b'\n');
+                        }
+                    }
+                }
+            }
             // A deferred event was charged an estimate; the sinks' queues get its real size.
             let size = q.size.unwrap_or(measured);
             let event = q.event;
@@ -273,9 +295,15 @@ impl Dispatcher {
                         size,
                         seq: q.seq,
                         internal: q.internal,
+                        replay: false,
                     });
                 }
             }
+        }
+        if let Some(spool) = &self.shared.spool
+            && !chunk.bytes.is_empty()
+        {
+            spool.send(chunk);
         }
         for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
             sink.enqueue(out);
@@ -348,6 +376,9 @@ impl Dispatcher {
         }
         // Events recorded by sinks during their final flush still count in the report.
         while self.round() {}
+        if let Some(spool) = &self.shared.spool {
+            spool.close();
+        }
         let metrics = self.shared.metrics();
         let complete = drained && all_finished && metrics.sinks.iter().all(|s| s.pending == 0);
         let report = ShutdownReport { complete, metrics };

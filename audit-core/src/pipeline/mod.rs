@@ -25,9 +25,11 @@ mod ingress;
 mod options;
 mod report;
 mod sink_task;
+mod spool;
 mod system_events;
 
 pub use auditor::{Auditor, AuditorBuilder, RecordError, Reservation};
 pub use ingress::DeferredEvent;
 pub use options::{OverflowPolicy, RetryPolicy, SinkOptions};
 pub use report::{Metrics, ShutdownReport, SinkMetrics};
+pub use spool::SpoolOptions;

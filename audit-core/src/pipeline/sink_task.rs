@@ -21,6 +21,8 @@ pub(crate) struct Item {
     pub(crate) seq: u64,
     /// A pipeline event: exempt from the queue bound, and its loss is not re-reported.
     pub(crate) internal: bool,
+    /// An earlier run's event delivered again from the spool (its seq is of that stream).
+    pub(crate) replay: bool,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +56,16 @@ pub(crate) struct SinkShared {
     /// The sink's task ended early (its `deliver` panicked): nothing will drain the queue.
     dead: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// The highest seq of this stream the sink has acknowledged: delivered, or given up and
+    /// reported (what the spool may forget).
+    pub(crate) acked: AtomicU64,
+    /// The same for the events of an earlier run being delivered again.
+    pub(crate) replay_acked: AtomicU64,
+    /// An earlier run's events to deliver again before anything else, by stream; taken by
+    /// the sink's task when it starts.
+    pub(crate) replay: Mutex<Vec<(String, Vec<Arc<AuditEvent>>)>>,
+    /// Set once the task has queued the events of `replay`.
+    pub(crate) replay_queued: AtomicBool,
 }
 
 impl std::fmt::Debug for SinkShared {
@@ -78,6 +90,10 @@ impl SinkShared {
             healthy: AtomicBool::new(true),
             dead: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            acked: AtomicU64::new(0),
+            replay_acked: AtomicU64::new(0),
+            replay: Mutex::new(Vec::new()),
+            replay_queued: AtomicBool::new(false),
         }
     }
 
@@ -263,6 +279,7 @@ impl SinkShared {
         let mut bytes = 0;
         let mut only_internal = true;
         let mut app = None;
+        let (mut last_seq, mut last_replay) = (None, None);
         while let Some(next) = q.events.front() {
             if !events.is_empty()
                 && (events.len() >= self.options.max_batch_events
@@ -275,6 +292,11 @@ impl SinkShared {
             };
             bytes += item.size;
             only_internal &= item.internal;
+            if item.replay {
+                last_replay = Some(item.seq);
+            } else {
+                last_seq = Some(item.seq);
+            }
             if !item.internal {
                 DropRun::note(&mut app, item.seq);
             }
@@ -287,6 +309,8 @@ impl SinkShared {
         Taken {
             batch: Batch::from(events),
             only_internal,
+            last_seq,
+            last_replay,
         }
     }
 
@@ -301,18 +325,51 @@ impl SinkShared {
 struct Taken {
     batch: Batch,
     only_internal: bool,
+    /// The highest seq of this stream in it, and of an earlier run's replayed events.
+    last_seq: Option<u64>,
+    last_replay: Option<u64>,
 }
 
 /// Runs one sink until its queue is closed and empty, then flushes it.
 pub(crate) async fn run<S: Sink>(mut sink: S, shared: Arc<SinkShared>, ingress: Arc<Ingress>) {
+    queue_replay(&mut sink, &shared).await;
     while let Some(taken) = shared.next_batch().await {
         deliver(&mut sink, &taken, &shared, &ingress).await;
+        // Delivered or given up (and reported): either way the spool may forget it.
+        if let Some(seq) = taken.last_seq {
+            shared.acked.fetch_max(seq, Ordering::Relaxed);
+        }
+        if let Some(seq) = taken.last_replay {
+            shared.replay_acked.fetch_max(seq, Ordering::Relaxed);
+        }
         shared.finish_batch();
     }
     if let Err(e) = sink.flush().await {
         shared.set_last_error(&format!("final flush failed: {e}"));
         shared.healthy.store(false, Ordering::Relaxed);
     }
+}
+
+/// Queues an earlier run's undelivered events ahead of everything else, skipping those the
+/// sink says it already holds (a file that wrote them before the crash).
+async fn queue_replay<S: Sink>(sink: &mut S, shared: &SinkShared) {
+    let replay = std::mem::take(&mut *shared.replay.lock().unwrap_or_else(PoisonError::into_inner));
+    for (stream, events) in replay {
+        let held = sink.delivered_through(&stream).await.unwrap_or(0);
+        let mut items: Vec<Item> = events
+            .into_iter()
+            .filter(|e| e.seq().is_some_and(|s| s > held) && shared.accepts(e))
+            .map(|event| Item {
+                size: event.approx_size(),
+                seq: event.seq().unwrap_or(0),
+                event,
+                internal: true,
+                replay: true,
+            })
+            .collect();
+        shared.enqueue(&mut items);
+    }
+    shared.replay_queued.store(true, Ordering::Relaxed);
 }
 
 /// Delivers one batch, retrying per policy; reports health transitions and give-ups.

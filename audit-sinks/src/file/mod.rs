@@ -67,6 +67,31 @@ pub fn rotated_files(path: impl AsRef<Path>) -> Vec<PathBuf> {
     writer::rotated_files(path.as_ref())
 }
 
+/// The highest seq of `stream` among the complete lines in the last MiB of `path`.
+fn last_seq_in_tail(path: &Path, stream: &str) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 1 << 20;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut buf = Vec::new();
+    f.take(TAIL).read_to_end(&mut buf).ok()?;
+    let needle = format!("\"stream\":{}", serde_json::to_string(stream).ok()?);
+    let text = String::from_utf8_lossy(&buf);
+    // A first line cut by the seek, and a last line cut by a crash, are not complete.
+    let complete = text.rsplit_once('\n').map_or("", |(head, _)| head);
+    complete
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["integrity"]["stream"].as_str()? == stream)
+                .then(|| v["integrity"]["seq"].as_u64())
+                .flatten()
+        })
+        .max()
+}
+
 /// When the sink asks the OS to put written lines on stable storage.
 ///
 /// Without fsync, lines survive a killed process (they are in the OS page cache as soon as
@@ -243,6 +268,28 @@ impl Sink for FileSink {
         let writer = self.writer()?;
         writer.encode(batch.events())?;
         self.with_writer(Writer::write_encoded).await
+    }
+
+    /// Reads the end of the live file (or, when it holds nothing of `stream`, of the newest
+    /// rotated one) for the highest seq of `stream` written in the canonical format.
+    async fn delivered_through(&mut self, stream: &str) -> Option<u64> {
+        if !matches!(self.cfg.format, crate::format::Format::Native) {
+            return None;
+        }
+        let path = self.cfg.path.clone();
+        let stream = stream.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut files = rotated_files(&path);
+            files.push(path);
+            files
+                .iter()
+                .rev()
+                .take(2)
+                .find_map(|f| last_seq_in_tail(f, &stream))
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {

@@ -88,13 +88,14 @@ impl Writer {
             fs::create_dir_all(dir)?;
         }
         let mut opts = OpenOptions::new();
-        opts.create(true).append(true);
+        opts.create(true).append(true).read(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(self.cfg.mode);
         }
         let file = opts.open(&self.cfg.path)?;
+        cut_torn_line(&file)?;
         let meta = file.metadata()?;
         self.size = meta.len();
         self.id = file_id(&meta);
@@ -321,4 +322,31 @@ fn prune(path: &Path, keep: usize) {
     for old in &files[..excess] {
         let _ = fs::remove_file(old);
     }
+}
+
+/// A process killed in the middle of a write can leave the file ending in part of a line; the
+/// next line would be glued to it. That part was never reported delivered (the write did not
+/// finish), so it is cut off before appending: the event is delivered again whole, from the
+/// spool when there is one.
+fn cut_torn_line(file: &fs::File) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut f = file;
+    let tail = len.min(1 << 20);
+    f.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = Vec::with_capacity(tail as usize);
+    f.take(tail).read_to_end(&mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    // Past one event's largest size there is no torn line to find: leave the file be.
+    if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
+        file.set_len(len - tail + pos as u64 + 1)?;
+    } else if len <= tail {
+        file.set_len(0)?;
+    }
+    Ok(())
 }
