@@ -20,13 +20,22 @@ use std::sync::Arc;
 
 /// Response future of [`Audit`](super::Audit).
 #[pin_project(PinnedDrop)]
-pub struct ResponseFuture<F> {
+pub struct ResponseFuture<F, B> {
     #[pin]
     kind: Kind<F>,
     pending: Option<Box<Pending>>,
     echo: Option<(HeaderName, HeaderValue)>,
+    /// A strict rule's response, held until its event is durable in the spool.
+    held: Option<Held<B>>,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+}
+
+/// A response waiting for its event to be durable.
+struct Held<B> {
+    resp: Option<Response<ResponseBody<B>>>,
+    echo: Option<(HeaderName, HeaderValue)>,
+    wait: Pin<Box<dyn Future<Output = Result<(), audit_core::RecordError>> + Send>>,
 }
 
 #[pin_project(project = KindProj)]
@@ -40,22 +49,23 @@ enum Kind<F> {
     },
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn new(
         fut: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
         pending: Option<Box<Pending>>,
         echo: Option<(HeaderName, HeaderValue)>,
-    ) -> ResponseFuture<F> {
+    ) -> ResponseFuture<F, B> {
         ResponseFuture {
             kind: Kind::Inner { fut },
             pending,
             echo,
+            held: None,
             #[cfg(feature = "tracing")]
             span: tracing::Span::none(),
         }
@@ -74,13 +84,35 @@ impl<F> ResponseFuture<F> {
             kind: Kind::Refused { message },
             pending: None,
             echo,
+            held: None,
             #[cfg(feature = "tracing")]
             span: tracing::Span::none(),
         }
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+/// The `503` a strict rule answers when its event cannot be recorded (or made durable).
+fn unavailable<B>(
+    message: &str,
+    echo: Option<(HeaderName, HeaderValue)>,
+) -> Response<ResponseBody<B>> {
+    let json = serde_json::json!({
+        "error": {"code": "AUDIT_UNAVAILABLE", "message": message}
+    })
+    .to_string();
+    let mut resp = Response::new(ResponseBody::refused(json));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some((name, value)) = echo {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
@@ -91,22 +123,26 @@ where
         let this = self.project();
         #[cfg(feature = "tracing")]
         let _entered = this.span.enter();
+        if let Some(held) = this.held.as_mut() {
+            let done = std::task::ready!(held.wait.as_mut().poll(cx));
+            let resp = held.resp.take();
+            let echo = held.echo.take();
+            *this.held = None;
+            return Poll::Ready(Ok(match (done, resp) {
+                (Ok(()), Some(resp)) => resp,
+                (Err(e), Some(_)) => {
+                    // The handler ran, but its record is not safe: the response is withheld.
+                    unavailable(
+                        &format!("the audit record of this request could not be made durable: {e}"),
+                        echo,
+                    )
+                }
+                (_, None) => unavailable("the response was already taken", None),
+            }));
+        }
         let result = match this.kind.project() {
             KindProj::Refused { message } => {
-                let json = serde_json::json!({
-                    "error": {"code": "AUDIT_UNAVAILABLE", "message": message}
-                })
-                .to_string();
-                let mut resp = Response::new(ResponseBody::refused(json));
-                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                resp.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                if let Some((name, value)) = this.echo.take() {
-                    resp.headers_mut().insert(name, value);
-                }
-                return Poll::Ready(Ok(resp));
+                return Poll::Ready(Ok(unavailable(message, this.echo.take())));
             }
             KindProj::Inner { fut } => std::task::ready!(fut.poll(cx)),
         };
@@ -120,8 +156,9 @@ where
             }
         };
         let (mut parts, body) = resp.into_parts();
-        if let Some((name, value)) = this.echo.take() {
-            parts.headers.insert(name, value);
+        let echo = this.echo.take();
+        if let Some((name, value)) = &echo {
+            parts.headers.insert(name.clone(), value.clone());
         }
         let grpc = parts
             .headers
@@ -134,6 +171,9 @@ where
                 .headers
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let mut wait: Option<
+            Pin<Box<dyn Future<Output = Result<(), audit_core::RecordError>> + Send>>,
+        > = None;
         let tail = this.pending.take().and_then(|mut p| {
             if grpc_answer {
                 p.set_grpc_answer();
@@ -158,19 +198,38 @@ where
                 if p.is_grpc() {
                     p.set_response_messages(0);
                 }
-                p.finish(outcome_for(status, grpc), Some(status), grpc);
+                let durable = p.durable_auditor();
+                if let (Some(auditor), Some(seq)) = (
+                    durable,
+                    p.finish(outcome_for(status, grpc), Some(status), grpc),
+                ) {
+                    wait = Some(Box::pin(
+                        async move { auditor.wait_durable(seq, None).await },
+                    ));
+                }
                 None
             }
         });
-        Poll::Ready(Ok(Response::from_parts(
-            parts,
-            ResponseBody::new(body, tail),
-        )))
+        let resp = Response::from_parts(parts, ResponseBody::new(body, tail));
+        match wait {
+            None => Poll::Ready(Ok(resp)),
+            Some(wait) => {
+                // Strict with a spool: released once the event is on disk, polled at once
+                // since it is usually already there.
+                *this.held = Some(Held {
+                    resp: Some(resp),
+                    echo,
+                    wait,
+                });
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
     }
 }
 
 #[pinned_drop]
-impl<F> PinnedDrop for ResponseFuture<F> {
+impl<F, B> PinnedDrop for ResponseFuture<F, B> {
     fn drop(self: Pin<&mut Self>) {
         // Dropped before the inner service answered: the client went away.
         if let Some(p) = self.project().pending.take() {

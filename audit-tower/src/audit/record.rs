@@ -163,16 +163,25 @@ impl Pending {
         }
     }
 
-    /// Records the event (unless the handler asked to skip it). Only the decision and a
-    /// pointer's move happen here: this box itself is the recipe the worker builds from.
+    /// The auditor to wait on before the response is released: a strict rule's, when that
+    /// auditor has a durable spool.
+    pub(crate) fn durable_auditor(&self) -> Option<audit_core::Auditor> {
+        (self.class.delivery() == Delivery::Strict)
+            .then(|| self.scope.auditor().filter(|a| a.is_spooled()).cloned())
+            .flatten()
+    }
+
+    /// Records the event (unless the handler asked to skip it) and returns its seq. Only the
+    /// decision and a pointer's move happen here: this box itself is the recipe the worker
+    /// builds from.
     pub(crate) fn finish(
         mut self: Box<Self>,
         response_outcome: Outcome,
         status: Option<u16>,
         grpc: Option<i32>,
-    ) {
+    ) -> Option<u64> {
         if self.ctx.is_skipped() {
-            return;
+            return None;
         }
         self.response = Some(Response {
             outcome: response_outcome,
@@ -183,7 +192,7 @@ impl Pending {
             duration: self.started.elapsed(),
         });
         // A refusal is counted and reported by the pipeline itself.
-        let _ = match self.reservation.take() {
+        match self.reservation.take() {
             Some(r) => r.record_deferred_boxed(self),
             None => {
                 let policy = match self.class.delivery() {
@@ -192,12 +201,11 @@ impl Pending {
                 };
                 let hint = self.size_hint();
                 // A record exists only for an audited request, whose scope has the auditor.
-                let Some(auditor) = self.scope.auditor().cloned() else {
-                    return;
-                };
+                let auditor = self.scope.auditor().cloned()?;
                 auditor.record_deferred_boxed(hint, policy, self)
             }
-        };
+        }
+        .ok()
     }
 
     /// A generous estimate of the event's size, charged against the buffer before it exists.

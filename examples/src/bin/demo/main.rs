@@ -4,7 +4,7 @@
 //! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
 //!     [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... [--simulate N]
 //!     [--report-interval SECS] [--checkpoint-key PEM] [--keys-file PATH]
-//!     [--checkpoint-interval SECS]
+//!     [--checkpoint-interval SECS] [--spool DIR | --no-spool]
 //! ```
 //!
 //! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
@@ -20,6 +20,13 @@
 //! audit file), which
 //! keeps the keys of earlier runs, so `audit verify --keys audit-keys.json audit.jsonl` and
 //! `GET /api/audit/verify` check every run's checkpoints.
+//!
+//! Every event is also written to a durable spool (`--spool DIR`, default `audit-spool`
+//! beside the audit file) before or while the sinks get it; authentication and
+//! administration routes are strict, so their responses wait until their event is on disk.
+//! After a crash, the next start delivers what the sinks had not acknowledged and records
+//! `system.audit.unclean_shutdown`. `--no-spool` runs best-effort (events in memory until
+//! delivered).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -46,7 +53,7 @@ use std::time::Duration;
 use audit_core::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
 use audit_core::live::LiveFeed;
 use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
-use audit_core::{Auditor, Sink as _};
+use audit_core::{Auditor, Sink as _, SpoolOptions};
 use audit_sinks::{FileSink, PostgresStore, SqliteStore, spec};
 use audit_tracing::{AuditTracingLayer, audit, interest_filter};
 use tracing_subscriber::EnvFilter;
@@ -100,6 +107,9 @@ struct Args {
     keys_file: Option<PathBuf>,
     /// `--checkpoint-interval`: time between checkpoints.
     checkpoint_interval: Duration,
+    /// `--spool DIR` (default `audit-spool` beside the audit file) or none (`--no-spool`).
+    spool: Option<PathBuf>,
+    no_spool: bool,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -137,6 +147,8 @@ fn parse_args() -> Result<Args, String> {
         checkpoint_key: None,
         keys_file: None,
         checkpoint_interval: CheckpointPolicy::default().every,
+        spool: None,
+        no_spool: false,
         sinks: std::env::var("AUDIT_SINKS")
             .map(|v| {
                 spec::split_list(&v)
@@ -181,6 +193,8 @@ fn parse_args() -> Result<Args, String> {
                     ))?;
                 args.header_timeout = Duration::from_secs_f64(secs);
             }
+            "--spool" => args.spool = Some(value("--spool")?.into()),
+            "--no-spool" => args.no_spool = true,
             "--checkpoint-key" => args.checkpoint_key = Some(value("--checkpoint-key")?.into()),
             "--keys-file" => args.keys_file = Some(value("--keys-file")?.into()),
             "--checkpoint-interval" => {
@@ -201,12 +215,18 @@ fn parse_args() -> Result<Args, String> {
                 return Err("usage: demo [--addr HOST:PORT] [--audit-file PATH] \
                      [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... \
                      [--simulate N] [--report-interval SECS] [--header-timeout SECS] \
-                     [--checkpoint-key PEM] [--keys-file PATH] [--checkpoint-interval SECS]   \
+                     [--checkpoint-key PEM] [--keys-file PATH] [--checkpoint-interval SECS] \
+                     [--spool DIR | --no-spool]   \
                      (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.no_spool {
+        args.spool = None;
+    } else if args.spool.is_none() {
+        args.spool = Some(args.audit_file.with_file_name("audit-spool"));
     }
     if args.keys_file.is_none() {
         args.keys_file = Some(args.audit_file.with_file_name("audit-keys.json"));
@@ -258,6 +278,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = &store {
         builder = builder.sink(StoreSink::new(store.clone()));
     }
+    if let Some(dir) = &args.spool {
+        builder = builder.spool(SpoolOptions::new(dir));
+    }
     for (i, s) in args.sinks.iter().enumerate() {
         // Specs may hold secrets: only their redacted form is ever printed.
         let sink = spec::build(s)
@@ -303,6 +326,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     say!("listening on http://{addr}");
     say!("audit events: {}", args.audit_file.display());
+    match &args.spool {
+        Some(dir) => say!(
+            "durable spool: {} (strict routes wait for it)",
+            dir.display()
+        ),
+        None => say!("durable spool: off (--no-spool): events live in memory until delivered"),
+    }
     if let Some(keys) = &args.keys_file {
         say!(
             "checkpoint keys: {} (verify: audit verify --keys {} {})",

@@ -7,7 +7,7 @@ use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, Auditor, Outcome, Target};
 use audit_tower::api::{self, AuditApi};
-use audit_tower::classify::{Level, Rule, Rules};
+use audit_tower::classify::{Delivery, Level, Rule, Rules};
 use audit_tower::{AuditContext, AuditLayer};
 use audit_tracing::audit;
 use axum::extract::{Path, Request, State as Extract};
@@ -23,42 +23,62 @@ use crate::state::{self, MIN_PASSWORD, Principal, ROLES, State};
 
 type Shared = Arc<State>;
 
-/// Each route's audit event. Routes not listed fall back to the defaults.
+/// Each route's audit event. Routes not listed fall back to the defaults. Authentication
+/// and administration are strict: with the spool (the default) a response is released only
+/// once its event is on disk, and refused with 503 when that cannot happen in time.
 pub(crate) fn rules() -> Rules {
     Rules::new()
         .rule(
             Rule::post("/auth/login")
                 .event_type("auth.login")
                 .outcome_suffix()
-                .keep_on_denial(),
+                .keep_on_denial()
+                .delivery(Delivery::Strict),
         )
-        .rule(Rule::post("/auth/logout").event_type("auth.logout"))
-        .rule(Rule::post("/auth/mfa/enroll").event_type("auth.mfa.enroll"))
-        .rule(Rule::post("/auth/password").event_type("auth.password.change"))
+        .rule(
+            Rule::post("/auth/logout")
+                .event_type("auth.logout")
+                .delivery(Delivery::Strict),
+        )
+        .rule(
+            Rule::post("/auth/mfa/enroll")
+                .event_type("auth.mfa.enroll")
+                .delivery(Delivery::Strict),
+        )
+        .rule(
+            Rule::post("/auth/password")
+                .event_type("auth.password.change")
+                .delivery(Delivery::Strict),
+        )
         .rule(
             Rule::post("/v1/api-keys")
                 .event_type("admin.api_key.create")
-                .target_type("api_key"),
+                .target_type("api_key")
+                .delivery(Delivery::Strict),
         )
         .rule(
             Rule::delete("/v1/api-keys/{id}")
                 .event_type("admin.api_key.revoke")
-                .target("api_key", "id"),
+                .target("api_key", "id")
+                .delivery(Delivery::Strict),
         )
         .rule(
             Rule::post("/v1/members/invite")
                 .event_type("admin.member.invite")
-                .target_type("member"),
+                .target_type("member")
+                .delivery(Delivery::Strict),
         )
         .rule(
             Rule::put("/v1/members/{userId}/role")
                 .event_type("admin.role.assign")
-                .target("user", "userId"),
+                .target("user", "userId")
+                .delivery(Delivery::Strict),
         )
         .rule(
             Rule::put("/v1/config")
                 .event_type("admin.config.change")
-                .target_type("config"),
+                .target_type("config")
+                .delivery(Delivery::Strict),
         )
         .rule(
             Rule::post("/v1/indexes")
