@@ -1,4 +1,5 @@
 //! The hash chain, checkpoints and the verifier, through a real pipeline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +38,7 @@ fn flush(auditor: &Auditor) -> bool {
 
 fn event(n: u64) -> AuditEvent {
     AuditEvent::builder("data.document.read")
-        .organization_id(if n % 2 == 0 { "org-a" } else { "org-b" })
+        .organization_id(if n.is_multiple_of(2) { "org-a" } else { "org-b" })
         .detail("n", n)
         .build()
         .unwrap()
@@ -63,8 +64,7 @@ fn trail(n: u64, key: &CheckpointKey) -> Vec<String> {
     }
     let report = auditor.shutdown_blocking(Duration::from_secs(5));
     assert!(report.complete);
-    let lines = sink.0.lock().unwrap().clone();
-    lines
+    sink.0.lock().unwrap().clone()
 }
 
 fn verify(lines: &[String], keys: Option<&Keyring>) -> Report {
@@ -192,7 +192,7 @@ fn a_tombstone_carries_the_chain_across_an_authorized_deletion() {
         deleted_by: "retention".into(),
         reason: "retention".into(),
     };
-    let mut t = lines.clone();
+    let mut t = lines;
     t.remove(victim);
     let mut ver = Verifier::new(Some(ring(&key)));
     ver.add_tombstones([tomb.clone()]);

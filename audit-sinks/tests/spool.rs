@@ -107,7 +107,7 @@ fn what_a_sink_never_acknowledged_is_delivered_at_the_next_start() {
     let first = Auditor::builder()
         .stream("run-1")
         .spool(spool(dir.path()))
-        .sink(down.clone())
+        .sink(down)
         .build()
         .unwrap();
     for i in 0..10 {

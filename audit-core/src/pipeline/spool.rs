@@ -418,7 +418,7 @@ impl Writer {
                     while let Ok(more) = rx.try_recv() {
                         chunks.push(more);
                     }
-                    self.commit(chunks);
+                    self.commit(&chunks);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -443,10 +443,10 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, chunks: Vec<Chunk>) {
+    fn commit(&mut self, chunks: &[Chunk]) {
         let mut written: Option<(u64, u64)> = None;
         let mut failure: Option<String> = None;
-        for c in &chunks {
+        for c in chunks {
             let len = c.bytes.len() as u64;
             let result = if self.total + len > self.max_bytes {
                 Err(format!(
@@ -483,7 +483,7 @@ impl Writer {
                 }
                 Err(e) => {
                     let why = format!("cannot sync the spool: {e}");
-                    for c in &chunks {
+                    for c in chunks {
                         self.durability.note(c.first, c.last, &why);
                     }
                     if !self.failing {

@@ -187,13 +187,13 @@ fn verify_files(v: &mut Verifier, files: &[PathBuf]) -> Result<(), Failure> {
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn verify_store(
-    store: std::sync::Arc<dyn audit_core::store::Store>,
+    store: &dyn audit_core::store::Store,
     keys: Option<Keyring>,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Report, Failure> {
     let mut progress = Progress::new(0);
     let report = rt
-        .block_on(audit_core::store::verify_store(&*store, keys, |n| {
+        .block_on(audit_core::store::verify_store(store, keys, |n| {
             progress.show(n, "rows")
         }))
         .map_err(|e| Failure::Read(format!("cannot read the store: {e}")))?;
@@ -248,7 +248,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Read(format!("cannot start a runtime: {e}")))
 }
 
-fn run(args: Args) -> Result<Report, Failure> {
+fn run(args: &Args) -> Result<Report, Failure> {
     let keys = match &args.keys {
         Some(p) => Some(Keyring::load(p).map_err(|e| Failure::Read(e.to_string()))?),
         None => None,
@@ -269,7 +269,7 @@ fn run(args: Args) -> Result<Report, Failure> {
             let rt = runtime()?;
             let store = open_store(source, &args.schema)?
                 .ok_or_else(|| Failure::Usage(format!("unknown source {source}")))?;
-            return verify_store(store, keys, &rt);
+            return verify_store(&*store, keys, &rt);
         }
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
         {
@@ -352,7 +352,7 @@ fn main() -> ExitCode {
         }
     };
     let json = args.json;
-    match run(args) {
+    match run(&args) {
         Ok(report) => {
             if json {
                 match serde_json::to_string_pretty(&report) {

@@ -31,11 +31,14 @@ pub struct ResponseFuture<F, B> {
     span: tracing::Span,
 }
 
+/// The wait for an event to be durable in the spool.
+type DurableWait = Pin<Box<dyn Future<Output = Result<(), audit_core::RecordError>> + Send>>;
+
 /// A response waiting for its event to be durable.
 struct Held<B> {
     resp: Option<Response<ResponseBody<B>>>,
     echo: Option<(HeaderName, HeaderValue)>,
-    wait: Pin<Box<dyn Future<Output = Result<(), audit_core::RecordError>> + Send>>,
+    wait: DurableWait,
 }
 
 #[pin_project(project = KindProj)]
@@ -171,9 +174,7 @@ where
                 .headers
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let mut wait: Option<
-            Pin<Box<dyn Future<Output = Result<(), audit_core::RecordError>> + Send>>,
-        > = None;
+        let mut wait: Option<DurableWait> = None;
         let tail = this.pending.take().and_then(|mut p| {
             if grpc_answer {
                 p.set_grpc_answer();
