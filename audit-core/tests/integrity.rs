@@ -38,7 +38,11 @@ fn flush(auditor: &Auditor) -> bool {
 
 fn event(n: u64) -> AuditEvent {
     AuditEvent::builder("data.document.read")
-        .organization_id(if n.is_multiple_of(2) { "org-a" } else { "org-b" })
+        .organization_id(if n.is_multiple_of(2) {
+            "org-a"
+        } else {
+            "org-b"
+        })
         .detail("n", n)
         .build()
         .unwrap()

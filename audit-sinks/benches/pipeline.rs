@@ -143,6 +143,29 @@ fn end_to_end_discard(bencher: Bencher<'_, '_>) {
         .bench_local_values(|(auditor, events)| run(&auditor, events));
 }
 
+/// The discarding sink behind the durable spool: every event written to a segment and
+/// synced (group commit) before the shutdown completes.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn end_to_end_discard_spooled(bencher: Bencher<'_, '_>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    bencher
+        .counter(ItemsCount::new(EVENTS))
+        .with_inputs(|| {
+            n += 1;
+            let auditor = Auditor::builder()
+                .overflow(blocking())
+                .spool(audit_core::SpoolOptions::new(
+                    dir.path().join(format!("spool-{n}")),
+                ))
+                .sink_with(Discard, roomy())
+                .build()
+                .unwrap();
+            (auditor, (0..EVENTS).map(event).collect::<Vec<_>>())
+        })
+        .bench_local_values(|(auditor, events)| run(&auditor, events));
+}
+
 /// The discarding sink without the hash chain.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn end_to_end_discard_unchained(bencher: Bencher<'_, '_>) {
