@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audit_core::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
-use audit_core::store::StoreSink;
+use audit_core::store::{Store, StoreSink};
 use audit_core::{AuditEvent, Auditor};
 use audit_sinks::{FileSink, SqliteStore};
 
@@ -91,6 +91,50 @@ fn verify_reads_rotated_files_and_stores_and_exits_by_what_it_found() {
     let db = format!("sqlite:{}", dir.path().join("audit.db").display());
     let (code, out) = audit(&["verify", "--keys", k, &db]);
     assert_eq!(code, 0, "{out}");
+
+    // An export with its manifest, checked on its own.
+    let store = SqliteStore::open(dir.path().join("audit.db")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let query = audit_core::store::Query::new(audit_core::store::Filter::scoped(
+        audit_core::store::TenantScope::tenant("org-1"),
+    ));
+    let events = rt.block_on(store.search(&query)).unwrap().events;
+    let positions: Vec<(String, u64)> = events
+        .iter()
+        .map(|e| {
+            let i = e.integrity.as_ref().unwrap();
+            (i.stream.to_string(), i.seq)
+        })
+        .collect();
+    let manifest = rt
+        .block_on(audit_core::integrity::build_manifest(&store, &positions))
+        .unwrap();
+    let mut enc = audit_core::export::Encoder::new(audit_core::export::ExportFormat::Csv);
+    let mut csv = enc.begin();
+    for e in &events {
+        enc.event(e, &mut csv);
+    }
+    let (m, x) = (
+        dir.path().join("manifest.json"),
+        dir.path().join("export.csv"),
+    );
+    std::fs::write(&m, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(&x, &csv).unwrap();
+    let (m, x) = (m.to_str().unwrap(), x.to_str().unwrap());
+    let (code, out) = audit(&["verify", "--manifest", m, "--keys", k, x]);
+    assert_eq!(code, 0, "{out}");
+    let text = String::from_utf8(csv).unwrap();
+    std::fs::write(
+        x,
+        text.replacen("data.document.read", "data.document.reed", 2),
+    )
+    .unwrap();
+    let (code, out) = audit(&["verify", "--manifest", m, "--keys", k, x]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("PROBLEM modified"), "{out}");
 
     // Unreadable sources and bad usage: exit 3 with the reason.
     let (code, out) = audit(&["verify", "sqlite:/nonexistent/audit.db"]);

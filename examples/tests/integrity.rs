@@ -77,6 +77,53 @@ fn python_summary(exit: i32, r: &Value) -> Value {
     })
 }
 
+/// acme's export and its manifest: verified on their own; nothing of globex's events but
+/// hashes; every tampering named.
+fn check_export(export: &str, manifest: &Value, keys_file: &Path) {
+    use audit_core::export::read_events;
+    use audit_core::integrity::{Manifest, verify_export};
+    let keys = Keyring::load(keys_file).unwrap();
+    let manifest_text = manifest.to_string();
+    assert!(!manifest_text.contains("secret-globex"), "{manifest_text}");
+    assert!(!manifest_text.contains("globex"), "{manifest_text}");
+    let manifest: Manifest = serde_json::from_value(manifest.clone()).unwrap();
+    let others = manifest.streams[0]
+        .entries
+        .iter()
+        .filter(|e| !e.exported && !e.deleted)
+        .count();
+    assert!(others >= 4, "the segment holds globex's events, as hashes");
+    assert!(manifest.streams[0].entries.iter().any(|e| e.deleted));
+    let events = read_events(export).unwrap();
+    assert_eq!(events.len(), 4, "five created, one deleted");
+    let r = verify_export(&manifest, &events, Some(&keys));
+    assert!(r.is_fully_verified(), "{r:#?}");
+    assert_eq!(r.verified, 4);
+
+    // An edited event, a missing one, one from elsewhere.
+    let mut edited = events.clone();
+    edited[1].description = Some("nothing happened".into());
+    let r = verify_export(&manifest, &edited, Some(&keys));
+    assert_eq!(r.problems[0].kind.as_str(), "modified", "{r:#?}");
+    let r = verify_export(&manifest, &events[1..], Some(&keys));
+    assert_eq!(r.problems[0].kind.as_str(), "deleted", "{r:#?}");
+    let mut foreign = events.clone();
+    let mut extra = events[0].clone();
+    extra.integrity.as_mut().unwrap().seq += 1_000;
+    foreign.push(extra);
+    let r = verify_export(&manifest, &foreign, Some(&keys));
+    assert!(
+        r.problems.iter().any(|p| p.kind.as_str() == "inserted"),
+        "{r:#?}"
+    );
+    // A manifest whose checkpoint signature was tampered with.
+    let mut forged = manifest;
+    let cp = &mut forged.streams[0].checkpoints[0];
+    *cp = cp.replace("\"final\":false", "\"final\":true");
+    let r = verify_export(&forged, &events, Some(&keys));
+    assert!(!r.is_intact(), "{r:#?}");
+}
+
 fn seq_of(line: &str) -> u64 {
     serde_json::from_str::<Value>(line).unwrap()["integrity"]["seq"]
         .as_u64()
@@ -95,12 +142,21 @@ fn the_demo_trail_verifies_and_every_tampering_is_named_by_both_verifiers() {
     );
     let acme = login(&demo, "admin@acme.test", "admin-password");
     let ops = login(&demo, "ops@platform.test", "ops-password");
+    let globex = login(&demo, "admin@globex.test", "globex-password");
     for i in 0..5 {
         let (status, _, _) = demo.call(
             "POST",
             "/v1/indexes",
             Some(&acme),
             Some(json!({"name": format!("idx-{i}")})),
+        );
+        assert_eq!(status, 201);
+        // Another tenant's events between them, in the same chain.
+        let (status, _, _) = demo.call(
+            "POST",
+            "/v1/indexes",
+            Some(&globex),
+            Some(json!({"name": format!("secret-globex-{i}")})),
         );
         assert_eq!(status, 201);
     }
@@ -144,6 +200,28 @@ fn the_demo_trail_verifies_and_every_tampering_is_named_by_both_verifiers() {
     assert_eq!(report["problems"], json!([]), "{report:#}");
     assert_eq!(report["tombstoned"], 1, "{report:#}");
     assert_eq!(report["status"], "verified", "{report:#}");
+
+    // acme's export, verified on its own with its manifest.
+    let filters = json!({"format": "ndjson", "filters": {"eventType": "data.index.*"}});
+    std::thread::sleep(Duration::from_millis(600)); // a checkpoint covers the last one
+    let export = demo.request(
+        "POST",
+        "/api/audit/export",
+        &[
+            ("authorization", &format!("Bearer {acme}")),
+            ("content-type", "application/json"),
+        ],
+        &filters.to_string(),
+    );
+    assert_eq!(export.status, 200, "{}", export.body);
+    let (status, _, manifest) = demo.call(
+        "POST",
+        "/api/audit/export/manifest",
+        Some(&acme),
+        Some(filters),
+    );
+    assert_eq!(status, 200, "{manifest}");
+    check_export(&export.content(), &manifest, &keys_file);
     demo.stop();
 
     // After a clean stop: the file is fully verified and closed by its final checkpoint.

@@ -37,7 +37,8 @@
 //!
 //! # Verifying
 //! [`Verifier`] takes events as written (JSON lines, or the stores' rows in stream and seq
-//! order) plus the stores' tombstones and names what it finds: see [`Problem`].
+//! order) plus the stores' tombstones and names what it finds: see [`Problem`]. An export
+//! a tenant received is verified on its own against its [`Manifest`] ([`verify_export`]).
 //!
 //! ```
 //! use audit_core::integrity::{split_chained, hash_prefix};
@@ -51,6 +52,7 @@
 mod chain;
 mod checkpoint;
 mod keys;
+mod manifest;
 mod verify;
 
 pub(crate) use chain::Chain;
@@ -58,4 +60,5 @@ pub use chain::{GENESIS, hash_prefix, split_chained};
 pub(crate) use checkpoint::checkpoint_event;
 pub use checkpoint::{CHECKPOINT_EVENT, CheckpointClaim, CheckpointPolicy};
 pub use keys::{CheckpointKey, Keyring, PublicKey};
+pub use manifest::{Manifest, ManifestEntry, ManifestStream, build_manifest, verify_export};
 pub use verify::{Problem, ProblemKind, Report, StoredColumns, StreamReport, Tombstone, Verifier};

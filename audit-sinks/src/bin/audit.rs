@@ -12,6 +12,7 @@ use audit_core::integrity::{Keyring, Report, Verifier};
 
 const USAGE: &str = "\
 usage: audit verify [--keys FILE] [--json] [--schema NAME] SOURCE...
+       audit verify --manifest MANIFEST [--keys FILE] [--json] EXPORT
 
 Checks that an audit trail is complete and unaltered: every event's hash, the links between
 events, the gaps (each must be explained by a drop report or a tombstone), and the signed
@@ -24,6 +25,10 @@ SOURCE is one of:
   postgres://URL     a PostgreSQL store (feature `postgres`); --schema names its schema
                      (default public)
 Several files of one trail may be given, oldest first.
+
+With --manifest, EXPORT is a file from POST /api/audit/export (CSV, JSON or NDJSON) and
+MANIFEST the JSON from POST /api/audit/export/manifest with the same filters: the export is
+checked on its own, against the chain segments and signed checkpoints the manifest carries.
 
 --keys FILE   the trusted public keys: a keyring JSON (GET /api/audit/keys) or PEM blocks.
               Without it only the chain is checked.
@@ -42,6 +47,7 @@ enum Failure {
 
 struct Args {
     keys: Option<PathBuf>,
+    manifest: Option<PathBuf>,
     json: bool,
     schema: String,
     sources: Vec<String>,
@@ -55,6 +61,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
     }
     let mut out = Args {
         keys: None,
+        manifest: None,
         json: false,
         schema: "public".into(),
         sources: Vec::new(),
@@ -65,6 +72,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
                 out.keys = Some(
                     args.next()
                         .ok_or_else(|| Failure::Usage("--keys needs a file".into()))?
+                        .into(),
+                )
+            }
+            "--manifest" => {
+                out.manifest = Some(
+                    args.next()
+                        .ok_or_else(|| Failure::Usage("--manifest needs a file".into()))?
                         .into(),
                 )
             }
@@ -253,6 +267,24 @@ fn run(args: &Args) -> Result<Report, Failure> {
         Some(p) => Some(Keyring::load(p).map_err(|e| Failure::Read(e.to_string()))?),
         None => None,
     };
+    if let Some(manifest) = &args.manifest {
+        let [export] = args.sources.as_slice() else {
+            return Err(Failure::Usage("--manifest checks one export file".into()));
+        };
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::Read(format!("cannot read {}: {e}", p.display())))
+        };
+        let manifest: audit_core::integrity::Manifest = serde_json::from_str(&read(manifest)?)
+            .map_err(|e| Failure::Read(format!("{} is not a manifest: {e}", manifest.display())))?;
+        let events = audit_core::export::read_events(&read(Path::new(export))?)
+            .map_err(|e| Failure::Read(format!("{export}: {e}")))?;
+        return Ok(audit_core::integrity::verify_export(
+            &manifest,
+            &events,
+            keys.as_ref(),
+        ));
+    }
     let (stores, files): (Vec<&str>, Vec<&str>) = args
         .sources
         .iter()

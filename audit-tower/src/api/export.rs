@@ -1,4 +1,5 @@
-//! `POST /export`: a streamed file of every matching event, rate-limited per tenant.
+//! `POST /export`: a streamed file of every matching event, rate-limited per tenant; and
+//! `POST /export/manifest`: what lets the caller verify that file on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -159,6 +160,79 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         *resp.status_mut() = StatusCode::OK;
         Ok::<_, ApiError>(resp)
+    };
+    run.await.into_response()
+}
+
+/// The body of `POST /export/manifest`: the export's filters (its format does not matter).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestRequest {
+    #[serde(default)]
+    #[allow(dead_code)] // accepted so an export's body can be sent as it is
+    format: Option<String>,
+    #[serde(default)]
+    filters: QueryParams,
+}
+
+/// `POST /export/manifest`: the [`Manifest`](audit_core::integrity::Manifest) of the export
+/// the same filters produce: the chain segments around the caller's events, with only hashes
+/// of everyone else's. Counts against the same rate limit as an export.
+pub(crate) async fn manifest(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let run = async {
+        let mut access = Access::new("admin.audit_log.export", "Audit export manifest made");
+        access.detail("manifest", true);
+        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
+        let request: ManifestRequest = parse_body(&read_body(body).await?)?;
+        access.detail("filters", filters_detail(&request.filters));
+        let mut filters = request.filters;
+        filters.limit = None;
+        let mut query = filters.into_query(tenants.clone())?;
+        query.limit = MAX_LIMIT;
+        if let Err(wait) = state.limiter.take(&limiter_key(&tenants)) {
+            access.outcome = audit_core::Outcome::Denied;
+            access.detail("reason", "rate limited");
+            state.record(&parts.extensions, access);
+            return Err(ApiError::rate_limited(wait));
+        }
+        let mut pages = ExportPages::new(state.store.clone(), query);
+        let mut positions = Vec::new();
+        loop {
+            match pages.next_page().await {
+                Ok(Some(events)) => positions.extend(events.iter().filter_map(|e| {
+                    let i = e.integrity.as_ref()?;
+                    Some((i.stream.to_string(), i.seq))
+                })),
+                Ok(None) => break,
+                Err(e) => {
+                    state.store_failed("POST /export/manifest", &e);
+                    return Err(super::routes::failed(
+                        &state,
+                        &parts,
+                        access,
+                        ApiError::internal(),
+                    ));
+                }
+            }
+        }
+        let manifest = match audit_core::integrity::build_manifest(&*state.store, &positions).await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                state.store_failed("POST /export/manifest", &e);
+                return Err(super::routes::failed(
+                    &state,
+                    &parts,
+                    access,
+                    ApiError::internal(),
+                ));
+            }
+        };
+        access.detail("events", positions.len());
+        state.record(&parts.extensions, access);
+        let body = serde_json::to_value(&manifest).map_err(|_| ApiError::internal())?;
+        Ok(super::routes::json_response(StatusCode::OK, &body))
     };
     run.await.into_response()
 }

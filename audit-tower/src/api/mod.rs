@@ -10,6 +10,7 @@
 //! | `GET /filters` | `audit:read` | filter, operator and sort metadata; event types present |
 //! | `GET /tenants/{tenantId}/logs` | `audit:read` | a page of one tenant's events (403 unless allowed) |
 //! | `POST /export` `{format, filters}` | `audit:read` | `csv`, `json` or `ndjson`, streamed, rate-limited per tenant |
+//! | `POST /export/manifest` `{filters}` | `audit:read` | the [`Manifest`](audit_core::integrity::Manifest) that lets the caller verify that export on its own (same rate limit) |
 //! | `GET /stream?…filters` | `audit:read` | live events as server-sent events (with [`AuditApi::live`]) |
 //! | `GET /verify` | `audit:read`, every tenant | verifies the whole store's hash chain, checkpoints and tombstones ([`audit_core::integrity`]); `status` is `verified` (every stream proven by its signed checkpoints, the running one up to its latest), `intact` (nothing wrong, but not everything covered by a verified checkpoint) or `failed`, with the problems found |
 //! | `GET /keys` | `audit:read` | the public keys checkpoints are signed with (a [`Keyring`](audit_core::integrity::Keyring) as JSON) |
@@ -258,6 +259,10 @@ impl AuditApi {
                 get(routes::tenant_logs).fallback(wrong),
             )
             .route(&format!("{p}/export"), post(export::export).fallback(wrong))
+            .route(
+                &format!("{p}/export/manifest"),
+                post(export::manifest).fallback(wrong),
+            )
             .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong))
             .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong))
             .route(

@@ -128,6 +128,28 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The body, with a chunked transfer encoding undone.
+    pub(crate) fn content(&self) -> String {
+        if !self
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            return self.body.clone();
+        }
+        let mut out = String::new();
+        let mut rest = self.body.as_str();
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n..];
+            rest = rest.strip_prefix("\r\n").unwrap_or(rest);
+        }
+        out
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<String> {
         let prefix = format!("{}: ", name.to_ascii_lowercase());
         self.head.lines().find_map(|l| {

@@ -320,6 +320,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         keys,
     );
 
+    let signals = Signals::install();
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -368,7 +369,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => {
             simulate::run(addr, n).await?;
         }
-        None => wait_for_signal().await,
+        None => signals.wait().await,
     }
     let _ = stop_tx.send(());
     server.await??;
@@ -429,23 +430,32 @@ async fn usage_report(state: Arc<state::State>, every: Duration) {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and Ctrl-C, listened for from before the demo says it is listening: a signal
+/// that comes right after that line must not find the default action (exit without a
+/// flush) still in place.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = ctrl_c.await;
+    }
 }
