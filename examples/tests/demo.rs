@@ -370,6 +370,11 @@ fn every_route_produces_the_expected_event() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The final checkpoint seals the trail.
+    let (checkpoints, all): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|e| e["eventType"] == "system.audit.checkpoint");
+    assert_eq!(checkpoints.last().unwrap()["details"]["final"], true);
     // The retention task runs once at start and records what it purged.
     let (purges, lines): (Vec<Value>, Vec<Value>) = all
         .into_iter()

@@ -1,30 +1,7 @@
 //! Exports a tenant can verify on their own: a manifest of the chain segments that cover the
 //! exported events, carrying only hashes for everyone else's events.
 //!
-//! # The manifest (JSON)
-//! ```text
-//! { "version": 1,
-//!   "streams": [ { "stream": "vector-api-1a2b3c4d",
-//!                  "entries": [ { "seq": 41, "prevHash": "…", "hash": "…", "exported": true },
-//!                               { "seq": 42, "prevHash": "…", "hash": "…" },
-//!                               { "seq": 43, "prevHash": "…", "hash": "…", "deleted": true } ],
-//!                  "dropped": [[44, 45]],
-//!                  "checkpoints": [ "<the checkpoint event's JSON line>" ] } ] }
-//! ```
-//! Per stream, `entries` runs without a gap from the first exported event to the checkpoint
-//! that covers the last one (or to the newest event when none does yet), except for seqs a
-//! drop report names (`dropped`). An entry marked `exported` is an event of the export; every
-//! other entry is another tenant's or the system's event, known only by its hashes, or an
-//! event deleted with a tombstone (`deleted`). Checkpoints are given whole: they hold no
-//! tenant data and carry the signatures.
-//!
-//! # What verifying an export with it proves
-//! Each exported event hashes to its entry; the entries link (`prevHash` is the previous
-//! entry's `hash`); each checkpoint's line hashes to its entry, names an entry's hash as its
-//! head, and is signed by a key of the keyring; and every entry marked `exported` is in the
-//! export. So the export holds the tenant's events exactly as they were written, none left
-//! out, in a chain the service signed, without revealing anything of the other events but
-//! their number, positions and hashes.
+//! See [`Manifest`] for the format and what it proves.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,7 +14,32 @@ use super::verify::{Problem, ProblemKind, Report, StreamReport};
 use crate::AuditEvent;
 use crate::store::{ChainPosition, Store, StoreError};
 
-/// The manifest of an export (see the [module docs](self)).
+/// The manifest of an export: the chain segments that cover its events.
+///
+/// # Format (JSON)
+/// ```text
+/// { "version": 1,
+///   "streams": [ { "stream": "vector-api-1a2b3c4d",
+///                  "entries": [ { "seq": 41, "prevHash": "…", "hash": "…", "exported": true },
+///                               { "seq": 42, "prevHash": "…", "hash": "…" },
+///                               { "seq": 43, "prevHash": "…", "hash": "…", "deleted": true } ],
+///                  "dropped": [[44, 45]],
+///                  "checkpoints": [ "<the checkpoint event's JSON line>" ] } ] }
+/// ```
+/// Per stream, `entries` runs without a gap from the first exported event to the checkpoint
+/// that covers the last one (or to the newest event when none does yet), except for seqs a
+/// drop report names (`dropped`). An entry marked `exported` is an event of the export; every
+/// other entry is another tenant's or the system's event, known only by its hashes, or an
+/// event deleted with a tombstone (`deleted`). Checkpoints are given whole: they hold no
+/// tenant data and carry the signatures.
+///
+/// # What verifying an export with it proves
+/// Each exported event hashes to its entry; the entries link (`prevHash` is the previous
+/// entry's `hash`); each checkpoint's line hashes to its entry, names an entry's hash as its
+/// head, and is signed by a key of the keyring; and every entry marked `exported` is in the
+/// export. So the export holds the tenant's events exactly as they were written, none left
+/// out, in a chain the service signed, without revealing anything of the other events but
+/// their number, positions and hashes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Format version: 1.

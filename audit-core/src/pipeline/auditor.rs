@@ -645,8 +645,10 @@ impl AuditorBuilder {
         self
     }
 
-    /// The stream name for `integrity.stream`. Give each running instance its own: sequence
-    /// numbers and (later) hash chains are per stream.
+    /// The stream name for `integrity.stream`. Give each run of each instance its own:
+    /// sequence numbers and hash chains are per stream and start again at 1 with every
+    /// auditor, so a name reused by a later run looks to a verifier like inserted events
+    /// (and a spool refuses it). The default adds 8 random hex digits to the service name.
     pub fn stream(mut self, name: impl Into<String>) -> Self {
         self.stream = Some(name.into());
         self

@@ -126,6 +126,8 @@ pub(crate) struct Dispatcher {
     /// Events chained since the last checkpoint (checkpoints not counted), and when it was.
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// The highest seq handed to the sinks' queues.
+    last_fanned: u64,
 }
 
 impl Dispatcher {
@@ -149,6 +151,7 @@ impl Dispatcher {
             per_sink,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            last_fanned: 0,
         }
     }
 
@@ -200,9 +203,27 @@ impl Dispatcher {
         if more {
             self.fan_out();
         }
+        if self.shared.spool.is_some() {
+            self.advance_idle_positions();
+        }
         self.report_sink_losses();
         self.checkpoint_if_due();
         more
+    }
+
+    /// A sink with nothing queued or in flight holds everything fanned out so far that it
+    /// accepts: its position moves past the events its filter skipped, so the spool can
+    /// forget them.
+    fn advance_idle_positions(&self) {
+        if self.last_fanned == 0 {
+            return;
+        }
+        for sink in &self.shared.sinks {
+            if sink.is_idle() {
+                sink.acked
+                    .fetch_max(self.last_fanned, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 
     /// Records a checkpoint when the policy says one is due and events were chained since
@@ -271,6 +292,7 @@ impl Dispatcher {
                 self.since_checkpoint += 1;
             }
             let measured = stamp(&self.shared, self.chain.as_mut(), event, q.seq);
+            self.last_fanned = self.last_fanned.max(q.seq);
             if spooling {
                 if chunk.bytes.is_empty() {
                     chunk.first = q.seq;
@@ -318,6 +340,9 @@ impl Dispatcher {
                 let why = "sink task ended unexpectedly (its deliver panicked); \
                            events for it are counted as dropped";
                 sink.mark_dead(why);
+                // Nothing will acknowledge for it: the spool must not wait on it.
+                sink.acked
+                    .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
                 self.shared
                     .ingress
                     .push_internal(system_events::sink_unhealthy(

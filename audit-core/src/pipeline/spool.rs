@@ -305,8 +305,15 @@ pub(crate) fn recover(dir: &Path, current: &str) -> Result<Vec<Recovered>, Error
     let streams: Vec<String> = names
         .iter()
         .filter_map(|n| n.strip_suffix(".positions.json").map(str::to_owned))
-        .filter(|s| s != current)
         .collect();
+    if streams.iter().any(|s| s == current) {
+        return Err(Error::config(format!(
+            "the spool {} already holds stream {current:?}: a stream name must not be reused \
+             by a later run (its seqs would start again at 1); leave the name to the builder \
+             or give each run its own",
+            dir.display()
+        )));
+    }
     for stream in streams {
         let positions_file = positions_path(dir, &stream);
         let positions: Positions = std::fs::read(&positions_file)
