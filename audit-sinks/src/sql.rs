@@ -295,30 +295,11 @@ pub(crate) fn delete_statements(
     (keep, delete)
 }
 
-/// A tombstone from its row, in [`TOMBSTONE_COLUMNS`] order.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn tombstone(
-    id: String,
-    stream: String,
-    seq: i64,
-    prev_hash: String,
-    hash: String,
-    deleted_at: i64,
-    deleted_by: String,
-    reason: String,
-) -> audit_core::integrity::Tombstone {
-    audit_core::integrity::Tombstone {
-        id,
-        stream,
-        seq: u64::try_from(seq).unwrap_or(0),
-        prev_hash,
-        hash,
-        deleted_at: Timestamp::from_unix_millis(deleted_at)
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
-        deleted_by,
-        reason,
-    }
+/// A tombstone's `deleted_at` column (milliseconds) as RFC 3339.
+pub(crate) fn deleted_at(millis: i64) -> String {
+    Timestamp::from_unix_millis(millis)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// A tombstone already kept (an event deleted, then stored again by a retried batch, then

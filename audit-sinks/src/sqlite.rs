@@ -556,16 +556,16 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok(sql::tombstone(
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
+                    Ok(Tombstone {
+                        id: r.get(0)?,
+                        stream: r.get(1)?,
+                        seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        prev_hash: r.get(3)?,
+                        hash: r.get(4)?,
+                        deleted_at: sql::deleted_at(r.get(5)?),
+                        deleted_by: r.get(6)?,
+                        reason: r.get(7)?,
+                    })
                 })
                 .map_err(db_err)?;
             rows.map(|r| r.map_err(db_err)).collect()
