@@ -17,8 +17,8 @@
 use std::time::Duration;
 
 use audit_core::{
-    Actor, AuditEvent, Auditor, Batch, HttpFacts, Outcome, OverflowPolicy, Sink, SinkError,
-    SinkOptions,
+    Actor, AuditEvent, Auditor, AuditorBuilder, Batch, HttpFacts, Outcome, OverflowPolicy, Sink,
+    SinkError, SinkOptions,
 };
 use audit_sinks::format::jsonl;
 use audit_sinks::{FileSink, FsyncPolicy};
@@ -128,19 +128,28 @@ fn file_bench_with(bencher: Bencher<'_, '_>, fsync: FsyncPolicy, chained: bool) 
         .bench_local_values(|(auditor, events)| run(&auditor, events));
 }
 
-#[divan::bench(sample_count = 10, sample_size = 1)]
-fn end_to_end_discard(bencher: Bencher<'_, '_>) {
+/// Records a burst into an auditor that `configure` sets up around the discarding sink.
+fn discard_bench(
+    bencher: Bencher<'_, '_>,
+    configure: impl Fn(usize, AuditorBuilder) -> AuditorBuilder,
+) {
+    let mut n = 0;
     bencher
         .counter(ItemsCount::new(EVENTS))
         .with_inputs(|| {
-            let auditor = Auditor::builder()
+            n += 1;
+            let builder = Auditor::builder()
                 .overflow(blocking())
-                .sink_with(Discard, roomy())
-                .build()
-                .unwrap();
+                .sink_with(Discard, roomy());
+            let auditor = configure(n, builder).build().unwrap();
             (auditor, (0..EVENTS).map(event).collect::<Vec<_>>())
         })
         .bench_local_values(|(auditor, events)| run(&auditor, events));
+}
+
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn end_to_end_discard(bencher: Bencher<'_, '_>) {
+    discard_bench(bencher, |_, b| b);
 }
 
 /// The discarding sink behind the durable spool: every event written to a segment and
@@ -148,39 +157,17 @@ fn end_to_end_discard(bencher: Bencher<'_, '_>) {
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn end_to_end_discard_spooled(bencher: Bencher<'_, '_>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut n = 0;
-    bencher
-        .counter(ItemsCount::new(EVENTS))
-        .with_inputs(|| {
-            n += 1;
-            let auditor = Auditor::builder()
-                .overflow(blocking())
-                .spool(audit_core::SpoolOptions::new(
-                    dir.path().join(format!("spool-{n}")),
-                ))
-                .sink_with(Discard, roomy())
-                .build()
-                .unwrap();
-            (auditor, (0..EVENTS).map(event).collect::<Vec<_>>())
-        })
-        .bench_local_values(|(auditor, events)| run(&auditor, events));
+    discard_bench(bencher, |n, b| {
+        b.spool(audit_core::SpoolOptions::new(
+            dir.path().join(format!("spool-{n}")),
+        ))
+    });
 }
 
 /// The discarding sink without the hash chain.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn end_to_end_discard_unchained(bencher: Bencher<'_, '_>) {
-    bencher
-        .counter(ItemsCount::new(EVENTS))
-        .with_inputs(|| {
-            let auditor = Auditor::builder()
-                .hash_chain(false)
-                .overflow(blocking())
-                .sink_with(Discard, roomy())
-                .build()
-                .unwrap();
-            (auditor, (0..EVENTS).map(event).collect::<Vec<_>>())
-        })
-        .bench_local_values(|(auditor, events)| run(&auditor, events));
+    discard_bench(bencher, |_, b| b.hash_chain(false));
 }
 
 #[divan::bench]

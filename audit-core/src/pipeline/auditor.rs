@@ -324,6 +324,11 @@ impl Auditor {
         };
         let timeout = timeout.unwrap_or(spool.options.durable_timeout);
         let mut durable = spool.durable.clone();
+        if *durable.borrow() < seq {
+            // Someone is waiting: the worker takes the event now rather than at its next
+            // tick (up to 5 ms later by default).
+            self.inner.shared.ingress.wake.notify_one();
+        }
         let reached = tokio::time::timeout(timeout, async {
             loop {
                 if *durable.borrow_and_update() >= seq {

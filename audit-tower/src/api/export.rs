@@ -94,17 +94,14 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
             .parse()
             .map_err(|e: audit_core::Error| ApiError::invalid(e.to_string()))?;
         access.detail("format", format.extension());
-        access.detail("filters", filters_detail(&request.filters));
-        let mut filters = request.filters;
-        filters.limit = None;
-        let mut query = filters.into_query(tenants.clone())?;
-        query.limit = MAX_LIMIT;
-        if let Err(wait) = state.limiter.take(&limiter_key(&tenants)) {
-            access.outcome = audit_core::Outcome::Denied;
-            access.detail("reason", "rate limited");
-            state.record(&parts.extensions, access);
-            return Err(ApiError::rate_limited(wait));
-        }
+        let query = match export_query(&state, request.filters, &tenants, &mut access) {
+            Ok(q) => q,
+            Err(e) if access.outcome == audit_core::Outcome::Denied => {
+                state.record(&parts.extensions, access);
+                return Err(e);
+            }
+            Err(e) => return Err(super::routes::failed(&state, &parts, access, e)),
+        };
         state.record(&parts.extensions, access);
 
         let pages = ExportPages::new(state.store.clone(), query);
@@ -164,6 +161,27 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
     run.await.into_response()
 }
 
+/// The query of an export (every page of the filters, in the caller's tenants), once the
+/// caller's tenant is within its export rate; a rate refusal marks `access` denied.
+fn export_query(
+    state: &ApiState,
+    filters: QueryParams,
+    tenants: &TenantScope,
+    access: &mut Access,
+) -> Result<audit_core::store::Query, ApiError> {
+    access.detail("filters", filters_detail(&filters));
+    let mut filters = filters;
+    filters.limit = None;
+    let mut query = filters.into_query(tenants.clone())?;
+    query.limit = MAX_LIMIT;
+    if let Err(wait) = state.limiter.take(&limiter_key(tenants)) {
+        access.outcome = audit_core::Outcome::Denied;
+        access.detail("reason", "rate limited");
+        return Err(ApiError::rate_limited(wait));
+    }
+    Ok(query)
+}
+
 /// The body of `POST /export/manifest`: the export's filters (its format does not matter).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,17 +203,14 @@ pub(crate) async fn manifest(State(state): State<Arc<ApiState>>, req: Request) -
         access.detail("manifest", true);
         let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
         let request: ManifestRequest = parse_body(&read_body(body).await?)?;
-        access.detail("filters", filters_detail(&request.filters));
-        let mut filters = request.filters;
-        filters.limit = None;
-        let mut query = filters.into_query(tenants.clone())?;
-        query.limit = MAX_LIMIT;
-        if let Err(wait) = state.limiter.take(&limiter_key(&tenants)) {
-            access.outcome = audit_core::Outcome::Denied;
-            access.detail("reason", "rate limited");
-            state.record(&parts.extensions, access);
-            return Err(ApiError::rate_limited(wait));
-        }
+        let query = match export_query(&state, request.filters, &tenants, &mut access) {
+            Ok(q) => q,
+            Err(e) if access.outcome == audit_core::Outcome::Denied => {
+                state.record(&parts.extensions, access);
+                return Err(e);
+            }
+            Err(e) => return Err(super::routes::failed(&state, &parts, access, e)),
+        };
         let mut pages = ExportPages::new(state.store.clone(), query);
         let mut positions = Vec::new();
         loop {
