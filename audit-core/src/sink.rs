@@ -73,6 +73,14 @@ pub trait Sink: Send + 'static {
         async { None }
     }
 
+    /// True when this sink writes events as their canonical JSON line
+    /// ([`AuditEvent::write_json`](crate::AuditEvent::write_json)): the pipeline then hands it
+    /// the line the hash chain already encoded ([`Batch::line`]), so the event is not
+    /// encoded twice. Default: false.
+    fn wants_lines(&self) -> bool {
+        false
+    }
+
     /// Makes delivered events durable (fsync, flush buffers). Called at shutdown after the last
     /// batch; the default does nothing.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
@@ -87,6 +95,9 @@ pub trait Sink: Send + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     events: Vec<Arc<AuditEvent>>,
+    /// The events' canonical JSON lines (each ending in `\n`), when the pipeline made them
+    /// for a sink that [wants them](Sink::wants_lines); empty otherwise.
+    lines: Vec<Option<Arc<[u8]>>>,
 }
 
 impl Batch {
@@ -109,11 +120,27 @@ impl Batch {
     pub fn events(&self) -> &[Arc<AuditEvent>] {
         &self.events
     }
+
+    /// The `i`th event's canonical JSON line, ending in `\n`, exactly as
+    /// [`AuditEvent::write_json`](crate::AuditEvent::write_json) and a newline would write it,
+    /// when the pipeline has it (a sink that [wants lines](Sink::wants_lines), events from a
+    /// chained auditor); otherwise encode the event.
+    pub fn line(&self, i: usize) -> Option<&[u8]> {
+        self.lines.get(i)?.as_deref()
+    }
+
+    /// A batch of events with their lines.
+    pub(crate) fn with_lines(events: Vec<Arc<AuditEvent>>, lines: Vec<Option<Arc<[u8]>>>) -> Batch {
+        Batch { events, lines }
+    }
 }
 
 impl From<Vec<Arc<AuditEvent>>> for Batch {
     fn from(events: Vec<Arc<AuditEvent>>) -> Self {
-        Batch { events }
+        Batch {
+            events,
+            lines: Vec::new(),
+        }
     }
 }
 
@@ -121,6 +148,7 @@ impl From<Vec<AuditEvent>> for Batch {
     fn from(events: Vec<AuditEvent>) -> Self {
         Batch {
             events: events.into_iter().map(Arc::new).collect(),
+            lines: Vec::new(),
         }
     }
 }

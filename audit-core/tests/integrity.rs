@@ -285,3 +285,42 @@ fn a_chain_off_auditor_writes_no_hashes() {
         .unwrap_err();
     assert!(err.to_string().contains("hash_chain"));
 }
+
+/// Takes the pipeline's lines and compares each with its event's own encoding.
+#[derive(Clone, Default)]
+struct LineChecker(Arc<Mutex<(usize, usize)>>);
+
+impl Sink for LineChecker {
+    fn name(&self) -> &str {
+        "lines-checker"
+    }
+    fn wants_lines(&self) -> bool {
+        true
+    }
+    async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let mut seen = self.0.lock().unwrap();
+        for (i, e) in batch.iter().enumerate() {
+            let mut own = Vec::new();
+            e.write_json(&mut own).unwrap();
+            own.push(b'\n');
+            match batch.line(i) {
+                Some(line) if line == own.as_slice() => seen.0 += 1,
+                Some(_) => panic!("a line differs from its event"),
+                None => seen.1 += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sink_that_wants_lines_gets_the_chains_encoding_of_each_event() {
+    let sink = LineChecker::default();
+    let auditor = Auditor::builder().sink(sink.clone()).build().unwrap();
+    for i in 0..50 {
+        auditor.record(event(i)).unwrap();
+    }
+    auditor.shutdown_blocking(Duration::from_secs(5));
+    let (with, without) = *sink.0.lock().unwrap();
+    assert_eq!((with, without), (50, 0));
+}

@@ -79,10 +79,19 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
+    fn wants_lines(&self) -> bool {
+        matches!(self.format, crate::format::Format::Native)
+    }
+
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let mut buf = Vec::with_capacity(batch.len() * 512);
-        for e in batch {
-            self.format.write_line(&mut buf, e)?;
+        let native = self.wants_lines();
+        for (i, e) in batch.iter().enumerate() {
+            // The pipeline's own encoding of the line, when it has one.
+            match batch.line(i).filter(|_| native) {
+                Some(line) => buf.extend_from_slice(line),
+                None => self.format.write_line(&mut buf, e)?,
+            }
         }
         let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {

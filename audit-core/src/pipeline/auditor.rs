@@ -752,7 +752,7 @@ impl AuditorBuilder {
             .name
             .clone()
             .unwrap_or_else(|| sink.name().to_owned());
-        let shared = Arc::new(SinkShared::new(name, options));
+        let shared = Arc::new(SinkShared::new(name, options, sink.wants_lines()));
         let task_shared = Arc::clone(&shared);
         let spawn: SpawnSink =
             Box::new(move |ingress| Box::pin(sink_task::run(sink, task_shared, ingress)));

@@ -128,6 +128,9 @@ pub(crate) struct Dispatcher {
     last_checkpoint: Instant,
     /// The highest seq handed to the sinks' queues.
     last_fanned: u64,
+    /// Some sink writes canonical JSON lines.
+    lines_wanted: bool,
+    line_buf: Vec<u8>,
 }
 
 impl Dispatcher {
@@ -140,6 +143,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         let per_sink = shared.sinks.iter().map(|_| Vec::new()).collect();
         let chain = shared.chained.then(Chain::new);
+        let lines_wanted = shared.sinks.iter().any(|s| s.wants_lines);
         Dispatcher {
             shared,
             commands,
@@ -152,6 +156,8 @@ impl Dispatcher {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             last_fanned: 0,
+            lines_wanted,
+            line_buf: Vec::with_capacity(2048),
         }
     }
 
@@ -293,13 +299,23 @@ impl Dispatcher {
             }
             let measured = stamp(&self.shared, self.chain.as_mut(), event, q.seq);
             self.last_fanned = self.last_fanned.max(q.seq);
+            // The line the chain encoded, for the spool and for sinks that write lines: the
+            // event is not encoded again.
+            let line: Option<Arc<[u8]>> = match &self.chain {
+                Some(chain) if spooling || self.lines_wanted => {
+                    self.line_buf.clear();
+                    chain.line_into(&mut self.line_buf);
+                    Some(Arc::from(self.line_buf.as_slice()))
+                }
+                _ => None,
+            };
             if spooling {
                 if chunk.bytes.is_empty() {
                     chunk.first = q.seq;
                 }
                 chunk.last = q.seq;
-                match &self.chain {
-                    Some(chain) => chain.line_into(&mut chunk.bytes),
+                match &line {
+                    Some(l) => chunk.bytes.extend_from_slice(l),
                     None => {
                         if event.write_json(&mut chunk.bytes).is_ok() {
                             chunk.bytes.push(b'\n');
@@ -312,12 +328,14 @@ impl Dispatcher {
             let event = q.event;
             for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
                 if sink.accepts(&event) {
+                    let line = line.as_ref().filter(|_| sink.wants_lines).cloned();
                     out.push(Item {
                         event: Arc::clone(&event),
-                        size,
+                        size: size + line.as_ref().map_or(0, |l| l.len()),
                         seq: q.seq,
                         internal: q.internal,
                         replay: false,
+                        line,
                     });
                 }
             }

@@ -23,6 +23,8 @@ pub(crate) struct Item {
     pub(crate) internal: bool,
     /// An earlier run's event delivered again from the spool (its seq is of that stream).
     pub(crate) replay: bool,
+    /// Its canonical JSON line, for a sink that wants lines.
+    pub(crate) line: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +68,8 @@ pub(crate) struct SinkShared {
     pub(crate) replay: Mutex<Vec<(String, Vec<Arc<AuditEvent>>)>>,
     /// Set once the task has queued the events of `replay`.
     pub(crate) replay_queued: AtomicBool,
+    /// The sink writes canonical JSON lines ([`Sink::wants_lines`]).
+    pub(crate) wants_lines: bool,
 }
 
 impl std::fmt::Debug for SinkShared {
@@ -77,7 +81,7 @@ impl std::fmt::Debug for SinkShared {
 }
 
 impl SinkShared {
-    pub(crate) fn new(name: String, options: SinkOptions) -> SinkShared {
+    pub(crate) fn new(name: String, options: SinkOptions, wants_lines: bool) -> SinkShared {
         SinkShared {
             name,
             options,
@@ -94,6 +98,7 @@ impl SinkShared {
             replay_acked: AtomicU64::new(0),
             replay: Mutex::new(Vec::new()),
             replay_queued: AtomicBool::new(false),
+            wants_lines,
         }
     }
 
@@ -276,6 +281,7 @@ impl SinkShared {
 
     fn take_batch(&self, q: &mut Queue) -> Taken {
         let mut events = Vec::with_capacity(q.events.len().min(self.options.max_batch_events));
+        let mut lines = Vec::new();
         let mut bytes = 0;
         let mut only_internal = true;
         let mut app = None;
@@ -300,6 +306,9 @@ impl SinkShared {
             if !item.internal {
                 DropRun::note(&mut app, item.seq);
             }
+            if self.wants_lines {
+                lines.push(item.line);
+            }
             events.push(item.event);
         }
         q.bytes = q.bytes.saturating_sub(bytes);
@@ -307,7 +316,7 @@ impl SinkShared {
         q.in_flight_app = app;
         q.oldest_at = (!q.events.is_empty()).then(Instant::now);
         Taken {
-            batch: Batch::from(events),
+            batch: Batch::with_lines(events, lines),
             only_internal,
             last_seq,
             last_replay,
@@ -365,6 +374,7 @@ async fn queue_replay<S: Sink>(sink: &mut S, shared: &SinkShared) {
                 event,
                 internal: true,
                 replay: true,
+                line: None,
             })
             .collect();
         shared.enqueue(&mut items);

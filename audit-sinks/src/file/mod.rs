@@ -266,8 +266,12 @@ impl Sink for FileSink {
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
         // Encoded here, where the events are; only the bytes go to the blocking thread.
         let writer = self.writer()?;
-        writer.encode(batch.events())?;
+        writer.encode(batch)?;
         self.with_writer(Writer::write_encoded).await
+    }
+
+    fn wants_lines(&self) -> bool {
+        matches!(self.cfg.format, crate::format::Format::Native)
     }
 
     /// Reads the end of the live file (or, when it holds nothing of `stream`, of the newest

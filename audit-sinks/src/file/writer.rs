@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use audit_core::{AuditEvent, SinkError, Timestamp};
+use audit_core::{Batch, SinkError, Timestamp};
 
 use super::{Config, FsyncPolicy};
 
@@ -132,11 +132,16 @@ impl Writer {
     /// any of it.
     /// Encodes a batch, one line per event. Runs on the sink's task, where the events are
     /// (the write itself then needs only the bytes).
-    pub(super) fn encode(&mut self, events: &[Arc<AuditEvent>]) -> Result<(), SinkError> {
+    pub(super) fn encode(&mut self, batch: &Batch) -> Result<(), SinkError> {
         self.buf.clear();
         self.ends.clear();
-        for event in events {
-            self.cfg.format.write_line(&mut self.buf, event)?;
+        let native = matches!(self.cfg.format, crate::format::Format::Native);
+        for (i, event) in batch.iter().enumerate() {
+            // The line the pipeline already encoded for the hash chain, when it has one.
+            match batch.line(i).filter(|_| native) {
+                Some(line) => self.buf.extend_from_slice(line),
+                None => self.cfg.format.write_line(&mut self.buf, event)?,
+            }
             self.ends.push(self.buf.len());
         }
         Ok(())
