@@ -198,7 +198,9 @@ fn drop_newest_reports_exactly_what_was_lost() {
     assert!(refused.len() > n / 2, "only {} refused", refused.len());
     hold.store(false, Ordering::SeqCst);
     let report = auditor.shutdown_blocking(DEADLINE);
-    assert!(report.complete, "{report}");
+    // Everything accepted was delivered, but events were lost: not complete.
+    assert!(!report.complete, "{report}");
+    assert_eq!(report.metrics.sinks[0].pending, 0, "{report}");
 
     assert_eq!(
         probe.user_seqs(),
@@ -239,7 +241,11 @@ fn a_full_sink_queue_drops_only_for_that_sink_and_says_so() {
     wait_for("the fast sink", || fast.user_seqs().len() == n);
     slow.stall.store(false, Ordering::SeqCst);
     let report = auditor.shutdown_blocking(DEADLINE);
-    assert!(report.complete, "{report}");
+    assert!(!report.complete, "the slow sink lost events: {report}");
+    assert!(
+        report.metrics.sinks.iter().all(|s| s.pending == 0),
+        "{report}"
+    );
 
     assert_eq!(fast.user_seqs(), recorded, "the other sink lost nothing");
     let slow_got = slow.user_seqs();
@@ -876,4 +882,67 @@ fn events_the_worker_built_are_freed_soon_after_delivery() {
         let seen = watch.seen.lock().unwrap();
         seen.len() == 5_000 && seen.iter().all(|w| w.upgrade().is_none())
     });
+}
+
+#[test]
+fn a_loss_that_goes_on_is_reported_within_about_a_second() {
+    let stuck = Probe::named("stuck");
+    stuck.stall.store(true, Ordering::SeqCst);
+    let healthy = Probe::named("healthy");
+    let auditor = Auditor::builder()
+        .sink_with(stuck.clone(), SinkOptions::new().queue_bytes(16 << 10))
+        .sink(healthy.clone())
+        .build()
+        .unwrap();
+    // The stuck sink's queue stays full: the old rule (report once it drains to half) would
+    // never report while it is stuck.
+    let start = std::time::Instant::now();
+    for i in 0..500 {
+        auditor.record(item(i)).unwrap();
+    }
+    let report = loop {
+        let reports = healthy.of_type("system.audit.dropped");
+        if let Some(r) = reports.first() {
+            break r.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "no loss report while the loss goes on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(start.elapsed() < Duration::from_millis(2_000));
+    assert_eq!(report.details["sink"], "stuck");
+    stuck.stall.store(false, Ordering::SeqCst);
+    let done = auditor.shutdown_blocking(Duration::from_secs(5));
+    assert!(
+        !done.complete,
+        "events were lost: the shutdown is not complete"
+    );
+}
+
+#[test]
+fn a_shutdown_that_runs_out_of_time_leaves_a_final_account() {
+    let down = Probe::named("down");
+    down.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let healthy = Probe::named("healthy");
+    let auditor = Auditor::builder()
+        .sink(down.clone())
+        .sink(healthy.clone())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        auditor.record(item(i)).unwrap();
+    }
+    let report = auditor.shutdown_blocking(Duration::from_millis(300));
+    assert!(!report.complete);
+    let owed = healthy.of_type("system.audit.undelivered");
+    assert_eq!(
+        owed.len(),
+        1,
+        "one account for the sink that could not take its events"
+    );
+    assert_eq!(owed[0].details["sink"], "down");
+    assert_eq!(owed[0].details["count"], 10);
+    assert_eq!(owed[0].details["firstSeq"], 1);
 }

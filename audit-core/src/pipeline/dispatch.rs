@@ -262,10 +262,11 @@ impl Dispatcher {
         self.last_checkpoint = Instant::now();
     }
 
-    /// A sink whose queue overflowed gets its loss reported once it has room again.
+    /// A sink whose queue overflowed gets its loss reported once it has room again, or
+    /// within a second while the loss goes on.
     fn report_sink_losses(&self) {
         for sink in &self.shared.sinks {
-            if let Some(run) = sink.take_drop_run_if_room() {
+            if let Some(run) = sink.take_drop_run_if_due() {
                 self.shared.ingress.push_internal(system_events::dropped(
                     run,
                     Some(&sink.name),
@@ -371,6 +372,26 @@ impl Dispatcher {
         }
     }
 
+    /// At a shutdown that could not deliver everything: one `system.audit.dropped` per sink
+    /// for the losses not yet reported, and one `system.audit.undelivered` per sink with
+    /// events still queued, naming how many and their seq range.
+    fn final_account(&self) {
+        for sink in &self.shared.sinks {
+            if let Some(run) = sink.take_drop_run() {
+                self.shared.ingress.push_internal(system_events::dropped(
+                    run,
+                    Some(&sink.name),
+                    "sink_queue_full",
+                ));
+            }
+            if let Some(run) = sink.pending_run() {
+                self.shared
+                    .ingress
+                    .push_internal(system_events::undelivered(run, &sink.name));
+            }
+        }
+    }
+
     /// Delivers everything recorded so far; true if all sinks went idle before `deadline`.
     async fn quiesce(&mut self, deadline: Instant) -> bool {
         for s in &self.shared.sinks {
@@ -399,6 +420,15 @@ impl Dispatcher {
 
     async fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
         let mut drained = self.quiesce(deadline).await;
+        if !drained {
+            // The final account, into every sink that can still take it: what each sink lost
+            // and what it still owes.
+            self.final_account();
+            // Half a second past the deadline at most, for the healthy sinks to write it.
+            let _ = self
+                .quiesce(Instant::now() + Duration::from_millis(500))
+                .await;
+        }
         if drained && self.shared.signing_key().is_some() {
             // The final checkpoint covers everything, then is delivered like any event.
             self.checkpoint(true);
@@ -423,7 +453,15 @@ impl Dispatcher {
             spool.close();
         }
         let metrics = self.shared.metrics();
-        let complete = drained && all_finished && metrics.sinks.iter().all(|s| s.pending == 0);
+        // Complete means nothing was lost anywhere: no event dropped at the buffer or at a
+        // sink, none given up, none left pending.
+        let complete = drained
+            && all_finished
+            && metrics.dropped == 0
+            && metrics
+                .sinks
+                .iter()
+                .all(|s| s.pending == 0 && s.dropped == 0 && s.failed == 0);
         let report = ShutdownReport { complete, metrics };
         let _ = self.shared.final_report.set(report.clone());
         report

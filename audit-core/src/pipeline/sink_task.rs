@@ -42,7 +42,12 @@ struct Queue {
     /// Exit once the queue is empty.
     closed: bool,
     drop_run: Option<DropRun>,
+    /// When the loss run being collected began.
+    drop_run_since: Option<Instant>,
 }
+
+/// How long a loss may go unreported while it goes on.
+pub(crate) const LOSS_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// State shared between the dispatcher (producer) and the sink's task (consumer).
 pub(crate) struct SinkShared {
@@ -178,14 +183,37 @@ impl SinkShared {
         self.notify.notify_one();
     }
 
-    /// The run of this sink's losses, once its queue has room again.
-    pub(crate) fn take_drop_run_if_room(&self) -> Option<DropRun> {
+    /// The run of this sink's losses, once its queue has room again or the run is
+    /// [`LOSS_REPORT_EVERY`] old (a loss that goes on is reported as it goes on, not only when
+    /// it ends).
+    pub(crate) fn take_drop_run_if_due(&self) -> Option<DropRun> {
         let mut q = self.lock();
-        if q.drop_run.is_some() && q.bytes <= self.options.queue_bytes / 2 {
+        q.drop_run?;
+        let since = *q.drop_run_since.get_or_insert_with(Instant::now);
+        if q.bytes <= self.options.queue_bytes / 2 || since.elapsed() >= LOSS_REPORT_EVERY {
+            q.drop_run_since = None;
             q.drop_run.take()
         } else {
             None
         }
+    }
+
+    /// The application events still queued or in flight, as a run (count, first and last
+    /// seq), for the final account at shutdown.
+    pub(crate) fn pending_run(&self) -> Option<DropRun> {
+        let q = self.lock();
+        let mut run = q.in_flight_app;
+        for item in q.events.iter().filter(|i| !i.internal) {
+            DropRun::note(&mut run, item.seq);
+        }
+        run
+    }
+
+    /// Whatever loss is waiting to be reported, now (at shutdown).
+    pub(crate) fn take_drop_run(&self) -> Option<DropRun> {
+        let mut q = self.lock();
+        q.drop_run_since = None;
+        q.drop_run.take()
     }
 
     pub(crate) fn set_flushing(&self, on: bool) {

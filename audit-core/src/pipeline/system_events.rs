@@ -5,6 +5,7 @@
 //! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or events a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer); for events a sink gave up on, also `eventIds` (the first 100), one report per tenant filed under that tenant |
 //! | `system.sink.unhealthy` | a sink's delivery failed after succeeding | `sink`, `error` |
 //! | `system.sink.recovered` | a delivery succeeded after failures | `sink`, `failedAttempts`, `downForMs` |
+//! | `system.audit.undelivered` | at a shutdown whose deadline passed, a sink still held events | `sink`, `count`, `firstSeq`, `lastSeq` |
 //! | `system.audit.build_failed` | the recipe given to `record_deferred` panicked | — |
 
 use std::time::Duration;
@@ -66,6 +67,23 @@ pub(crate) fn dropped_events(
             .organization_id = Some(t.into());
     }
     e
+}
+
+/// At a shutdown that ran out of time: events still owed to a sink.
+pub(crate) fn undelivered(run: DropRun, sink: &str) -> AuditEvent {
+    build(
+        system("system.audit.undelivered")
+            .severity(Severity::Critical)
+            .description(format!(
+                "{} audit events were still waiting for sink {sink} when the auditor stopped",
+                run.count
+            ))
+            .target(sink_target(sink))
+            .detail("sink", sink)
+            .detail("count", run.count)
+            .detail("firstSeq", run.first_seq)
+            .detail("lastSeq", run.last_seq),
+    )
 }
 
 pub(crate) fn sink_unhealthy(name: &str, err: &SinkError) -> AuditEvent {
