@@ -927,7 +927,7 @@ fn a_shutdown_that_runs_out_of_time_leaves_a_final_account() {
     down.fail_next.store(usize::MAX, Ordering::SeqCst);
     let healthy = Probe::named("healthy");
     let auditor = Auditor::builder()
-        .sink(down.clone())
+        .sink(down)
         .sink(healthy.clone())
         .build()
         .unwrap();

@@ -142,13 +142,19 @@ fn what_a_sink_never_acknowledged_is_delivered_at_the_next_start() {
             (i.stream.to_string(), i.seq)
         })
         .collect();
-    // The ten events, and the first run's own report that the sink was unhealthy.
+    // The ten events, then the first run's own reports: the sink unhealthy, and the final
+    // account of what it still held when that run stopped.
     assert_eq!(
         got,
-        (1..=11)
+        (1..=12)
             .map(|s| ("run-1".to_owned(), s))
             .collect::<Vec<_>>()
     );
+    let types: Vec<String> = up.got.lock().unwrap()[10..12]
+        .iter()
+        .map(|e| e.event_type.to_string())
+        .collect();
+    assert_eq!(types, ["system.sink.unhealthy", "system.audit.undelivered"]);
     assert!(second.shutdown_blocking(Duration::from_secs(5)).complete);
     let all = up.got.lock().unwrap().clone();
     let unclean = all
@@ -156,7 +162,7 @@ fn what_a_sink_never_acknowledged_is_delivered_at_the_next_start() {
         .find(|e| e.event_type.as_str() == "system.audit.unclean_shutdown")
         .expect("the unclean end is recorded");
     assert_eq!(unclean.details["previousStream"], "run-1");
-    assert_eq!(unclean.details["redelivered"]["flaky"], 11);
+    assert_eq!(unclean.details["redelivered"]["flaky"], 12);
     // The first run's files are gone once delivered.
     assert!(!positions.exists());
 }
