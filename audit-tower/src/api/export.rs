@@ -211,29 +211,21 @@ pub(crate) async fn manifest(State(state): State<Arc<ApiState>>, req: Request) -
             }
             Err(e) => return Err(super::routes::failed(&state, &parts, access, e)),
         };
-        let mut pages = ExportPages::new(state.store.clone(), query);
-        let mut positions = Vec::new();
-        loop {
-            match pages.next_page().await {
-                Ok(Some(events)) => positions.extend(events.iter().filter_map(|e| {
+        // The export's positions, then the chain around them; one store failure path.
+        let built = async {
+            let mut pages = ExportPages::new(state.store.clone(), query);
+            let mut positions = Vec::new();
+            while let Some(events) = pages.next_page().await? {
+                positions.extend(events.iter().filter_map(|e| {
                     let i = e.integrity.as_ref()?;
                     Some((i.stream.to_string(), i.seq))
-                })),
-                Ok(None) => break,
-                Err(e) => {
-                    state.store_failed("POST /export/manifest", &e);
-                    return Err(super::routes::failed(
-                        &state,
-                        &parts,
-                        access,
-                        ApiError::internal(),
-                    ));
-                }
+                }));
             }
-        }
-        let manifest = match audit_core::integrity::build_manifest(&*state.store, &positions).await
-        {
-            Ok(m) => m,
+            let manifest = audit_core::integrity::build_manifest(&*state.store, &positions).await?;
+            Ok::<_, audit_core::store::StoreError>((manifest, positions))
+        };
+        let (manifest, positions) = match built.await {
+            Ok(b) => b,
             Err(e) => {
                 state.store_failed("POST /export/manifest", &e);
                 return Err(super::routes::failed(
