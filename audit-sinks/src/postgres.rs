@@ -92,8 +92,25 @@ fn pg_err(e: &tokio_postgres::Error) -> StoreError {
             c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "40001"
         }
     };
-    // `Display` of a DbError names the statement's problem, never the connection string.
-    let message = format!("postgres: {e}");
+    // The server's SQLSTATE and primary message (never its detail, which can quote a row),
+    // or the chain of causes down to the OS error; never the connection string.
+    let message = match e.as_db_error() {
+        Some(db) => format!(
+            "postgres: {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        ),
+        None => {
+            let mut m = format!("postgres: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                m.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            m
+        }
+    };
     if retryable {
         StoreError::unavailable(message)
     } else {

@@ -491,6 +491,21 @@ async fn postgres_unreachable_is_a_retryable_error() {
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
+    // The OS error says why.
+    assert!(err.message().contains("refused"), "{err}");
+}
+
+/// Errors keep the server's SQLSTATE and message, never the connection string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_errors_say_why() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let missing = format!("{}_no_such_db", url.trim_end_matches('/'));
+    let err = PostgresStore::connect(&missing).await.unwrap_err();
+    let m = err.message();
+    assert!(m.contains("3D000") && m.contains("does not exist"), "{m}");
+    assert!(!m.contains("postgres://"), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

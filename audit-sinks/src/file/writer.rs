@@ -188,8 +188,8 @@ impl Writer {
             Err(e) => return Err(io_err("cannot stat audit file", self.path(), &e)),
         };
         let reopened = match self.reopen() {
-            Ok(()) => "; reopened it",
-            Err(_) => "; reopening failed",
+            Ok(()) => "; reopened it".to_owned(),
+            Err(e) => format!("; reopening failed: {e}"),
         };
         Err(SinkError::retryable(format!(
             "audit file {} {problem}{reopened}",
