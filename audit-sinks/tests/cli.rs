@@ -136,6 +136,18 @@ fn verify_reads_rotated_files_and_stores_and_exits_by_what_it_found() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("PROBLEM modified"), "{out}");
 
+    // A forged line cannot drive the terminal: what it names is printed escaped.
+    let evil = dir.path().join("evil.jsonl");
+    std::fs::write(
+        &evil,
+        "{\"id\":\"e1\",\"eventType\":\"auth.logout\",\"integrity\":{\"stream\":\"s\\u001b[2J\",\"seq\":1}}\n",
+    )
+    .unwrap();
+    let (code, out) = audit(&["verify", evil.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("PROBLEM unchained"), "{out}");
+    assert!(!out.contains('\u{1b}') && out.contains("\\u{1b}"), "{out}");
+
     // Unreadable sources and bad usage: exit 3 with the reason.
     let (code, out) = audit(&["verify", "sqlite:/nonexistent/audit.db"]);
     assert_eq!(code, 3, "{out}");

@@ -165,6 +165,22 @@ fn what_a_sink_never_acknowledged_is_delivered_at_the_next_start() {
     assert_eq!(unclean.details["redelivered"]["flaky"], 12);
     // The first run's files are gone once delivered.
     assert!(!positions.exists());
+    // A later run may not take a stream name the spool still holds.
+    let _third = Auditor::builder()
+        .stream("run-3")
+        .spool(spool(dir.path()))
+        .sink(Flaky::default())
+        .build()
+        .unwrap();
+    let reused = Auditor::builder()
+        .stream("run-3")
+        .spool(spool(dir.path()))
+        .build()
+        .unwrap_err();
+    assert!(
+        reused.to_string().contains("must not be reused"),
+        "{reused}"
+    );
 }
 
 #[test]

@@ -302,3 +302,86 @@ async fn postgres_tampering_is_named() {
         db.exec(&format!("DROP SCHEMA IF EXISTS {s} CASCADE")).await;
     }
 }
+
+/// Schema 1's table: the event text without the chain columns.
+const SCHEMA_1: &str = "
+    CREATE TABLE audit_schema (version bigint NOT NULL);
+    INSERT INTO audit_schema (version) VALUES (1);
+    CREATE TABLE audit_events (
+        id text PRIMARY KEY, ts bigint NOT NULL, event_type text NOT NULL,
+        category text NOT NULL, severity text NOT NULL, result text, tenant text,
+        actor_id text, actor_email text, client_id text, target_type text, target_id text,
+        request_id text, description text, event TEXT NOT NULL);";
+
+/// A chained event as schema 1 stored it, and its row.
+fn schema_1_row() -> (String, String) {
+    let mut e = AuditEvent::builder("auth.logout").build().unwrap();
+    let mut i = audit_core::Integrity::new("old-1", 1);
+    i.prev_hash = Some(audit_core::integrity::GENESIS.into());
+    e.integrity = Some(i);
+    let mut json = Vec::new();
+    e.write_json(&mut json).unwrap();
+    let text = String::from_utf8(json).unwrap();
+    let prefix = text.strip_suffix("}}").unwrap();
+    let line = format!("{prefix},\"hash\":\"{}\"}}}}", hash_prefix(prefix));
+    let insert = format!(
+        "INSERT INTO audit_events (id, ts, event_type, category, severity, event) \
+         VALUES ('{}', {}, 'auth.logout', 'authentication', 'info', '{}');",
+        e.id,
+        e.timestamp.unix_millis(),
+        line.replace('\'', "''")
+    );
+    (line, insert)
+}
+
+/// A store made by schema 1 is migrated in place: its events get their chain columns from
+/// their own text and verify.
+async fn migrates(store: &dyn Store, line: &str) {
+    let rows = store.chain_rows(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].stream.as_str(), rows[0].seq), ("old-1", 1));
+    assert_eq!(rows[0].json, line);
+    let r = verify_store(store, None, |_| {}).await.unwrap();
+    assert!(r.is_intact(), "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_1_store_is_migrated_in_place() {
+    let (line, insert) = schema_1_row();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    Db::Sqlite(path.clone())
+        .exec(&format!("{SCHEMA_1}{insert}"))
+        .await;
+    let store = SqliteStore::open(&path).unwrap();
+    migrates(&store, &line).await;
+
+    let url = std::env::var("AUDIT_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("AUDIT_REQUIRE_SERVICES").is_none(),
+            "PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable"
+        );
+        return;
+    }
+    let schema = format!("audit_schema1_{}", std::process::id());
+    let db = Db::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    db.exec(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema}; {}{insert}",
+        SCHEMA_1.replace("event TEXT", "event json")
+    ))
+    .await;
+    let store = PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema))
+        .await
+        .unwrap();
+    migrates(&store, &line).await;
+    drop(store);
+    db.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
+}

@@ -685,3 +685,111 @@ async fn live_stream_sends_matching_events_of_the_callers_tenant_only() {
         "opening the stream is audited (a malformed request reads nothing)"
     );
 }
+
+/// A store whose chain reads wait until released, to hold a verification in flight.
+struct Held {
+    inner: SqliteStore,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl Store for Held {
+    fn name(&self) -> &str {
+        "held"
+    }
+    fn append<'a>(&'a self, events: &'a [Arc<AuditEvent>]) -> StoreFuture<'a, u64> {
+        self.inner.append(events)
+    }
+    fn search<'a>(&'a self, q: &'a Query) -> StoreFuture<'a, Page> {
+        self.inner.search(q)
+    }
+    fn get<'a>(&'a self, id: &'a str, s: &'a TenantScope) -> StoreFuture<'a, Option<AuditEvent>> {
+        self.inner.get(id, s)
+    }
+    fn delete<'a>(&'a self, id: &'a str, s: &'a TenantScope, by: &'a str) -> StoreFuture<'a, bool> {
+        self.inner.delete(id, s, by)
+    }
+    fn purge<'a>(&'a self, p: &'a RetentionPolicy, now: Timestamp) -> StoreFuture<'a, PurgeReport> {
+        self.inner.purge(p, now)
+    }
+    fn chain_rows<'a>(
+        &'a self,
+        after: Option<&'a ChainPosition>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ChainRow>> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            let _go = self.release.acquire().await;
+            self.inner.chain_rows(after, limit).await
+        })
+    }
+    fn tombstones<'a>(&'a self) -> StoreFuture<'a, Vec<Tombstone>> {
+        self.inner.tombstones()
+    }
+    fn distinct<'a>(
+        &'a self,
+        f: DistinctField,
+        s: &'a TenantScope,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<String>> {
+        self.inner.distinct(f, s, limit)
+    }
+}
+
+/// `GET` over a real connection: the status line's code.
+async fn status_over_tcp(addr: std::net::SocketAddr, path: &str, key: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {key}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    raw.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_verification_runs_at_a_time_and_only_for_operators() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = Arc::new(Held {
+        inner: SqliteStore::in_memory().unwrap(),
+        entered: entered.clone(),
+        release: release.clone(),
+    });
+    let auditor = Auditor::builder().build().unwrap();
+    let keys = ApiKeys::new()
+        .key(
+            "ops",
+            Principal::new("api_key", "ops")
+                .all_tenants()
+                .scope(SCOPE_READ),
+        )
+        .key(
+            "acme",
+            Principal::new("api_key", "acme")
+                .tenant("acme")
+                .scope(SCOPE_READ),
+        );
+    let app = AuditApi::new(store, keys, auditor).router::<()>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    assert_eq!(
+        status_over_tcp(addr, "/api/audit/verify", "acme").await,
+        403
+    );
+    let first = tokio::spawn(status_over_tcp(addr, "/api/audit/verify", "ops"));
+    entered.notified().await;
+    // The first is reading the store: a second waits its turn elsewhere.
+    assert_eq!(status_over_tcp(addr, "/api/audit/verify", "ops").await, 429);
+    release.add_permits(100);
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(status_over_tcp(addr, "/api/audit/verify", "ops").await, 200);
+}

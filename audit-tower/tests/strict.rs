@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use audit_core::{Auditor, Batch, Sink, SinkError, SpoolOptions};
+use audit_sinks::MemorySink;
 use audit_tower::AuditLayer;
 use audit_tower::classify::{Delivery, Rule, Rules};
 use axum::Router;
@@ -40,6 +41,7 @@ async fn put_path(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strict_response_waits_for_the_spool_and_is_refused_when_it_is_full() {
     let dir = tempfile::tempdir().unwrap();
+    let trail = MemorySink::new(1000);
     // Room for a few events only: the segment being written is never trimmed.
     let auditor = Auditor::builder()
         .spool(
@@ -48,6 +50,7 @@ async fn a_strict_response_waits_for_the_spool_and_is_refused_when_it_is_full() 
                 .durable_timeout(Duration::from_millis(500)),
         )
         .sink(Discard)
+        .sink(trail.clone())
         .build()
         .unwrap();
     let rules = Rules::new()
@@ -87,4 +90,13 @@ async fn a_strict_response_waits_for_the_spool_and_is_refused_when_it_is_full() 
     assert!(body.contains("AUDIT_UNAVAILABLE"), "{body}");
     assert!(body.contains("durable"), "{body}");
     auditor.shutdown(Duration::from_secs(5)).await;
+    // The trail says which events were not spooled, and why.
+    let failed = trail.events_of_type("system.audit.spool_failed");
+    assert!(!failed.is_empty());
+    assert!(
+        failed[0].details["error"]
+            .as_str()
+            .unwrap()
+            .contains("the spool is full")
+    );
 }

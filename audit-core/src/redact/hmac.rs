@@ -130,10 +130,7 @@ fn compute(id: &str, secret: &[u8], value: &[u8]) -> String {
     out.push_str("hmac-sha256:");
     out.push_str(id);
     out.push(':');
-    for b in digest.iter() {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
+    out.push_str(&hex::encode(digest));
     out
 }
 

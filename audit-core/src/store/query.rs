@@ -259,12 +259,7 @@ impl Cursor {
             SortOrder::Asc => 'a',
         };
         let raw = format!("v1:{dir}:{}:{}", self.timestamp.unix_millis(), self.id);
-        let mut out = String::with_capacity(raw.len() * 2);
-        for b in raw.bytes() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        out
+        hex::encode(raw)
     }
 
     /// Reads a cursor produced by [`encode`](Cursor::encode); anything else is an
@@ -304,8 +299,6 @@ impl Cursor {
         })
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_val(b: u8) -> Option<u8> {
     match b {

@@ -314,6 +314,24 @@ fn run(args: &Args) -> Result<Report, Failure> {
     Ok(v.finish())
 }
 
+/// Text taken from the trail, made safe for a terminal: control characters (an escape
+/// sequence in a forged stream name or key id) shown escaped, and at most 200 characters.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == 200 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn print_text(r: &Report) {
     println!(
         "{} events in {} stream(s): {} verified by a signed checkpoint, {} not covered by one",
@@ -338,7 +356,10 @@ fn print_text(r: &Report) {
         };
         println!(
             "  {}: seq {}-{}, {} events, {through}, {end}",
-            s.stream, s.first_seq, s.last_seq, s.events
+            shown(&s.stream),
+            s.first_seq,
+            s.last_seq,
+            s.events
         );
     }
     if r.dropped + r.tombstoned + r.duplicates > 0 {
@@ -349,7 +370,7 @@ fn print_text(r: &Report) {
     }
     const SHOWN: usize = 50;
     for p in r.problems.iter().take(SHOWN) {
-        println!("PROBLEM {p}");
+        println!("PROBLEM {}", shown(&p.to_string()));
     }
     if r.problems.len() > SHOWN {
         println!("… and {} more problems", r.problems.len() - SHOWN);

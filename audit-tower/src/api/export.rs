@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
@@ -96,11 +97,7 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
         access.detail("format", format.extension());
         let query = match export_query(&state, request.filters, &tenants, &mut access) {
             Ok(q) => q,
-            Err(e) if access.outcome == audit_core::Outcome::Denied => {
-                state.record(&parts.extensions, access);
-                return Err(e);
-            }
-            Err(e) => return Err(super::routes::failed(&state, &parts, access, e)),
+            Err(e) => return Err(refused(&state, &parts, access, e)),
         };
         state.record(&parts.extensions, access);
 
@@ -182,6 +179,17 @@ fn export_query(
     Ok(query)
 }
 
+/// Records an export that [`export_query`] refused: denied when rate-limited, failed for a
+/// bad filter.
+fn refused(state: &ApiState, parts: &Parts, access: Access, err: ApiError) -> ApiError {
+    if access.outcome == audit_core::Outcome::Denied {
+        state.record(&parts.extensions, access);
+        err
+    } else {
+        super::routes::failed(state, parts, access, err)
+    }
+}
+
 /// The body of `POST /export/manifest`: the export's filters (its format does not matter).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,11 +213,7 @@ pub(crate) async fn manifest(State(state): State<Arc<ApiState>>, req: Request) -
         let request: ManifestRequest = parse_body(&read_body(body).await?)?;
         let query = match export_query(&state, request.filters, &tenants, &mut access) {
             Ok(q) => q,
-            Err(e) if access.outcome == audit_core::Outcome::Denied => {
-                state.record(&parts.extensions, access);
-                return Err(e);
-            }
-            Err(e) => return Err(super::routes::failed(&state, &parts, access, e)),
+            Err(e) => return Err(refused(&state, &parts, access, e)),
         };
         // The export's positions, then the chain around them; one store failure path.
         let built = async {
