@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use audit_core::store::{
-    Filter, Query, RetentionPolicy, RetentionRule, SortOrder, TenantScope, like_contains,
+    EventTypeSet, Filter, MAX_OFFSET, Query, RetentionPolicy, RetentionRule, SortOrder,
+    TenantScope, like_contains,
 };
 use audit_core::{AuditEvent, Timestamp};
 
@@ -122,6 +123,9 @@ impl Sql {
                 self.eq("event_type", p.as_str());
             }
         }
+        if let Some(set) = &f.event_types {
+            self.type_set(set);
+        }
         if let Some(c) = f.category {
             self.eq("category", c.as_str());
         }
@@ -173,7 +177,34 @@ impl Sql {
         }
     }
 
-    /// ` AND <after cursor> ORDER BY … LIMIT limit+1`.
+    /// ` AND (<clause> OR …)` for an [`EventTypeSet`]; nothing matches an empty set.
+    fn type_set(&mut self, set: &EventTypeSet) {
+        if set.clauses().is_empty() {
+            self.push(" AND 1 = 0");
+            return;
+        }
+        self.push(" AND (");
+        for (i, (include, exclude)) in set.clauses().iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push("(1 = 1");
+            if let Some(p) = include {
+                self.push(" AND event_type LIKE ")
+                    .text(&p.to_like())
+                    .push(" ESCAPE '\\'");
+            }
+            for p in exclude {
+                self.push(" AND event_type NOT LIKE ")
+                    .text(&p.to_like())
+                    .push(" ESCAPE '\\'");
+            }
+            self.push(")");
+        }
+        self.push(")");
+    }
+
+    /// ` AND <after cursor> ORDER BY … LIMIT limit+1 [OFFSET n]`.
     pub(crate) fn page(&mut self, q: &Query) {
         let (cmp, dir) = match q.order {
             SortOrder::Desc => ("<", "DESC"),
@@ -193,6 +224,9 @@ impl Sql {
             " ORDER BY ts {dir}, id {dir} LIMIT {}",
             q.limit + 1
         );
+        if q.offset > 0 {
+            let _ = write!(self.text, " OFFSET {}", q.offset.min(MAX_OFFSET));
+        }
     }
 
     /// `(<rule matches>) IS TRUE`, so a NULL tenant counts as not matching.

@@ -30,8 +30,8 @@ mod query;
 mod retention;
 
 pub use query::{
-    Cursor, DEFAULT_LIMIT, EventTypePattern, Filter, MAX_LIMIT, Query, QueryError, QueryErrorCode,
-    QueryParams, SortOrder, TenantScope, check_id, like_contains,
+    Cursor, DEFAULT_LIMIT, EventTypePattern, EventTypeSet, Filter, MAX_LIMIT, MAX_OFFSET, Query,
+    QueryError, QueryErrorCode, QueryParams, SortOrder, TenantScope, check_id, like_contains,
 };
 pub use retention::{
     PurgeReport, RetentionHandle, RetentionPolicy, RetentionRule, RuleCount, purge_once,

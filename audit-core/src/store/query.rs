@@ -15,6 +15,8 @@ use crate::{AuditEvent, Category, Outcome, Severity, Timestamp};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page a client may ask for.
 pub const MAX_LIMIT: usize = 1000;
+/// Largest offset a client may ask for ([`Query::offset`]).
+pub const MAX_OFFSET: usize = 100_000;
 
 /// Which tenants' events a query may see. Set by the caller's authorisation, never by the
 /// client's filters.
@@ -133,6 +135,58 @@ pub fn like_contains(text: &str) -> String {
     out
 }
 
+/// A set of event types given as alternatives: an event type is in the set when it meets
+/// any clause, and a clause is met when the type matches its pattern (or the clause has none)
+/// and none of its exclusions.
+///
+/// It expresses "the types whose first matching rule is this one" for an ordered rule list,
+/// as the audit API's profiles need to filter by a derived type name:
+///
+/// ```
+/// use audit_core::store::{EventTypePattern, EventTypeSet};
+/// let p = |s| EventTypePattern::new(s).unwrap();
+/// // Rules in order: `admin.audit_log.*` → other, `admin.*` → config_change.
+/// let config_change = EventTypeSet::empty().clause(Some(p("admin.*")), vec![p("admin.audit_log.*")]);
+/// assert!(config_change.matches("admin.role.assign"));
+/// assert!(!config_change.matches("admin.audit_log.read"));
+/// assert!(!EventTypeSet::empty().matches("admin.role.assign"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventTypeSet {
+    clauses: Vec<(Option<EventTypePattern>, Vec<EventTypePattern>)>,
+}
+
+impl EventTypeSet {
+    /// The empty set: no event type is in it.
+    pub fn empty() -> EventTypeSet {
+        EventTypeSet::default()
+    }
+
+    /// Adds the types that match `include` (every type when `None`) and none of `exclude`.
+    #[must_use]
+    pub fn clause(
+        mut self,
+        include: Option<EventTypePattern>,
+        exclude: Vec<EventTypePattern>,
+    ) -> EventTypeSet {
+        self.clauses.push((include, exclude));
+        self
+    }
+
+    /// The clauses, each an optional pattern and its exclusions.
+    pub fn clauses(&self) -> &[(Option<EventTypePattern>, Vec<EventTypePattern>)] {
+        &self.clauses
+    }
+
+    /// True when `event_type` is in the set.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.clauses.iter().any(|(include, exclude)| {
+            include.as_ref().is_none_or(|p| p.matches(event_type))
+                && !exclude.iter().any(|p| p.matches(event_type))
+        })
+    }
+}
+
 /// The conditions an event must meet. Every set field must match (AND); unset fields match
 /// anything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,6 +200,8 @@ pub struct Filter {
     pub end_time: Option<Timestamp>,
     /// Event type or glob.
     pub event_type: Option<EventTypePattern>,
+    /// One of a set of event types (besides `event_type`, which must match as well).
+    pub event_types: Option<EventTypeSet>,
     /// Category.
     pub category: Option<Category>,
     /// Severity (exact).
@@ -194,6 +250,10 @@ impl Filter {
                 .event_type
                 .as_ref()
                 .is_none_or(|p| p.matches(event.event_type.as_str()))
+            && self
+                .event_types
+                .as_ref()
+                .is_none_or(|set| set.matches(event.event_type.as_str()))
             && self.category.is_none_or(|c| c == event.category)
             && self.severity.is_none_or(|s| s == event.severity)
             && eq(&self.actor_id, actor.and_then(|a| a.id.as_ref()))
@@ -320,6 +380,10 @@ pub struct Query {
     pub limit: usize,
     /// Where the previous page ended.
     pub cursor: Option<Cursor>,
+    /// How many matching events to skip before the page (after the cursor, if any); at most
+    /// [`MAX_OFFSET`]. Offsets cost the store a walk over the skipped rows: cursors are the
+    /// way to page deep.
+    pub offset: usize,
     /// Whether to count the whole filtered set ([`Summary`](super::Summary)); exports skip it.
     pub include_summary: bool,
 }
@@ -332,6 +396,7 @@ impl Query {
             order: SortOrder::Desc,
             limit: DEFAULT_LIMIT,
             cursor: None,
+            offset: 0,
             include_summary: true,
         }
     }
@@ -357,6 +422,13 @@ impl Query {
         self
     }
 
+    /// Skips `offset` matching events (clamped to [`MAX_OFFSET`]).
+    #[must_use]
+    pub fn offset(mut self, offset: usize) -> Query {
+        self.offset = offset.min(MAX_OFFSET);
+        self
+    }
+
     /// True when `event` lies strictly after the cursor in this query's order.
     pub fn after_cursor(&self, event: &AuditEvent) -> bool {
         let Some(c) = &self.cursor else { return true };
@@ -370,40 +442,55 @@ impl Query {
 }
 
 /// A search as a client sends it, in a query string (`GET /logs?eventType=auth.*`) or a JSON
-/// body (`POST /search`). Unknown fields are rejected, so a misspelt filter is an error rather
-/// than a silently wider result.
+/// body (`POST /search`). Names are camelCase; each also has a snake_case alias
+/// (`start_time`, `event_type`, `actor_id`, …, and `sort_order` for `sort`). Unknown fields
+/// are rejected, and so is a field given under both of its names, so a misspelt filter is an
+/// error rather than a silently wider result.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct QueryParams {
     /// RFC 3339, inclusive.
+    #[serde(alias = "start_time")]
     pub start_time: Option<String>,
     /// RFC 3339, exclusive.
+    #[serde(alias = "end_time")]
     pub end_time: Option<String>,
     /// Event type or glob.
+    #[serde(alias = "event_type")]
     pub event_type: Option<String>,
     /// Category name.
     pub category: Option<String>,
     /// Severity name.
     pub severity: Option<String>,
     /// `actor.id`.
+    #[serde(alias = "actor_id")]
     pub actor_id: Option<String>,
     /// `actor.email`.
+    #[serde(alias = "actor_email")]
     pub actor_email: Option<String>,
     /// `actor.clientId`.
+    #[serde(alias = "client_id")]
     pub client_id: Option<String>,
     /// Outcome name.
     pub result: Option<String>,
     /// `target.type`.
+    #[serde(alias = "resource_type")]
     pub resource_type: Option<String>,
     /// `target.id`.
+    #[serde(alias = "target_id")]
     pub target_id: Option<String>,
     /// `context.requestId`.
+    #[serde(alias = "request_id")]
     pub request_id: Option<String>,
     /// Free text.
     pub q: Option<String>,
     /// `asc` or `desc`.
+    #[serde(alias = "sortOrder", alias = "sort_order")]
     pub sort: Option<String>,
+    /// The field to sort by: only `timestamp` (the order is always by time, then id).
+    #[serde(alias = "sort_by")]
+    pub sort_by: Option<String>,
     /// Page size; a number, or its decimal text in a query string.
     #[serde(default, deserialize_with = "number_or_text")]
     pub limit: Option<String>,
@@ -495,7 +582,16 @@ impl QueryParams {
             target_id: bounded("targetId", self.target_id)?,
             request_id: bounded("requestId", self.request_id)?,
             text: bounded("q", self.q)?,
+            event_types: None,
         };
+        match nonempty(self.sort_by).as_deref() {
+            None | Some("timestamp") => {}
+            Some(other) => {
+                return Err(QueryError::invalid(format!(
+                    "sortBy {other:?} is not supported: events sort by timestamp"
+                )));
+            }
+        }
         let order = match nonempty(self.sort).as_deref() {
             None | Some("desc") => SortOrder::Desc,
             Some("asc") => SortOrder::Asc,
@@ -530,6 +626,7 @@ impl QueryParams {
             order,
             limit,
             cursor,
+            offset: 0,
             include_summary: true,
         })
     }
@@ -623,6 +720,30 @@ impl std::error::Error for QueryError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// snake_case names are aliases: accepted alike, and never both at once.
+    #[test]
+    fn snake_case_aliases() {
+        let parse = |q: &str| serde_urlencoded::from_str::<QueryParams>(q);
+        let camel = parse("startTime=2025-01-01T00:00:00Z&eventType=auth.*&sort=asc").unwrap();
+        let snake =
+            parse("start_time=2025-01-01T00:00:00Z&event_type=auth.*&sort_order=asc").unwrap();
+        assert_eq!(camel, snake);
+        assert!(parse("eventType=auth.*&event_type=data.*").is_err());
+        assert!(parse("event_typ=auth.*").is_err());
+        let q = parse("sort_by=timestamp")
+            .unwrap()
+            .into_query(TenantScope::All);
+        assert!(q.is_ok());
+        let e = parse("sort_by=severity")
+            .unwrap()
+            .into_query(TenantScope::All);
+        assert!(e.is_err());
+        let body: QueryParams =
+            serde_json::from_str(r#"{"actor_id": "u1", "request_id": "r1"}"#).unwrap();
+        assert_eq!(body.actor_id.as_deref(), Some("u1"));
+        assert_eq!(body.request_id.as_deref(), Some("r1"));
+    }
 
     #[test]
     fn globs() {

@@ -74,6 +74,9 @@ mod auth;
 mod error;
 mod export;
 mod integrity;
+mod orchestrator;
+mod profile;
+mod resource;
 mod routes;
 mod stream;
 mod viewer;
@@ -85,6 +88,7 @@ pub use auth::{
     Principal, SCOPE_READ, SCOPE_WRITE,
 };
 pub use error::ApiError;
+pub use profile::{Profile, RequestTypes};
 pub use viewer::CONTENT_SECURITY_POLICY;
 pub use ws::{PROTOCOL as WS_PROTOCOL, SEND_TIMEOUT as WS_SEND_TIMEOUT};
 
@@ -119,6 +123,7 @@ pub struct AuditApi {
     stream_lifetime: Duration,
     viewer_login: Option<String>,
     trusted_keys: audit_core::integrity::Keyring,
+    profile: Profile,
 }
 
 impl fmt::Debug for AuditApi {
@@ -146,7 +151,18 @@ impl AuditApi {
             stream_lifetime: Duration::from_secs(3600),
             viewer_login: None,
             trusted_keys: audit_core::integrity::Keyring::default(),
+            profile: Profile::Native,
         }
+    }
+
+    /// The dialect this mount speaks (default [`Profile::Native`]). To serve clients of
+    /// several dialects, build one `AuditApi` per profile, each with its own prefix (and, if
+    /// they authenticate differently, its own authorizer), over the same store and auditor,
+    /// and merge their routers.
+    #[must_use]
+    pub fn profile(mut self, profile: Profile) -> AuditApi {
+        self.profile = profile;
+        self
     }
 
     /// Public keys `GET /verify` trusts and `GET /keys` publishes besides the auditor's own
@@ -218,67 +234,83 @@ impl AuditApi {
             stream_lifetime: self.stream_lifetime,
             trusted_keys: self.trusted_keys,
             verifying: tokio::sync::Mutex::new(()),
+            request_types: match &self.profile {
+                Profile::Orchestrator(types) => types.clone(),
+                _ => RequestTypes::default(),
+            },
         });
-        let wrong = routes::method_not_allowed;
-        let page = viewer::page(p, self.viewer_login.as_deref());
-        let router = Router::new()
-            .route(
-                &format!("{p}/ui"),
-                get(move || {
-                    let page = Arc::clone(&page);
-                    async move { viewer::html(&page) }
-                })
-                .fallback(wrong),
-            )
-            .route(
-                &format!("{p}/ui/app.js"),
-                get(|| async { viewer::script() }).fallback(wrong),
-            )
-            .route(
-                &format!("{p}/ui/app.css"),
-                get(|| async { viewer::style() }).fallback(wrong),
-            )
-            .route(
-                &format!("{p}/ui/icon.svg"),
-                get(|| async { viewer::icon() }).fallback(wrong),
-            )
-            .route(&format!("{p}/logs"), get(routes::list).fallback(wrong))
-            .route(&format!("{p}/search"), post(routes::search).fallback(wrong))
-            .route(
-                &format!("{p}/logs/{{id}}"),
-                get(routes::get_one)
-                    .delete(routes::delete_one)
-                    .fallback(wrong),
-            )
-            .route(
-                &format!("{p}/filters"),
-                get(routes::filters).fallback(wrong),
-            )
-            .route(
-                &format!("{p}/tenants/{{tenant}}/logs"),
-                get(routes::tenant_logs).fallback(wrong),
-            )
-            .route(&format!("{p}/export"), post(export::export).fallback(wrong))
-            .route(
-                &format!("{p}/export/manifest"),
-                post(export::manifest).fallback(wrong),
-            )
-            .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong))
-            .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong))
-            .route(
-                &format!("{p}/verify"),
-                get(integrity::verify).fallback(wrong),
-            )
-            .route(&format!("{p}/keys"), get(integrity::keys).fallback(wrong));
+        let router = match &self.profile {
+            Profile::Native => native_routes(p, self.viewer_login.as_deref()),
+            Profile::Orchestrator(_) => orchestrator::routes(p),
+            Profile::Resource => resource::routes(p),
+        };
         // Every other path under the prefix answers in the API's own error shape (mounted at
         // the root, the application's own fallback keeps the unknown paths).
         let router = if p.is_empty() {
             router
+        } else if matches!(self.profile, Profile::Resource) {
+            // `{p}/{id}` takes every single segment already.
+            router.route(&format!("{p}/{{id}}/{{*rest}}"), any(routes::not_found))
         } else {
             router.route(&format!("{p}/{{*rest}}"), any(routes::not_found))
         };
         router.with_state(state)
     }
+}
+
+/// The native profile's routes under `p`.
+fn native_routes(p: &str, viewer_login: Option<&str>) -> Router<Arc<ApiState>> {
+    let wrong = routes::method_not_allowed;
+    let page = viewer::page(p, viewer_login);
+    Router::new()
+        .route(
+            &format!("{p}/ui"),
+            get(move || {
+                let page = Arc::clone(&page);
+                async move { viewer::html(&page) }
+            })
+            .fallback(wrong),
+        )
+        .route(
+            &format!("{p}/ui/app.js"),
+            get(|| async { viewer::script() }).fallback(wrong),
+        )
+        .route(
+            &format!("{p}/ui/app.css"),
+            get(|| async { viewer::style() }).fallback(wrong),
+        )
+        .route(
+            &format!("{p}/ui/icon.svg"),
+            get(|| async { viewer::icon() }).fallback(wrong),
+        )
+        .route(&format!("{p}/logs"), get(routes::list).fallback(wrong))
+        .route(&format!("{p}/search"), post(routes::search).fallback(wrong))
+        .route(
+            &format!("{p}/logs/{{id}}"),
+            get(routes::get_one)
+                .delete(routes::delete_one)
+                .fallback(wrong),
+        )
+        .route(
+            &format!("{p}/filters"),
+            get(routes::filters).fallback(wrong),
+        )
+        .route(
+            &format!("{p}/tenants/{{tenant}}/logs"),
+            get(routes::tenant_logs).fallback(wrong),
+        )
+        .route(&format!("{p}/export"), post(export::export).fallback(wrong))
+        .route(
+            &format!("{p}/export/manifest"),
+            post(export::manifest).fallback(wrong),
+        )
+        .route(&format!("{p}/stream"), get(stream::stream).fallback(wrong))
+        .route(&format!("{p}/ws"), get(ws::ws).fallback(wrong))
+        .route(
+            &format!("{p}/verify"),
+            get(integrity::verify).fallback(wrong),
+        )
+        .route(&format!("{p}/keys"), get(integrity::keys).fallback(wrong))
 }
 
 pub(crate) struct ApiState {
@@ -292,6 +324,8 @@ pub(crate) struct ApiState {
     pub(crate) trusted_keys: audit_core::integrity::Keyring,
     /// Held while a verification runs: one at a time.
     pub(crate) verifying: tokio::sync::Mutex<()>,
+    /// How the orchestrator profile names request types.
+    pub(crate) request_types: RequestTypes,
 }
 
 /// What one API call did, for its access event.
@@ -304,6 +338,10 @@ pub(crate) struct Access {
     pub(crate) target_id: Option<String>,
     pub(crate) details: Map<String, Value>,
     pub(crate) outcome: Outcome,
+    /// The route refuses principals of kind `api_key` (checked by the guard).
+    pub(crate) api_keys_refused: bool,
+    /// `X-Org-ID` names the caller's own tenant rather than narrowing the call to one.
+    pub(crate) org_header_names_caller: bool,
 }
 
 impl Access {
@@ -316,6 +354,8 @@ impl Access {
             target_id: None,
             details: Map::new(),
             outcome: Outcome::Success,
+            api_keys_refused: false,
+            org_header_names_caller: false,
         }
     }
 

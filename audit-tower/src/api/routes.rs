@@ -51,6 +51,9 @@ pub(crate) async fn decide(
         .await
         .map_err(|e| ApiError::unauthorized(e.to_string()))?;
     access.principal = Some(principal.clone());
+    if access.api_keys_refused && principal.kind == "api_key" {
+        return Err(ApiError::forbidden("this call does not accept API keys"));
+    }
     if !principal.has_scope(scope) {
         return Err(ApiError::forbidden(format!(
             "this call needs the {scope} scope"
@@ -74,6 +77,17 @@ pub(crate) async fn decide(
             .ok()
             .filter(|s| check_id("X-Org-ID", s).is_ok())
             .ok_or_else(|| ApiError::invalid("X-Org-ID must be a tenant id"))?;
+        if access.org_header_names_caller {
+            // The header says which of its tenants the caller acts as; the path names the
+            // tenant it reads.
+            if !principal.may_see(org) {
+                return Err(ApiError::forbidden(format!(
+                    "Access denied to tenant '{org}'"
+                )));
+            }
+            access.detail("callerTenant", org);
+            return Ok(tenants);
+        }
         access.detail("requestedTenant", org);
         if !tenants.allows(Some(org)) {
             return Err(ApiError::forbidden(format!(
@@ -123,7 +137,7 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     resp
 }
 
-fn page_body(page: &Page) -> Value {
+pub(crate) fn page_body(page: &Page) -> Value {
     json!({
         "logs": page.events,
         "pagination": {
@@ -152,13 +166,15 @@ pub(crate) fn query_params(parts: &Parts) -> Result<QueryParams, ApiError> {
         .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))
 }
 
-/// Runs a search for any of the listing routes and records the read.
-async fn respond_page(
+/// Runs a search for any of the listing routes, records the read, and answers the page in
+/// `shape`.
+pub(crate) async fn respond_page(
     state: &ApiState,
     parts: &Parts,
     params: Result<QueryParams, ApiError>,
     path_tenant: Option<&str>,
     endpoint: &'static str,
+    shape: impl FnOnce(&Page, Option<&str>) -> Value,
 ) -> Result<Response, ApiError> {
     let mut access = Access::new("admin.audit_log.read", "Audit log searched");
     access.detail("endpoint", endpoint);
@@ -168,6 +184,7 @@ async fn respond_page(
         Err(e) => return Err(failed(state, parts, access, e)),
     };
     access.detail("filters", filters_detail(&params));
+    let cursor = params.cursor.clone().filter(|c| !c.is_empty());
     let query = match params.into_query(tenants) {
         Ok(q) => q,
         Err(e) => return Err(failed(state, parts, access, e.into())),
@@ -184,7 +201,7 @@ async fn respond_page(
         "totalEvents",
         page.summary.as_ref().map_or(0, |s| s.total_events),
     );
-    let body = page_body(&page);
+    let body = shape(&page, cursor.as_deref());
     state.record(&parts.extensions, access);
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -193,9 +210,11 @@ async fn respond_page(
 pub(crate) async fn list(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let params = query_params(&parts);
-    respond_page(&state, &parts, params, None, "GET /logs")
-        .await
-        .into_response()
+    respond_page(&state, &parts, params, None, "GET /logs", |p, _| {
+        page_body(p)
+    })
+    .await
+    .into_response()
 }
 
 /// `POST /search`.
@@ -205,9 +224,11 @@ pub(crate) async fn search(State(state): State<Arc<ApiState>>, req: Request) -> 
         Ok(bytes) => parse_body(&bytes),
         Err(e) => Err(e),
     };
-    respond_page(&state, &parts, params, None, "POST /search")
-        .await
-        .into_response()
+    respond_page(&state, &parts, params, None, "POST /search", |p, _| {
+        page_body(p)
+    })
+    .await
+    .into_response()
 }
 
 /// `GET /tenants/{tenant}/logs`.
@@ -224,6 +245,7 @@ pub(crate) async fn tenant_logs(
         params,
         Some(&tenant),
         "GET /tenants/{tenantId}/logs",
+        |p, _| page_body(p),
     )
     .await
     .into_response()
@@ -236,32 +258,42 @@ pub(crate) async fn get_one(
     req: Request,
 ) -> Response {
     let (parts, _) = req.into_parts();
-    let run = async {
-        let mut access = Access::new("admin.audit_log.read", "Audit log entry read");
-        access.detail("endpoint", "GET /logs/{id}");
-        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
-        if let Err(e) = check_id("id", &id) {
-            return Err(failed(&state, &parts, access, e.into()));
-        }
-        access.target_id = Some(id.clone());
-        let found = match state.store.get(&id, &tenants).await {
-            Ok(f) => f,
-            Err(e) => {
-                state.store_failed("GET /logs/{id}", &e);
-                return Err(failed(&state, &parts, access, ApiError::internal()));
-            }
-        };
-        access.detail("found", found.is_some());
-        if found.is_none() {
-            access.outcome = Outcome::Failure;
-        }
-        state.record(&parts.extensions, access);
-        match found {
-            Some(event) => Ok(json_response(StatusCode::OK, &json!(event))),
-            None => Err(ApiError::not_found(format!("no audit log entry {id:?}"))),
+    read_one(&state, &parts, &id, "GET /logs/{id}")
+        .await
+        .into_response()
+}
+
+/// Reads one event for `GET …/{id}` routes.
+pub(crate) async fn read_one(
+    state: &ApiState,
+    parts: &Parts,
+    id: &str,
+    endpoint: &'static str,
+) -> Result<Response, ApiError> {
+    let id = id.to_owned();
+    let mut access = Access::new("admin.audit_log.read", "Audit log entry read");
+    access.detail("endpoint", endpoint);
+    let tenants = guard(state, parts, SCOPE_READ, None, &mut access).await?;
+    if let Err(e) = check_id("id", &id) {
+        return Err(failed(state, parts, access, e.into()));
+    }
+    access.target_id = Some(id.clone());
+    let found = match state.store.get(&id, &tenants).await {
+        Ok(f) => f,
+        Err(e) => {
+            state.store_failed(endpoint, &e);
+            return Err(failed(state, parts, access, ApiError::internal()));
         }
     };
-    run.await.into_response()
+    access.detail("found", found.is_some());
+    if found.is_none() {
+        access.outcome = Outcome::Failure;
+    }
+    state.record(&parts.extensions, access);
+    match found {
+        Some(event) => Ok(json_response(StatusCode::OK, &json!(event))),
+        None => Err(ApiError::not_found(format!("no audit log entry {id:?}"))),
+    }
 }
 
 /// `DELETE /logs/{id}`.
@@ -271,59 +303,70 @@ pub(crate) async fn delete_one(
     req: Request,
 ) -> Response {
     let (parts, _) = req.into_parts();
-    let run = async {
-        let mut access = Access::new("admin.audit_log.delete", "Audit log entry deleted");
-        let tenants = guard(&state, &parts, SCOPE_WRITE, None, &mut access).await?;
-        if let Err(e) = check_id("id", &id) {
-            return Err(failed(&state, &parts, access, e.into()));
+    let access = Access::new("admin.audit_log.delete", "Audit log entry deleted");
+    delete(&state, &parts, &id, access, "DELETE /logs/{id}")
+        .await
+        .into_response()
+}
+
+/// Deletes one event (keeping a tombstone) for `DELETE …/{id}` routes.
+pub(crate) async fn delete(
+    state: &ApiState,
+    parts: &Parts,
+    id: &str,
+    mut access: Access,
+    endpoint: &'static str,
+) -> Result<Response, ApiError> {
+    let id = id.to_owned();
+    let tenants = guard(state, parts, SCOPE_WRITE, None, &mut access).await?;
+    if let Err(e) = check_id("id", &id) {
+        return Err(failed(state, parts, access, e.into()));
+    }
+    access.target_id = Some(id.clone());
+    // The trail's record of its own administration and losses is not deletable here:
+    // deleting a deletion's record would leave no trace of either.
+    match state.store.get(&id, &tenants).await {
+        Ok(Some(event)) if is_protected(event.event_type.as_str()) => {
+            access.outcome = Outcome::Denied;
+            access.detail("protected", event.event_type.as_str());
+            let err = ApiError::forbidden(format!(
+                "{} records are part of the audit log's own trail and cannot be deleted",
+                event.event_type.as_str()
+            ));
+            access.detail("error", err.code);
+            state.record(&parts.extensions, access);
+            return Err(err);
         }
-        access.target_id = Some(id.clone());
-        // The trail's record of its own administration and losses is not deletable here:
-        // deleting a deletion's record would leave no trace of either.
-        match state.store.get(&id, &tenants).await {
-            Ok(Some(event)) if is_protected(event.event_type.as_str()) => {
-                access.outcome = Outcome::Denied;
-                access.detail("protected", event.event_type.as_str());
-                let err = ApiError::forbidden(format!(
-                    "{} records are part of the audit log's own trail and cannot be deleted",
-                    event.event_type.as_str()
-                ));
-                access.detail("error", err.code);
-                state.record(&parts.extensions, access);
-                return Err(err);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                state.store_failed("DELETE /logs/{id}", &e);
-                return Err(failed(&state, &parts, access, ApiError::internal()));
-            }
+        Ok(_) => {}
+        Err(e) => {
+            state.store_failed(endpoint, &e);
+            return Err(failed(state, parts, access, ApiError::internal()));
         }
-        // The tombstone names who deleted the event; the trail records it as well.
-        let by = access
-            .principal
-            .as_ref()
-            .map_or_else(String::new, |p| p.id.clone());
-        let deleted = match state.store.delete(&id, &tenants, &by).await {
-            Ok(d) => d,
-            Err(e) => {
-                state.store_failed("DELETE /logs/{id}", &e);
-                return Err(failed(&state, &parts, access, ApiError::internal()));
-            }
-        };
-        if !deleted {
-            access.outcome = Outcome::Failure;
-            access.detail("found", false);
-        }
-        state.record(&parts.extensions, access);
-        if deleted {
-            let mut resp = Response::new(Body::empty());
-            *resp.status_mut() = StatusCode::NO_CONTENT;
-            Ok(resp)
-        } else {
-            Err(ApiError::not_found(format!("no audit log entry {id:?}")))
+    }
+    // The tombstone names who deleted the event; the trail records it as well.
+    let by = access
+        .principal
+        .as_ref()
+        .map_or_else(String::new, |p| p.id.clone());
+    let deleted = match state.store.delete(&id, &tenants, &by).await {
+        Ok(d) => d,
+        Err(e) => {
+            state.store_failed(endpoint, &e);
+            return Err(failed(state, parts, access, ApiError::internal()));
         }
     };
-    run.await.into_response()
+    if !deleted {
+        access.outcome = Outcome::Failure;
+        access.detail("found", false);
+    }
+    state.record(&parts.extensions, access);
+    if deleted {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        Ok(resp)
+    } else {
+        Err(ApiError::not_found(format!("no audit log entry {id:?}")))
+    }
 }
 
 /// Event types that record the audit trail's own administration and losses: what an
@@ -364,53 +407,102 @@ pub(crate) async fn method_not_allowed(
 /// `GET /filters`.
 pub(crate) async fn filters(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let run = async {
-        let mut access = Access::new("admin.audit_log.read", "Audit log filters read");
-        access.detail("endpoint", "GET /filters");
-        let tenants = guard(&state, &parts, SCOPE_READ, None, &mut access).await?;
-        let distinct = |field| {
-            let store = state.store.clone();
-            let tenants = tenants.clone();
-            async move { store.distinct(field, &tenants, 500).await }
-        };
-        let (types, kinds) = match (
-            distinct(DistinctField::EventType).await,
-            distinct(DistinctField::ResourceType).await,
-        ) {
-            (Ok(t), Ok(k)) => (t, k),
-            (Err(e), _) | (_, Err(e)) => {
-                state.store_failed("GET /filters", &e);
-                return Err(failed(&state, &parts, access, ApiError::internal()));
+    let access = Access::new("admin.audit_log.read", "Audit log filters read");
+    filter_metadata(&state, &parts, access, Naming::Camel)
+        .await
+        .into_response()
+}
+
+/// How a profile spells filter names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// `startTime`, `sort`: the native API.
+    Camel,
+    /// `start_time`, `sort_order`: the resource profile.
+    Snake,
+}
+
+impl Naming {
+    fn name(self, camel: &str) -> String {
+        match self {
+            Naming::Camel => camel.to_owned(),
+            Naming::Snake => {
+                let mut out = String::with_capacity(camel.len() + 4);
+                for c in camel.chars() {
+                    if c.is_ascii_uppercase() {
+                        out.push('_');
+                        out.push(c.to_ascii_lowercase());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
             }
-        };
-        state.record(&parts.extensions, access);
-        let text = |name: &str| json!({"name": name, "type": "string", "operators": ["eq"]});
-        let body = json!({
-            "filters": [
-                {"name": "startTime", "type": "datetime", "operators": ["gte"]},
-                {"name": "endTime", "type": "datetime", "operators": ["lt"]},
-                {"name": "eventType", "type": "string", "operators": ["eq", "glob"], "values": types},
-                {"name": "category", "type": "enum", "operators": ["eq"],
-                 "values": Category::ALL.map(Category::as_str)},
-                {"name": "severity", "type": "enum", "operators": ["eq"],
-                 "values": Severity::ALL.map(Severity::as_str)},
-                {"name": "result", "type": "enum", "operators": ["eq"],
-                 "values": Outcome::ALL.map(Outcome::as_str)},
-                text("actorId"),
-                text("actorEmail"),
-                text("clientId"),
-                {"name": "resourceType", "type": "string", "operators": ["eq"], "values": kinds},
-                text("targetId"),
-                text("requestId"),
-                {"name": "q", "type": "text", "operators": ["contains"],
-                 "fields": ["description", "id", "actorId", "actorEmail", "targetId", "requestId"]},
-            ],
-            "sort": {"fields": ["timestamp"], "orders": ["desc", "asc"], "default": "desc"},
-            "limit": {"default": DEFAULT_LIMIT, "max": MAX_LIMIT},
-            "eventTypes": types,
-            "exportFormats": ["csv", "json", "ndjson"],
-        });
-        Ok::<_, ApiError>(json_response(StatusCode::OK, &body))
+        }
+    }
+}
+
+/// The filter, operator and sort metadata, with the event and resource types present.
+pub(crate) async fn filter_metadata(
+    state: &ApiState,
+    parts: &Parts,
+    mut access: Access,
+    naming: Naming,
+) -> Result<Response, ApiError> {
+    access.detail("endpoint", "GET /filters");
+    let tenants = guard(state, parts, SCOPE_READ, None, &mut access).await?;
+    let distinct = |field| {
+        let store = state.store.clone();
+        let tenants = tenants.clone();
+        async move { store.distinct(field, &tenants, 500).await }
     };
-    run.await.into_response()
+    let (types, kinds) = match (
+        distinct(DistinctField::EventType).await,
+        distinct(DistinctField::ResourceType).await,
+    ) {
+        (Ok(t), Ok(k)) => (t, k),
+        (Err(e), _) | (_, Err(e)) => {
+            state.store_failed("GET /filters", &e);
+            return Err(failed(state, parts, access, ApiError::internal()));
+        }
+    };
+    state.record(&parts.extensions, access);
+    let n = |camel: &str| naming.name(camel);
+    let text = |name: &str| json!({"name": n(name), "type": "string", "operators": ["eq"]});
+    let mut body = json!({
+        "filters": [
+            {"name": n("startTime"), "type": "datetime", "operators": ["gte"]},
+            {"name": n("endTime"), "type": "datetime", "operators": ["lt"]},
+            {"name": n("eventType"), "type": "string", "operators": ["eq", "glob"], "values": types},
+            {"name": "category", "type": "enum", "operators": ["eq"],
+             "values": Category::ALL.map(Category::as_str)},
+            {"name": "severity", "type": "enum", "operators": ["eq"],
+             "values": Severity::ALL.map(Severity::as_str)},
+            {"name": "result", "type": "enum", "operators": ["eq"],
+             "values": Outcome::ALL.map(Outcome::as_str)},
+            text("actorId"),
+            text("actorEmail"),
+            text("clientId"),
+            {"name": n("resourceType"), "type": "string", "operators": ["eq"], "values": kinds},
+            text("targetId"),
+            text("requestId"),
+            {"name": "q", "type": "text", "operators": ["contains"],
+             "fields": ["description", "id", "actorId", "actorEmail", "targetId", "requestId"]},
+        ],
+        "limit": {"default": DEFAULT_LIMIT, "max": MAX_LIMIT},
+    });
+    match naming {
+        Naming::Camel => {
+            body["sort"] =
+                json!({"fields": ["timestamp"], "orders": ["desc", "asc"], "default": "desc"});
+            body["eventTypes"] = json!(types);
+            body["exportFormats"] = json!(["csv", "json", "ndjson"]);
+        }
+        Naming::Snake => {
+            body["sort_by"] = json!({"values": ["timestamp"], "default": "timestamp"});
+            body["sort_order"] = json!({"values": ["desc", "asc"], "default": "desc"});
+            body["event_types"] = json!(types);
+        }
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }

@@ -350,6 +350,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         _ => {
             say!("audit API: http://{addr}/api/audit (admin bearer tokens)");
             say!("audit log viewer: http://{addr}/api/audit/ui");
+            say!(
+                "orchestrator search: http://{addr}/api/v1/audit (Basic acme-orchestrator:acme-client-secret, \
+                 globex-orchestrator:globex-client-secret, platform-orchestrator:platform-client-secret)"
+            );
+            say!(
+                "audit resource: http://{addr}/api/logging/audit/ (admin bearer tokens; API keys read)"
+            );
         }
     }
     say!("demo users (POST /auth/login {{\"email\", \"password\"}}):");

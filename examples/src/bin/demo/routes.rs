@@ -110,6 +110,11 @@ pub(crate) fn rules() -> Rules {
                 .event_type("data.bulk.import")
                 .target("index", "name"),
         )
+        .rule(
+            Rule::post("/v1/assistant/complete")
+                .event_type("data.completion.create")
+                .target_type("model"),
+        )
         .rule(Rule::get("/health").level(Level::None))
 }
 
@@ -140,22 +145,86 @@ pub(crate) fn app(
         )
         .route("/v1/indexes/{name}/query", post(query))
         .route("/v1/indexes/{name}/import", post(import))
+        .route("/v1/assistant/complete", post(complete))
         .with_state(Arc::clone(&state));
     // The audit API checks the bearer token itself (so a live stream notices a logout or a
     // demotion); its calls are recorded on the audit layer's event for each request.
+    // Beside it, the same trail in two other dialects, for clients written against them:
+    // an orchestrator's search (HTTP Basic client credentials) and a REST resource (the
+    // bearer tokens, API keys included for reads).
     let routes = match store {
-        Some(store) => routes.merge(
-            AuditApi::new(store, Sessions(Arc::clone(&state)), auditor.clone())
-                .trusted_keys(keys)
-                .live(live)
-                .viewer_login("/auth/login")
-                .router(),
-        ),
+        Some(store) => routes
+            .merge(
+                AuditApi::new(store.clone(), Sessions(Arc::clone(&state)), auditor.clone())
+                    .trusted_keys(keys)
+                    .live(live)
+                    .viewer_login("/auth/login")
+                    .router(),
+            )
+            .merge(
+                AuditApi::new(store.clone(), orchestrator_clients(), auditor.clone())
+                    .profile(api::Profile::orchestrator())
+                    .prefix(ORCHESTRATOR_PREFIX)
+                    .router(),
+            )
+            .merge(
+                AuditApi::new(store, ResourceReaders(Arc::clone(&state)), auditor.clone())
+                    .profile(api::Profile::Resource)
+                    .prefix(RESOURCE_PREFIX)
+                    .router(),
+            ),
         None => routes,
     };
     routes
         .layer(middleware::from_fn_with_state(state, authenticate))
         .layer(AuditLayer::new(auditor).rules(rules()))
+}
+
+/// Where the orchestrator-dialect audit search is mounted.
+pub(crate) const ORCHESTRATOR_PREFIX: &str = "/api/v1/audit";
+/// Where the REST-resource dialect is mounted.
+pub(crate) const RESOURCE_PREFIX: &str = "/api/logging/audit";
+
+/// The orchestrator search's clients (HTTP Basic `clientId:clientSecret`): one per
+/// organisation, and a platform client that reads every tenant.
+fn orchestrator_clients() -> api::BasicClients {
+    let client = |id: &str| api::Principal::new("client", id).scope(api::SCOPE_READ);
+    api::BasicClients::new()
+        .client(
+            "acme-orchestrator",
+            "acme-client-secret",
+            client("acme-orchestrator").tenant("acme"),
+        )
+        .client(
+            "globex-orchestrator",
+            "globex-client-secret",
+            client("globex-orchestrator").tenant("globex"),
+        )
+        .client(
+            "platform-orchestrator",
+            "platform-client-secret",
+            client("platform-orchestrator").all_tenants(),
+        )
+}
+
+/// The REST resource's view of the demo's callers: like [`Sessions`], and an organisation's
+/// API keys may read that organisation's trail there.
+struct ResourceReaders(Shared);
+
+impl api::Authorizer for ResourceReaders {
+    fn authorize<'a>(&'a self, parts: &'a http::request::Parts) -> api::AuthFuture<'a> {
+        let result = match bearer_token(&parts.headers) {
+            None => Err(api::AuthError::Missing),
+            Some(token) => match self.0.principal(token) {
+                Some(Principal::ApiKey { id, org }) => Ok(api::Principal::new("api_key", id)
+                    .tenant(org)
+                    .scope(api::SCOPE_READ)),
+                Some(p) => Ok(audit_principal(&p)),
+                None => Err(api::AuthError::Invalid),
+            },
+        };
+        Box::pin(std::future::ready(result))
+    }
 }
 
 /// What the audit API may show this principal: admins read and delete their organisation's
@@ -223,7 +292,14 @@ async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: N
     }
     let path = req.uri().path();
     // The audit API answers unauthenticated calls itself, in its own error format.
-    let public = path == "/health" || path == "/auth/login" || path.starts_with("/api/audit/");
+    let public = path == "/health"
+        || path == "/auth/login"
+        || [api::DEFAULT_PREFIX, ORCHESTRATOR_PREFIX, RESOURCE_PREFIX]
+            .iter()
+            .any(|p| {
+                path.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            });
     match principal {
         Some(p) => {
             req.extensions_mut().insert(p);
@@ -569,4 +645,72 @@ async fn import(
         }
         None => error(StatusCode::NOT_FOUND, "no such index"),
     }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    query: String,
+}
+
+/// Phrases the demo's prompt policy blocks.
+const BLOCKED_PHRASES: [&str; 2] = ["ignore previous instructions", "reveal the system prompt"];
+
+/// A stand-in for an LLM gateway: checks the prompt against a policy, answers with a canned
+/// summary, and records what an orchestrator's audit trail holds (policy decision, provider,
+/// model, tokens, cost) with `audit!` in place of the route's generic event.
+async fn complete(
+    Extension(ctx): Extension<AuditContext>,
+    Json(body): Json<Completion>,
+) -> Response {
+    use sha2::Digest as _;
+    let started = std::time::Instant::now();
+    let lowered = body.query.to_lowercase();
+    let matched: Vec<&str> = BLOCKED_PHRASES
+        .iter()
+        .copied()
+        .filter(|p| lowered.contains(p))
+        .collect();
+    let blocked = !matched.is_empty();
+    let digest = sha2::Sha256::digest(body.query.as_bytes());
+    let query_hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let policy_details = json!({
+        "evaluated": ["prompt.injection", "compliance.pii_check"],
+        "matched_policies": if blocked { vec!["prompt.injection"] } else { Vec::new() },
+        "risk_score": if blocked { 0.9 } else { 0.1 },
+    });
+    let prompt_tokens = body.query.split_whitespace().count() * 4 / 3 + 1;
+    let (decision, answer, tokens) = if blocked {
+        ("blocked", String::new(), prompt_tokens)
+    } else {
+        let answer = format!(
+            "Summary of {} words of input.",
+            body.query.split_whitespace().count()
+        );
+        ("allowed", answer, prompt_tokens + 12)
+    };
+    // Price of the demo model: 0.02 USD per 1,000 tokens.
+    let cost = tokens as f64 * 0.00002;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    audit!(
+        event_type = "data.llm.request",
+        target.kind = "model",
+        target.id = "demo-small",
+        details.query = %body.query,
+        details.query_hash = %query_hash,
+        details.policy_decision = decision,
+        details.policy_details = policy_details,
+        details.provider = "demo",
+        details.model = "demo-small",
+        details.tokens_used = tokens,
+        details.cost = cost,
+        details.response_sample = %answer,
+        details.response_time_ms = elapsed_ms,
+        result = if blocked { Outcome::Denied } else { Outcome::Success },
+        "LLM completion {decision}"
+    );
+    ctx.skip();
+    if blocked {
+        return error(StatusCode::FORBIDDEN, "blocked by the prompt policy");
+    }
+    Json(json!({"answer": answer, "model": "demo-small", "tokens_used": tokens})).into_response()
 }
