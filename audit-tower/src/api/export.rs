@@ -26,6 +26,9 @@ struct ExportRequest {
     format: String,
     #[serde(default)]
     filters: QueryParams,
+    /// Where to write the export instead of the response (an allowed destination).
+    #[serde(default)]
+    destination: Option<String>,
 }
 
 /// A token bucket per key: `capacity` exports, one more every `window / capacity`.
@@ -95,6 +98,18 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
             .parse()
             .map_err(|e: audit_core::Error| ApiError::invalid(e.to_string()))?;
         access.detail("format", format.extension());
+        if let Some(destination) = request.destination {
+            access.detail("destination", destination.as_str());
+            return to_destination(
+                &state,
+                &parts,
+                access,
+                &destination,
+                request.filters,
+                &tenants,
+                format,
+            );
+        }
         let query = match export_query(&state, request.filters, &tenants, &mut access) {
             Ok(q) => q,
             Err(e) => return Err(refused(&state, &parts, access, e)),
@@ -156,6 +171,80 @@ pub(crate) async fn export(State(state): State<Arc<ApiState>>, req: Request) -> 
         Ok::<_, ApiError>(resp)
     };
     run.await.into_response()
+}
+
+/// `POST /export` with a destination: refused unless allowed, else a job is started and
+/// answered 202.
+#[cfg(feature = "object-store")]
+fn to_destination(
+    state: &Arc<ApiState>,
+    parts: &Parts,
+    mut access: Access,
+    destination: &str,
+    filters: QueryParams,
+    tenants: &TenantScope,
+    format: ExportFormat,
+) -> Result<Response, ApiError> {
+    use super::destination::{Requester, plan, run};
+    let planned = match plan(state, destination, tenants, format) {
+        Ok(p) => p,
+        Err(e) => {
+            access.outcome = audit_core::Outcome::Denied;
+            return Err(refused(state, parts, access, e));
+        }
+    };
+    let query = match export_query(state, filters, tenants, &mut access) {
+        Ok(q) => q,
+        Err(e) => return Err(refused(state, parts, access, e)),
+    };
+    let id = planned.job.id.clone();
+    access.detail("jobId", id.as_str());
+    access.detail("location", planned.job.location.as_str());
+    let requester = Requester {
+        principal: access.principal.clone(),
+        tenant: access.tenant.clone().or_else(|| match tenants {
+            TenantScope::Only(list) if list.len() == 1 => Some(list[0].clone()),
+            _ => None,
+        }),
+        request_id: parts
+            .extensions
+            .get::<crate::RequestId>()
+            .map(|r| r.as_str().to_owned()),
+    };
+    let job = state.jobs.add(planned.job.clone());
+    state.record(&parts.extensions, access);
+    tokio::spawn(run(
+        Arc::clone(state),
+        planned,
+        job,
+        query,
+        format,
+        requester,
+    ));
+    let body = serde_json::json!({
+        "jobId": id,
+        "status": "running",
+        "statusUrl": format!("{}/exports/{id}", state.prefix),
+    });
+    Ok(super::routes::json_response(StatusCode::ACCEPTED, &body))
+}
+
+/// Without the `object-store` feature, no destination is allowed.
+#[cfg(not(feature = "object-store"))]
+fn to_destination(
+    state: &Arc<ApiState>,
+    parts: &Parts,
+    mut access: Access,
+    destination: &str,
+    _filters: QueryParams,
+    _tenants: &TenantScope,
+    _format: ExportFormat,
+) -> Result<Response, ApiError> {
+    access.outcome = audit_core::Outcome::Denied;
+    let err = ApiError::forbidden(format!(
+        "exports to {destination:?} are not allowed: this service writes exports to no destination"
+    ));
+    Err(refused(state, parts, access, err))
 }
 
 /// The query of an export (every page of the filters, in the caller's tenants), once the

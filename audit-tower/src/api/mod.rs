@@ -10,6 +10,8 @@
 //! | `GET /filters` | `audit:read` | filter, operator and sort metadata; event types present |
 //! | `GET /tenants/{tenantId}/logs` | `audit:read` | a page of one tenant's events (403 unless allowed) |
 //! | `POST /export` `{format, filters}` | `audit:read` | `csv`, `json` or `ndjson`, streamed, rate-limited per tenant |
+//! | `POST /export` `{format, filters, destination}` | `audit:read` | with feature `object-store`: the export written to an allowed destination (`s3://bucket/prefix/`, `file:///dir/`) by a background job; `202` with its id ([`AuditApi::export_destinations`]) |
+//! | `GET /exports/{id}` | `audit:read` | an export job's state: `running`, `completed` (object key, location, size, SHA-256) or `failed` (why) |
 //! | `POST /export/manifest` `{filters}` | `audit:read` | the [`Manifest`](audit_core::integrity::Manifest) that lets the caller verify that export on its own (same rate limit) |
 //! | `GET /stream?…filters` | `audit:read` | live events as server-sent events (with [`AuditApi::live`]) |
 //! | `GET /verify` | `audit:read`, every tenant | verifies the whole store's hash chain, checkpoints and tombstones ([`audit_core::integrity`]); `status` is `verified` (every stream proven by its signed checkpoints, the running one up to its latest), `intact` (nothing wrong, but not everything covered by a verified checkpoint) or `failed`, with the problems found |
@@ -71,9 +73,12 @@
 //! ```
 
 mod auth;
+#[cfg(feature = "object-store")]
+mod destination;
 mod error;
 mod export;
 mod integrity;
+mod jobs;
 mod orchestrator;
 mod profile;
 mod resource;
@@ -87,6 +92,8 @@ pub use auth::{
     ApiKeys, AuthError, AuthFuture, Authorizer, BasicClients, ExtensionPrincipal, FirstOf,
     Principal, SCOPE_READ, SCOPE_WRITE,
 };
+#[cfg(feature = "object-store")]
+pub use destination::{DestinationError, Destinations, PART_SIZE as EXPORT_PART_SIZE};
 pub use error::ApiError;
 pub use profile::{Profile, RequestTypes};
 pub use viewer::CONTENT_SECURITY_POLICY;
@@ -124,6 +131,8 @@ pub struct AuditApi {
     viewer_login: Option<String>,
     trusted_keys: audit_core::integrity::Keyring,
     profile: Profile,
+    #[cfg(feature = "object-store")]
+    destinations: Destinations,
 }
 
 impl fmt::Debug for AuditApi {
@@ -152,7 +161,22 @@ impl AuditApi {
             viewer_login: None,
             trusted_keys: audit_core::integrity::Keyring::default(),
             profile: Profile::Native,
+            #[cfg(feature = "object-store")]
+            destinations: Destinations::empty(),
         }
+    }
+
+    /// Where `POST /export` may write when its body names a `destination` (feature
+    /// `object-store`; default: nowhere, every destination is refused with 403). Such an
+    /// export runs as a background job: the call answers `202` with `{"jobId", "status",
+    /// "statusUrl"}`, `GET /exports/{id}` shows the job (`running`, `completed` or `failed`,
+    /// with the object's key and location, its size and SHA-256, or the error), and its end
+    /// is recorded as `admin.audit_log.export`.
+    #[cfg(feature = "object-store")]
+    #[must_use]
+    pub fn export_destinations(mut self, destinations: Destinations) -> AuditApi {
+        self.destinations = destinations;
+        self
     }
 
     /// The dialect this mount speaks (default [`Profile::Native`]). To serve clients of
@@ -234,6 +258,10 @@ impl AuditApi {
             stream_lifetime: self.stream_lifetime,
             trusted_keys: self.trusted_keys,
             verifying: tokio::sync::Mutex::new(()),
+            jobs: jobs::Jobs::default(),
+            #[cfg(feature = "object-store")]
+            destinations: self.destinations,
+            prefix: self.prefix.clone(),
             request_types: match &self.profile {
                 Profile::Orchestrator(types) => types.clone(),
                 _ => RequestTypes::default(),
@@ -301,6 +329,10 @@ fn native_routes(p: &str, viewer_login: Option<&str>) -> Router<Arc<ApiState>> {
         )
         .route(&format!("{p}/export"), post(export::export).fallback(wrong))
         .route(
+            &format!("{p}/exports/{{id}}"),
+            get(jobs::status).fallback(wrong),
+        )
+        .route(
             &format!("{p}/export/manifest"),
             post(export::manifest).fallback(wrong),
         )
@@ -326,6 +358,14 @@ pub(crate) struct ApiState {
     pub(crate) verifying: tokio::sync::Mutex<()>,
     /// How the orchestrator profile names request types.
     pub(crate) request_types: RequestTypes,
+    /// Export jobs writing to destinations.
+    pub(crate) jobs: jobs::Jobs,
+    /// Where exports may be written.
+    #[cfg(feature = "object-store")]
+    pub(crate) destinations: Destinations,
+    /// The mount point, for addresses in answers.
+    #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+    pub(crate) prefix: String,
 }
 
 /// What one API call did, for its access event.

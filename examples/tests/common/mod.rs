@@ -38,10 +38,21 @@ impl Demo {
     }
 
     pub(crate) fn start_args(audit_file: &std::path::Path, store: &str, extra: &[&str]) -> Demo {
+        Demo::start_env(audit_file, store, extra, &[])
+    }
+
+    /// Starts the demo with `extra` arguments and `env` added to its environment.
+    pub(crate) fn start_env(
+        audit_file: &std::path::Path,
+        store: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_demo"))
             .args(["--addr", "127.0.0.1:0", "--store", store, "--audit-file"])
             .arg(audit_file)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

@@ -4,7 +4,7 @@
 //! cargo run -p audit-examples --bin demo [-- --addr HOST:PORT] [--audit-file PATH]
 //!     [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... [--simulate N]
 //!     [--report-interval SECS] [--checkpoint-key PEM] [--keys-file PATH]
-//!     [--checkpoint-interval SECS] [--spool DIR | --no-spool]
+//!     [--checkpoint-interval SECS] [--spool DIR | --no-spool] [--export-destination URL]...
 //! ```
 //!
 //! Starts on `127.0.0.1:3000`, writes audit events as JSON lines to `./audit.jsonl` and into a
@@ -27,6 +27,12 @@
 //! After a crash, the next start delivers what the sinks had not acknowledged and records
 //! `system.audit.unclean_shutdown`. `--no-spool` runs best-effort (events in memory until
 //! delivered).
+//!
+//! The same trail is also served in two other dialects: an orchestrator's audit search at
+//! `/api/v1/audit` (HTTP Basic client credentials) and an audit-log REST resource at
+//! `/api/logging/audit` (bearer tokens; API keys may read). `--export-destination URL`
+//! (`s3://bucket/prefix/`, configured from the `AWS_*` environment, or `file:///dir/`)
+//! lets every tenant's admins write exports there as background jobs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -52,9 +58,12 @@ use std::time::Duration;
 
 use audit_core::integrity::{CheckpointKey, CheckpointPolicy, Keyring};
 use audit_core::live::LiveFeed;
-use audit_core::store::{RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink};
+use audit_core::store::{
+    RetentionHandle, RetentionPolicy, RetentionRule, Store, StoreSink, TenantScope,
+};
 use audit_core::{Auditor, Sink as _, SpoolOptions};
 use audit_sinks::{FileSink, PostgresStore, SqliteStore, spec};
+use audit_tower::api;
 use audit_tracing::{AuditTracingLayer, audit, interest_filter};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -110,6 +119,8 @@ struct Args {
     /// `--spool DIR` (default `audit-spool` beside the audit file) or none (`--no-spool`).
     spool: Option<PathBuf>,
     no_spool: bool,
+    /// `--export-destination URL`: where `POST /export` may write for every tenant.
+    export_destinations: Vec<String>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -149,6 +160,7 @@ fn parse_args() -> Result<Args, String> {
         checkpoint_interval: CheckpointPolicy::default().every,
         spool: None,
         no_spool: false,
+        export_destinations: Vec::new(),
         sinks: std::env::var("AUDIT_SINKS")
             .map(|v| {
                 spec::split_list(&v)
@@ -195,6 +207,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--spool" => args.spool = Some(value("--spool")?.into()),
             "--no-spool" => args.no_spool = true,
+            "--export-destination" => args
+                .export_destinations
+                .push(value("--export-destination")?),
             "--checkpoint-key" => args.checkpoint_key = Some(value("--checkpoint-key")?.into()),
             "--keys-file" => args.keys_file = Some(value("--keys-file")?.into()),
             "--checkpoint-interval" => {
@@ -216,7 +231,7 @@ fn parse_args() -> Result<Args, String> {
                      [--store sqlite:PATH | postgres:URL | none] [--sink SPEC]... \
                      [--simulate N] [--report-interval SECS] [--header-timeout SECS] \
                      [--checkpoint-key PEM] [--keys-file PATH] [--checkpoint-interval SECS] \
-                     [--spool DIR | --no-spool]   \
+                     [--spool DIR | --no-spool] [--export-destination URL]...   \
                      (AUDIT_SINKS=SPEC,SPEC also adds sinks)"
                     .into());
             }
@@ -312,12 +327,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )),
         None => None,
     };
+    let mut destinations = api::Destinations::new();
+    for url in &args.export_destinations {
+        destinations = destinations
+            .allow(url, TenantScope::All)
+            .map_err(|e| format!("--export-destination {e}"))?;
+    }
     let app = routes::app(
         Arc::clone(&state),
         auditor.clone(),
         store.clone(),
-        live,
-        keys,
+        routes::Extras {
+            live,
+            keys,
+            destinations,
+        },
     );
 
     let signals = Signals::install();
@@ -344,6 +368,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     for s in &args.sinks {
         say!("audit sink: {}", spec::redact(s));
+    }
+    for d in &args.export_destinations {
+        say!("export destination: {d} (POST /api/audit/export with \"destination\")");
     }
     match &args.store {
         StoreSpec::None => say!("audit API: off (--store none)"),

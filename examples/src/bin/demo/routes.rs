@@ -118,13 +118,22 @@ pub(crate) fn rules() -> Rules {
         .rule(Rule::get("/health").level(Level::None))
 }
 
+/// What the native audit API serves besides the store.
+pub(crate) struct Extras {
+    /// The live feed for `GET /stream` and `GET /ws`.
+    pub(crate) live: LiveFeed,
+    /// Keys `GET /verify` trusts.
+    pub(crate) keys: audit_core::integrity::Keyring,
+    /// Where `POST /export` may write.
+    pub(crate) destinations: api::Destinations,
+}
+
 /// The whole application: routes and the audit API, authentication inside the audit layer.
 pub(crate) fn app(
     state: Shared,
     auditor: Auditor,
     store: Option<Arc<dyn Store>>,
-    live: LiveFeed,
-    keys: audit_core::integrity::Keyring,
+    extras: Extras,
 ) -> Router {
     let routes = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -156,8 +165,9 @@ pub(crate) fn app(
         Some(store) => routes
             .merge(
                 AuditApi::new(store.clone(), Sessions(Arc::clone(&state)), auditor.clone())
-                    .trusted_keys(keys)
-                    .live(live)
+                    .trusted_keys(extras.keys)
+                    .live(extras.live)
+                    .export_destinations(extras.destinations)
                     .viewer_login("/auth/login")
                     .router(),
             )
