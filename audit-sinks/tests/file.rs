@@ -139,10 +139,21 @@ fn time_rotation_starts_a_new_file_each_period() {
 }
 
 /// Records `n` events slowly, running `mid` once half-way, and returns the recorded seqs.
-fn record_with_interruption(auditor: &Auditor, n: usize, mid: impl FnOnce()) -> Vec<u64> {
+/// Past `n`, it goes on recording until the sink has written `system.sink.recovered` to
+/// `path` (at most 10 s more), so the recovery falls within the run however slow the machine.
+fn record_with_interruption(
+    auditor: &Auditor,
+    path: &Path,
+    n: usize,
+    mid: impl FnOnce(),
+) -> Vec<u64> {
     let mut mid = Some(mid);
     let mut recorded = Vec::new();
-    for i in 0..n {
+    let recovered =
+        || std::fs::read_to_string(path).is_ok_and(|t| t.contains("system.sink.recovered"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    while i < n || (!recovered() && std::time::Instant::now() < deadline) {
         recorded.push(auditor.record(item(i)).unwrap());
         if i == n / 2
             && let Some(f) = mid.take()
@@ -152,7 +163,10 @@ fn record_with_interruption(auditor: &Auditor, n: usize, mid: impl FnOnce()) -> 
         if i % 10 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
+        i += 1;
     }
+    // One more after the recovery is in the file.
+    recorded.push(auditor.record(item(i)).unwrap());
     recorded
 }
 
@@ -165,7 +179,7 @@ fn deleting_the_file_mid_run_is_reported_and_loses_nothing_after() {
         .build()
         .unwrap();
     let auditor = Auditor::builder().sink_with(sink, quick()).build().unwrap();
-    let recorded = record_with_interruption(&auditor, 2_000, || {
+    let recorded = record_with_interruption(&auditor, &path, 2_000, || {
         std::fs::remove_file(&path).unwrap();
     });
     let report = auditor.shutdown_blocking(DEADLINE);
@@ -210,7 +224,7 @@ fn moving_the_file_away_mid_run_splits_events_without_loss_or_duplicates() {
         .build()
         .unwrap();
     let auditor = Auditor::builder().sink_with(sink, quick()).build().unwrap();
-    let recorded = record_with_interruption(&auditor, 2_000, || {
+    let recorded = record_with_interruption(&auditor, &path, 2_000, || {
         std::fs::rename(&path, &moved).unwrap();
     });
     assert!(auditor.shutdown_blocking(DEADLINE).complete);

@@ -18,9 +18,9 @@ pub(crate) struct State {
     pub(crate) skip: bool,
     /// The request's `User-Agent`, kept here rather than in the scope so that the worker
     /// replaces it with a copy when it takes the state (see [`AuditContext::take`]): a
-    /// header value hyper parsed shares the connection's read buffer, which a kept request
-    /// record (`audit::recycle`) would otherwise hold, with the rest of that request's head,
-    /// until it is reused.
+    /// header value hyper parsed shares the connection's read buffer, which a context kept by
+    /// work that outlives the response would otherwise hold, with the rest of that request's
+    /// head (its `Authorization` header too).
     pub(crate) user_agent: Option<UserAgent>,
 }
 

@@ -74,7 +74,6 @@ pub mod api;
 mod audit;
 pub mod classify;
 mod context;
-mod memo;
 pub mod net;
 pub mod propagate;
 pub mod request_id;

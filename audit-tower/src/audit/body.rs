@@ -5,19 +5,15 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use audit_core::{CapturedBody, Outcome};
+use super::capture::{Capture, SharedCapture};
+use super::grpc::{Messages, SharedMessages};
+use super::outcome::outcome_for;
+use super::record::Pending;
+use audit_core::Outcome;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project::pin_project;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-use super::grpc::{Messages, SharedMessages};
-use super::record::{Pending, outcome_for};
-
-/// How many body bytes are kept for the event (the rest is counted and hashed).
-pub(crate) const CAPTURE_LIMIT: usize = 16 * 1024;
 
 /// Response body of [`Audit`](super::Audit).
 #[pin_project]
@@ -89,7 +85,7 @@ impl Tail {
 
     fn trailers(&mut self, trailers: &HeaderMap) {
         if let Some(code) = trailers
-            .get(&super::record::GRPC_STATUS)
+            .get(&super::outcome::GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
         {
@@ -124,86 +120,6 @@ impl Drop for Tail {
     /// The body was dropped before its end (client gone, stream cut): record what is known.
     fn drop(&mut self) {
         self.finish(false);
-    }
-}
-
-/// The first [`CAPTURE_LIMIT`] bytes of a body, its full size and (when cut) its hash.
-#[derive(Debug)]
-pub(crate) struct Capture {
-    content_type: Option<String>,
-    kept: Vec<u8>,
-    size: u64,
-    hasher: Sha256,
-    /// The whole body went through (for a request: the handler read it to the end).
-    pub(crate) complete: bool,
-    /// The size the sender announced (`Content-Length`), for a body not read to the end.
-    declared: Option<u64>,
-}
-
-impl Capture {
-    pub(crate) fn new(content_type: Option<String>) -> Capture {
-        Capture {
-            content_type,
-            kept: Vec::new(),
-            size: 0,
-            hasher: Sha256::new(),
-            complete: false,
-            declared: None,
-        }
-    }
-
-    pub(crate) fn with_declared_size(mut self, size: Option<u64>) -> Capture {
-        self.declared = size;
-        self
-    }
-
-    /// What the event records of a body that may not have been read to the end: the bytes
-    /// kept, and the whole body's hash only when it was all seen.
-    pub(crate) fn snapshot(&mut self) -> CapturedBody {
-        let seen_all = self.complete;
-        let taken = std::mem::replace(self, Capture::new(self.content_type.clone()));
-        let declared = taken.declared;
-        let mut body = taken.finish();
-        if !seen_all {
-            body.truncated = true;
-            body.sha256 = None;
-            body.size = declared.unwrap_or(body.size).max(body.size);
-        }
-        body
-    }
-
-    pub(crate) fn data(&mut self, chunk: &[u8]) {
-        self.size += chunk.len() as u64;
-        self.hasher.update(chunk);
-        let room = CAPTURE_LIMIT.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
-    }
-
-    pub(crate) fn finish(self) -> CapturedBody {
-        let truncated = self.size > self.kept.len() as u64;
-        let json = self
-            .content_type
-            .as_deref()
-            .is_some_and(|t| t.contains("json"));
-        let content = if json && !truncated {
-            serde_json::from_slice::<Value>(&self.kept).ok()
-        } else {
-            None
-        }
-        .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&self.kept).into_owned()));
-        let mut body = CapturedBody::new(self.content_type.as_deref(), self.size, content);
-        if truncated {
-            body.truncated = true;
-            let digest = self.hasher.finalize();
-            body.sha256 = Some(
-                digest
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-                    .into(),
-            );
-        }
-        body
     }
 }
 
@@ -283,10 +199,6 @@ pub struct RequestBody<B> {
     capture: Option<SharedCapture>,
     messages: Option<SharedMessages>,
 }
-
-/// A capture shared between the request body (which fills it) and the event (which reads it
-/// when the request is answered).
-pub(crate) type SharedCapture = std::sync::Arc<std::sync::Mutex<Capture>>;
 
 impl<B> std::fmt::Debug for RequestBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

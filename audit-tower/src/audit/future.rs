@@ -12,8 +12,10 @@ use http_body::Body;
 use pin_project::{pin_project, pinned_drop};
 use tokio::task::futures::TaskLocalFuture;
 
-use super::body::{Capture, ResponseBody, Tail};
-use super::record::{Pending, outcome_for};
+use super::body::{ResponseBody, Tail};
+use super::capture::Capture;
+use super::outcome::outcome_for;
+use super::record::Pending;
 use crate::classify::Level;
 use audit_core::scope::RequestFacts;
 use std::sync::Arc;
@@ -165,7 +167,7 @@ where
         }
         let grpc = parts
             .headers
-            .get(&super::record::GRPC_STATUS)
+            .get(&super::outcome::GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i32>().ok());
         let status = parts.status.as_u16();

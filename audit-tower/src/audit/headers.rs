@@ -7,9 +7,10 @@ use crate::trace_context::TRACEPARENT;
 
 /// The request headers the audit layer reads. Found in one pass over the request's headers
 /// rather than by a hashed lookup each: a request carries a handful of headers and most of
-/// these are usually absent (the overhead bench's request: two headers, and the six lookups
-/// this replaces cost about 800 instructions). The first value of a repeated header counts,
-/// as with [`HeaderMap::get`].
+/// these are usually absent. In the overhead bench (a request with two headers) the six
+/// lookups this replaces cost 640 more instructions per request under callgrind, 8 % of what
+/// the layer adds on the request thread. The first value of a repeated header counts, as
+/// with [`HeaderMap::get`].
 #[derive(Debug, Default)]
 pub(crate) struct Picked<'a> {
     /// The request id header (the policy's name).

@@ -5,21 +5,11 @@ use std::sync::Arc;
 use audit_core::Auditor;
 use tower::Layer;
 
-use super::Audit;
-use super::recycle::Recycler;
+use super::config::Config;
+use super::service::Audit;
 use crate::classify::Rules;
 use crate::net::IpNet;
 use crate::request_id::RequestIdPolicy;
-
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) auditor: Auditor,
-    pub(crate) rules: Rules,
-    pub(crate) request_id: RequestIdPolicy,
-    pub(crate) trusted_proxies: Vec<IpNet>,
-    /// Records handed back for reuse by the requests this layer audits.
-    pub(crate) recycler: Arc<Recycler>,
-}
 
 /// Records an audit event for every request that a rule (or the defaults) says to audit.
 ///
@@ -72,7 +62,6 @@ impl AuditLayer {
                 rules: Rules::new(),
                 request_id: RequestIdPolicy::default(),
                 trusted_proxies: Vec::new(),
-                recycler: Arc::default(),
             }),
         }
     }
@@ -96,13 +85,6 @@ impl AuditLayer {
     pub fn trusted_proxies(mut self, nets: Vec<IpNet>) -> Self {
         Arc::make_mut(&mut self.config).trusted_proxies = nets;
         self
-    }
-}
-
-#[cfg(test)]
-impl AuditLayer {
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
     }
 }
 

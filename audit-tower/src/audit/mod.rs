@@ -2,14 +2,15 @@
 //! your authentication set, the outcome from the response, and the latency.
 
 mod body;
-mod clock;
+mod capture;
+mod config;
 mod future;
 mod grpc;
 mod headers;
 mod layer;
+mod outcome;
 mod peer;
 mod record;
-mod recycle;
 mod service;
 #[cfg(feature = "tracing")]
 mod span;

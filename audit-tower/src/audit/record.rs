@@ -1,6 +1,5 @@
 //! What the layer captured about a request, and the event it becomes.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use audit_core::{
@@ -10,35 +9,28 @@ use audit_core::{
 use http::Request;
 use serde_json::Value;
 
-use super::layer::Config;
-use super::recycle::Recycler;
 use crate::classify::{Classification, Delivery, Level, Rpc};
 use crate::context::AuditContext;
-use crate::memo::Memo;
 use crate::propagate::RequestScope;
 use crate::request_id::Rejected;
 
-/// The gRPC status header (or trailer), named once rather than parsed per lookup.
-pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-
-/// Status → result: 2xx/3xx success, 401/403 denied, other 4xx failure, 5xx error; a gRPC
-/// status, when present, decides instead.
-pub(crate) fn outcome_for(status: u16, grpc: Option<i32>) -> Outcome {
-    if let Some(code) = grpc {
-        return match code {
-            0 => Outcome::Success,
-            1 => Outcome::Cancelled,
-            7 | 16 => Outcome::Denied,
-            2 | 4 | 13 | 14 | 15 => Outcome::Error,
-            _ => Outcome::Failure,
-        };
-    }
-    match status {
-        401 | 403 => Outcome::Denied,
-        400..=499 => Outcome::Failure,
-        500..=599 => Outcome::Error,
-        _ => Outcome::Success,
-    }
+/// What the layer worked out about a request when it arrived, besides the request itself.
+pub(crate) struct Arrival {
+    /// The route template the router matched.
+    pub(crate) template: Option<super::config::RouteTemplate>,
+    /// The forwarding chain, nearest hops kept.
+    pub(crate) chain: Vec<String>,
+    pub(crate) scope: RequestScope,
+    /// Why an inbound request id was not used.
+    pub(crate) rejected: Option<Rejected>,
+    pub(crate) class: Classification,
+    pub(crate) ctx: AuditContext,
+    /// The request has a gRPC content type.
+    pub(crate) grpc_request: bool,
+    /// The event's time.
+    pub(crate) timestamp: Timestamp,
+    /// The latency's start.
+    pub(crate) started: Instant,
 }
 
 /// Facts captured when the request arrived, finished into an event when it is answered.
@@ -47,13 +39,11 @@ pub(crate) struct Pending {
     started: Instant,
     timestamp: Timestamp,
     method: http::Method,
-    /// The request target, path then `?query`, copied into a buffer that stays with the
-    /// record and is reused by the next request it serves (so the copy allocates nothing once
-    /// warm). Not the request's `Uri`: one that hyper parsed shares the connection's read
-    /// buffer, which a kept record would otherwise hold, with the rest of that request's head,
-    /// until it is reused.
+    /// The request target, path then `?query`, copied: not the request's `Uri`, which shares
+    /// the connection's read buffer with the rest of the request's head (its
+    /// `Authorization` header too) for as long as it is held.
     target: UriText,
-    template: Option<super::service::RouteTemplate>,
+    template: Option<super::config::RouteTemplate>,
     chain: Vec<String>,
     scope: RequestScope,
     rejected: Option<Rejected>,
@@ -67,18 +57,15 @@ pub(crate) struct Pending {
     response_body: Option<CapturedBody>,
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
-    request_capture: Option<super::body::SharedCapture>,
+    request_capture: Option<super::capture::SharedCapture>,
     /// A gRPC call's request messages, counted by its body as the service reads them.
     request_messages: Option<super::grpc::SharedMessages>,
     response_messages: Option<u64>,
     response: Option<Response>,
-    /// Where the worker hands this record back once the event is built (taken then, so a
-    /// kept record does not hold its own free list).
-    recycler: Option<Arc<Recycler>>,
 }
 
 impl Pending {
-    pub(crate) fn set_request_capture(&mut self, c: super::body::SharedCapture) {
+    pub(crate) fn set_request_capture(&mut self, c: super::capture::SharedCapture) {
         self.request_capture = Some(c);
     }
 
@@ -124,26 +111,24 @@ impl Pending {
         self.notes.insert("auditUnavailable".into(), why.into());
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new<B>(
-        req: &Request<B>,
-        template: Option<super::service::RouteTemplate>,
-        config: &Config,
-        chain: Vec<String>,
-        scope: RequestScope,
-        rejected: Option<Rejected>,
-        class: Classification,
-        ctx: AuditContext,
-        grpc_request: bool,
-        uri_buffer: String,
-        timestamp: Timestamp,
-        started: Instant,
-    ) -> Pending {
+    /// The record of a request that arrived as `arrival` says.
+    pub(crate) fn new<B>(req: &Request<B>, arrival: Arrival) -> Pending {
+        let Arrival {
+            template,
+            chain,
+            scope,
+            rejected,
+            class,
+            ctx,
+            grpc_request,
+            timestamp,
+            started,
+        } = arrival;
         Pending {
             started,
             timestamp,
             method: req.method().clone(),
-            target: UriText::fill(uri_buffer, req.uri()),
+            target: UriText::of(req.uri()),
             template,
             chain,
             scope,
@@ -159,7 +144,6 @@ impl Pending {
             request_messages: None,
             response_messages: None,
             response: None,
-            recycler: Some(Arc::clone(&config.recycler)),
         }
     }
 
@@ -213,8 +197,8 @@ impl Pending {
         let strings = self.target.text.len()
             + self.scope.user_agent_len()
             + self.chain.iter().map(String::len).sum::<usize>();
-        let bodies = usize::from(self.request_capture.is_some()) * super::body::CAPTURE_LIMIT
-            + usize::from(self.response_body.is_some()) * super::body::CAPTURE_LIMIT;
+        let bodies = usize::from(self.request_capture.is_some()) * super::capture::CAPTURE_LIMIT
+            + usize::from(self.response_body.is_some()) * super::capture::CAPTURE_LIMIT;
         2048 + 2 * strings + bodies
     }
 }
@@ -229,20 +213,14 @@ struct Response {
 }
 
 impl DeferredEvent for Pending {
-    /// Assembles the event on the pipeline's worker, then hands the record back to its
-    /// layer for reuse (see [`Recycler`]).
+    /// Assembles the event on the pipeline's worker.
     fn build(mut self: Box<Self>) -> AuditEvent {
-        let event = self.assemble();
-        if let Some(recycler) = self.recycler.take() {
-            recycler.put(self);
-        }
-        event
+        self.assemble()
     }
 }
 
 impl Pending {
-    /// The event, in place rather than through builder moves. Takes what the event keeps;
-    /// what stays (the scope) is freed on the request thread when the record is reused.
+    /// The event, in place rather than through builder moves: takes what the event keeps.
     fn assemble(&mut self) -> AuditEvent {
         let Response {
             outcome: response_outcome,
@@ -343,7 +321,7 @@ impl Pending {
         http.path = Some(Text::new(self.target.path()));
         http.route = class
             .take_route()
-            .or_else(|| self.template.as_ref().map(|t| route_text(t.as_str())));
+            .or_else(|| self.template.as_ref().map(|t| Text::new(t.as_str())));
         http.status_code = status;
         http.query = self.target.query().map(Text::new);
         if grpc_call {
@@ -380,9 +358,10 @@ struct UriText {
 }
 
 impl UriText {
-    /// `uri`'s path and query written into `buffer` (cleared first; its capacity is reused).
-    fn fill(mut buffer: String, uri: &http::Uri) -> UriText {
-        buffer.clear();
+    /// `uri`'s path and query, in one allocation.
+    fn of(uri: &http::Uri) -> UriText {
+        let mut buffer =
+            String::with_capacity(uri.path().len() + uri.query().map_or(0, |q| q.len() + 1));
         buffer.push_str(uri.path());
         let path_len = buffer.len();
         if let Some(q) = uri.query() {
@@ -404,13 +383,6 @@ impl UriText {
     }
 }
 
-impl Pending {
-    /// The target buffer, to be reused by the request this record serves next.
-    pub(crate) fn take_uri_buffer(&mut self) -> String {
-        std::mem::take(&mut self.target.text)
-    }
-}
-
 /// The method as text: a standard one is a static string.
 fn method_text(m: &http::Method) -> Text {
     use http::Method;
@@ -429,63 +401,17 @@ fn method_text(m: &http::Method) -> Text {
     Text::from_static(name)
 }
 
-/// Route templates seen on this thread (the audit worker), so an event shares its route's
-/// text instead of copying it: templates are few (one per route of the application), and
-/// one longer than [`Text::INLINE_LEN`] would otherwise cost a heap block per event.
-const MAX_ROUTES: usize = 64;
-
-thread_local! {
-    static ROUTES: std::cell::RefCell<Memo<Text>> = const { std::cell::RefCell::new(Memo::new()) };
-}
-
-fn route_text(route: &str) -> Text {
-    if route.len() <= Text::INLINE_LEN {
-        return Text::new(route);
-    }
-    ROUTES.with_borrow_mut(|seen| {
-        seen.get_or_insert(MAX_ROUTES, |t| t.as_str() == route, || Text::new(route))
-            .clone()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn methods_and_routes_as_text() {
+    fn methods_as_text() {
         for m in [
             "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
         ] {
             assert_eq!(method_text(&m.parse().unwrap()), m);
         }
         assert_eq!(method_text(&"PURGE".parse().unwrap()), "PURGE");
-
-        // A long template is shared between events, also once more templates than the
-        // cache holds have been seen (each still comes back as itself).
-        let long = "/v1/organizations/{org}/projects/{project}";
-        let a = route_text(long);
-        assert_eq!(a.as_ptr(), route_text(long).as_ptr());
-        for i in 0..2 * MAX_ROUTES {
-            let r = format!("/v1/organizations/{{org}}/resource_{i}/{{id}}");
-            assert_eq!(route_text(&r), r.as_str());
-        }
-        assert_eq!(route_text(long), long);
-        assert_eq!(route_text("/short/{id}"), "/short/{id}");
-    }
-
-    #[test]
-    fn status_and_grpc_outcomes() {
-        assert_eq!(outcome_for(200, None), Outcome::Success);
-        assert_eq!(outcome_for(302, None), Outcome::Success);
-        assert_eq!(outcome_for(401, None), Outcome::Denied);
-        assert_eq!(outcome_for(403, None), Outcome::Denied);
-        assert_eq!(outcome_for(404, None), Outcome::Failure);
-        assert_eq!(outcome_for(503, None), Outcome::Error);
-        assert_eq!(outcome_for(200, Some(0)), Outcome::Success);
-        assert_eq!(outcome_for(200, Some(16)), Outcome::Denied);
-        assert_eq!(outcome_for(200, Some(13)), Outcome::Error);
-        assert_eq!(outcome_for(200, Some(5)), Outcome::Failure);
-        assert_eq!(outcome_for(200, Some(1)), Outcome::Cancelled);
     }
 }

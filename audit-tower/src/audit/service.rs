@@ -8,11 +8,11 @@ use http::{HeaderValue, Request, Response};
 use tower::Service;
 
 use super::ResponseFuture;
-use super::body::{Capture, RequestBody, ResponseBody};
-use super::clock::wall_time;
+use super::body::{RequestBody, ResponseBody};
+use super::capture::Capture;
+use super::config::{Config, route_template};
 use super::headers::Picked;
-use super::layer::Config;
-use super::record::Pending;
+use super::record::{Arrival, Pending};
 use crate::classify::{Delivery, Level};
 use crate::net::client_addr;
 use crate::propagate::RequestScope;
@@ -34,31 +34,6 @@ impl<S> Audit<S> {
     }
 }
 
-/// The route template the router matched (axum's `MatchedPath`), shared rather than copied.
-#[cfg(feature = "axum")]
-pub(crate) type RouteTemplate = axum::extract::MatchedPath;
-
-/// The route template the router matched: none without axum.
-#[cfg(not(feature = "axum"))]
-#[derive(Debug, Clone)]
-pub(crate) enum RouteTemplate {}
-
-#[cfg(not(feature = "axum"))]
-impl RouteTemplate {
-    pub(crate) fn as_str(&self) -> &str {
-        match *self {}
-    }
-}
-
-fn route_template<B>(req: &Request<B>) -> Option<RouteTemplate> {
-    #[cfg(feature = "axum")]
-    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Some(m.clone());
-    }
-    let _ = req;
-    None
-}
-
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Audit<S>
 where
     S: Service<Request<RequestBody<ReqB>>, Response = Response<ResB>>,
@@ -74,9 +49,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
-        // One clock read: the latency's start, the event's time and a generated request id's.
+        // The latency's start; the event's time, also a generated request id's.
         let started = Instant::now();
-        let now = wall_time(started);
+        let now = audit_core::Timestamp::now();
         let peer = super::peer::ip(&req);
         let picked = Picked::from(req.headers(), config.request_id.header_name());
         let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer, now);
@@ -121,34 +96,18 @@ where
         let strict = class.delivery() == Delivery::Strict;
         let mut pending = ctx.map(|ctx| {
             req.extensions_mut().insert(ctx.clone());
-            let mut kept = config.recycler.take();
-            // The only thing carried over: the capacity of the target buffer, refilled below.
-            let uri_buffer = kept
-                .as_mut()
-                .map(|k| k.take_uri_buffer())
-                .unwrap_or_default();
-            let record = Pending::new(
-                &req,
+            let arrival = Arrival {
                 template,
-                config,
-                addr.chain,
-                scope.clone(),
+                chain: addr.chain,
+                scope: scope.clone(),
                 rejected,
                 class,
                 ctx,
-                grpc,
-                uri_buffer,
-                now,
+                grpc_request: grpc,
+                timestamp: now,
                 started,
-            );
-            // Overwritten whole: nothing of the request it last served survives.
-            match kept {
-                Some(mut kept) => {
-                    *kept = record;
-                    kept
-                }
-                None => Box::new(record),
-            }
+            };
+            Box::new(Pending::new(&req, arrival))
         });
         if strict && let Some(p) = pending.as_mut() {
             match config.auditor.reserve(STRICT_RESERVATION) {

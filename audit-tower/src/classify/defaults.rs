@@ -14,14 +14,11 @@
 //! authentication event. Such a request is recorded as [`UNMATCHED`], its path kept only in
 //! `http.path`.
 
-use std::cell::RefCell;
-
 use arrayvec::ArrayString;
 use audit_core::Text;
 use http::Method;
 
 use super::pattern;
-use crate::memo::Memo;
 
 /// A request's default classification.
 #[derive(Debug, Clone)]
@@ -80,34 +77,12 @@ struct Shape {
     auth: bool,
 }
 
-/// Routes (with their method) seen on this thread. An application has a few dozen routes;
-/// beyond this many, entries are replaced in turn.
-const MAX_SHAPES: usize = 128;
-
-thread_local! {
-    static SHAPES: RefCell<Memo<(Method, Text, Shape)>> = const { RefCell::new(Memo::new()) };
-}
-
-/// The shape of `template` for `method`, worked out from its literal segments on first
-/// sight.
+/// The shape of `template` for `method`, worked out from its literal segments.
 fn shape(method: &Method, template: &str) -> Shape {
-    SHAPES.with_borrow_mut(|seen| {
-        let (_, _, shape) = seen.get_or_insert(
-            MAX_SHAPES,
-            |(m, t, _)| m == method && t.as_str() == template,
-            || {
-                let literals = pattern::segments(template)
-                    .enumerate()
-                    .filter(|(_, s)| pattern::capture(s).is_none());
-                (
-                    method.clone(),
-                    Text::new(template),
-                    shape_of(method, literals),
-                )
-            },
-        );
-        shape.clone()
-    })
+    let literals = pattern::segments(template)
+        .enumerate()
+        .filter(|(_, s)| pattern::capture(s).is_none());
+    shape_of(method, literals)
 }
 
 /// The shape named by `segments` (with their index in the path). The last auth-like segment
@@ -533,7 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn shapes_are_kept_per_method_and_stay_right_past_the_bound() {
+    fn shapes_depend_on_the_method() {
         // The same template under two methods: two shapes.
         assert_eq!(
             by_template(&Method::DELETE, "/keys/{id}", "/keys/k1").0,
@@ -543,7 +518,7 @@ mod tests {
             by_template(&Method::GET, "/keys/{id}", "/keys/k1").0,
             "data.key.read"
         );
-        for i in 0..2 * MAX_SHAPES {
+        for i in 0..4 {
             let template = format!("/resource_{i}s/{{id}}");
             let path = format!("/resource_{i}s/x{i}");
             let (t, target) = by_template(&Method::GET, &template, &path);
