@@ -2,10 +2,25 @@
 
 use std::fmt;
 
-/// An error from building an event, parsing a value, or configuring the pipeline.
+/// An error from building an event, parsing a value, configuring the pipeline, or (converted
+/// with `?`) opening a sink's file or a store.
 ///
 /// The kind is private so it can grow; ask with the `is_*` predicates and show the message to a
 /// person: it names the value and what is wrong with it.
+///
+/// ```
+/// use audit_core::Auditor;
+/// use audit_core::store::StoreError;
+///
+/// fn open(dir: &std::path::Path) -> Result<Auditor, audit_core::Error> {
+///     std::fs::create_dir_all(dir)?; // an io::Error, as a file sink's constructor returns
+///     let store_ok: Result<(), StoreError> = Ok(());
+///     store_ok?; // a StoreError, as opening a store returns
+///     Auditor::builder().build()
+/// }
+/// # let dir = std::env::temp_dir().join("audit-error-doc");
+/// # open(&dir).unwrap().shutdown_blocking(std::time::Duration::from_secs(1));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: Kind,
@@ -18,6 +33,8 @@ enum Kind {
     UnknownCategory,
     InvalidValue,
     Config,
+    Io,
+    Store,
 }
 
 impl Error {
@@ -70,6 +87,34 @@ impl Error {
     /// A pipeline or sink setting is unusable (e.g. zero capacity, duplicate sink name).
     pub fn is_config(&self) -> bool {
         self.kind == Kind::Config
+    }
+
+    /// A file or directory could not be used (converted from [`std::io::Error`]).
+    pub fn is_io(&self) -> bool {
+        self.kind == Kind::Io
+    }
+
+    /// A store failed (converted from [`StoreError`](crate::store::StoreError)).
+    pub fn is_store(&self) -> bool {
+        self.kind == Kind::Store
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error {
+            kind: Kind::Io,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Error {
+        Error {
+            kind: Kind::Store,
+            message: e.to_string(),
+        }
     }
 }
 

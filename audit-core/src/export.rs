@@ -291,7 +291,7 @@ fn csv_row(e: &AuditEvent, json: &str, out: &mut Vec<u8>) {
 /// mark), it starts with a formula trigger (`=`, `+`, `-`, `@`, or their fullwidth forms), or
 /// when such a trigger follows a separator a spreadsheet may split on (`,`, `;`, `|`, a tab
 /// or a line break) anywhere in it. A prefixed cell is always quoted.
-pub fn csv_cell(value: &str, out: &mut Vec<u8>) {
+pub(crate) fn csv_cell(value: &str, out: &mut Vec<u8>) {
     let formula = starts_formula(value)
         || value
             .char_indices()

@@ -107,11 +107,34 @@ tokio::task_local! {
 }
 
 /// Runs `fut` with `facts` as the current request.
-pub fn scope<F: Future>(
-    facts: Arc<dyn RequestFacts>,
-    fut: F,
-) -> TaskLocalFuture<Arc<dyn RequestFacts>, F> {
-    CURRENT.scope(facts, fut)
+pub fn scope<F: Future>(facts: Arc<dyn RequestFacts>, fut: F) -> Scoped<F> {
+    Scoped {
+        inner: CURRENT.scope(facts, fut),
+    }
+}
+
+/// A future run with a request current ([`scope`]): its output is the inner future's.
+#[pin_project::pin_project]
+pub struct Scoped<F> {
+    #[pin]
+    inner: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
+}
+
+impl<F> std::fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
 }
 
 /// Runs `f` with `facts` as the current request.

@@ -8,10 +8,38 @@
 use std::fmt::Write as _;
 
 use audit_core::store::{
-    EventTypeSet, Filter, MAX_OFFSET, Query, RetentionPolicy, RetentionRule, SortOrder,
-    TenantScope, like_contains,
+    EventTypePattern, EventTypeSet, Filter, MAX_OFFSET, Query, RetentionPolicy, RetentionRule,
+    SortOrder, TenantScope,
 };
 use audit_core::{AuditEvent, Timestamp};
+
+/// An event-type pattern as a SQL `LIKE` pattern with `\` as the escape character (`*` →
+/// `%`; `_` escaped; patterns hold no `%` or `\`).
+fn like_pattern(p: &EventTypePattern) -> String {
+    let mut out = String::with_capacity(p.as_str().len() + 4);
+    for c in p.as_str().chars() {
+        match c {
+            '*' => out.push('%'),
+            '_' => out.push_str("\\_"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes `%`, `_` and `\` for a SQL `LIKE ... ESCAPE '\'` substring search, lowercased.
+fn like_contains(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.push('%');
+    out
+}
 
 /// The dialect differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +145,7 @@ impl Sql {
         if let Some(p) = &f.event_type {
             if p.is_glob() {
                 self.push(" AND event_type LIKE ")
-                    .text(&p.to_like())
+                    .text(&like_pattern(p))
                     .push(" ESCAPE '\\'");
             } else {
                 self.eq("event_type", p.as_str());
@@ -191,12 +219,12 @@ impl Sql {
             self.push("(1 = 1");
             if let Some(p) = include {
                 self.push(" AND event_type LIKE ")
-                    .text(&p.to_like())
+                    .text(&like_pattern(p))
                     .push(" ESCAPE '\\'");
             }
             for p in exclude {
                 self.push(" AND event_type NOT LIKE ")
-                    .text(&p.to_like())
+                    .text(&like_pattern(p))
                     .push(" ESCAPE '\\'");
             }
             self.push(")");
@@ -234,7 +262,7 @@ impl Sql {
         self.push("((1 = 1");
         if let Some(p) = &r.event_type {
             self.push(" AND event_type LIKE ")
-                .text(&p.to_like())
+                .text(&like_pattern(p))
                 .push(" ESCAPE '\\'");
         }
         if let Some(c) = r.category {
@@ -489,6 +517,13 @@ pub(crate) fn valid_identifier(s: &str) -> bool {
 mod tests {
     use super::*;
     use audit_core::store::{Cursor, QueryParams};
+
+    #[test]
+    fn like_patterns_escape_what_like_would_read() {
+        let p = EventTypePattern::new("data.api_key.*").unwrap();
+        assert_eq!(like_pattern(&p), "data.api\\_key.%");
+        assert_eq!(like_contains("50%_a\\B"), "%50\\%\\_a\\\\b%");
+    }
 
     #[test]
     fn values_are_bound_never_spliced() {

@@ -32,7 +32,6 @@ use std::task::{Context, Poll};
 
 use audit_core::scope::{self, RequestFacts};
 use audit_core::{Actor, Auditor, Text};
-use tokio::task::futures::TaskLocalFuture;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::{Layer, Service};
@@ -222,7 +221,7 @@ impl RequestScope {
     }
 
     /// Runs `fut` with this scope current.
-    pub fn run<F: Future>(self, fut: F) -> TaskLocalFuture<Arc<dyn RequestFacts>, F> {
+    pub fn run<F: Future>(self, fut: F) -> scope::Scoped<F> {
         scope::scope(self.inner, fut)
     }
 

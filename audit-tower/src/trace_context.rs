@@ -18,8 +18,6 @@
 
 use arrayvec::ArrayString;
 use http::HeaderMap;
-use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::TraceContextExt;
 
 /// The trace a request belongs to. Its ids are held inline (as lowercase hex), so making
 /// and cloning one allocates nothing: with the request id held the same way, that saves 670
@@ -156,8 +154,9 @@ impl TraceContext {
         )
     }
 
-    /// The trace context of an inbound request: through the global OpenTelemetry propagator
-    /// when it yields a valid context, else from `traceparent`, else a new root.
+    /// The trace context of an inbound request: with feature `otel-propagator`, through the
+    /// global OpenTelemetry propagator when it yields a valid context; else from
+    /// `traceparent`, else a new root.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
         TraceContext::from_request(headers, headers.get(&TRACEPARENT))
     }
@@ -167,24 +166,12 @@ impl TraceContext {
         headers: &HeaderMap,
         traceparent: Option<&http::HeaderValue>,
     ) -> TraceContext {
-        let cx = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&HeaderExtractor(headers))
-        });
-        let span = cx.span();
-        let sc = span.span_context();
-        if sc.is_valid()
-            && let (Some(trace_id), Some(parent)) = (
-                Hex::parse(&sc.trace_id().to_string()),
-                Hex::parse(&sc.span_id().to_string()),
-            )
-        {
-            return TraceContext {
-                trace_id,
-                span_id: Hex::random(),
-                parent_span_id: Some(parent),
-                sampled: sc.is_sampled(),
-            };
+        #[cfg(feature = "otel-propagator")]
+        if let Some(found) = otel::extract(headers) {
+            return found;
         }
+        #[cfg(not(feature = "otel-propagator"))]
+        let _ = headers;
         traceparent
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse_traceparent)
@@ -200,15 +187,44 @@ fn fastrand_u64() -> u64 {
     fastrand::u64(1..)
 }
 
-struct HeaderExtractor<'a>(&'a HeaderMap);
+/// The application's global OpenTelemetry propagator (feature `otel-propagator`).
+#[cfg(feature = "otel-propagator")]
+mod otel {
+    use http::HeaderMap;
+    use opentelemetry::propagation::Extractor;
+    use opentelemetry::trace::TraceContextExt;
 
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+    use super::{Hex, TraceContext};
+
+    struct HeaderExtractor<'a>(&'a HeaderMap);
+
+    impl Extractor for HeaderExtractor<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
     }
 
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
+    /// The context the propagator finds, when it is valid (the request's own span id is
+    /// new; the propagator's becomes its parent).
+    pub(super) fn extract(headers: &HeaderMap) -> Option<TraceContext> {
+        let cx = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(headers))
+        });
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id: Hex::parse(&sc.trace_id().to_string())?,
+            span_id: Hex::random(),
+            parent_span_id: Some(Hex::parse(&sc.span_id().to_string())?),
+            sampled: sc.is_sampled(),
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! through it (here a test propagator with its own header), not through its own parser.
 //! Its own binary: the global propagator is process-wide.
 
+#![cfg(feature = "otel-propagator")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::time::Duration;

@@ -31,7 +31,7 @@ mod retention;
 
 pub use query::{
     Cursor, DEFAULT_LIMIT, EventTypePattern, EventTypeSet, Filter, MAX_LIMIT, MAX_OFFSET, Query,
-    QueryError, QueryErrorCode, QueryParams, SortOrder, TenantScope, check_id, like_contains,
+    QueryError, QueryErrorCode, QueryParams, SortOrder, TenantScope, check_id,
 };
 pub use retention::{
     PurgeReport, RetentionHandle, RetentionPolicy, RetentionRule, RuleCount, purge_once,

@@ -10,15 +10,13 @@ use audit_core::Outcome;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use pin_project::{pin_project, pinned_drop};
-use tokio::task::futures::TaskLocalFuture;
 
 use super::body::{ResponseBody, Tail};
 use super::capture::Capture;
 use super::outcome::outcome_for;
 use super::record::Pending;
 use crate::classify::Level;
-use audit_core::scope::RequestFacts;
-use std::sync::Arc;
+use audit_core::scope::Scoped;
 
 /// Response future of [`Audit`](super::Audit).
 #[pin_project(PinnedDrop)]
@@ -47,7 +45,7 @@ struct Held<B> {
 enum Kind<F> {
     Inner {
         #[pin]
-        fut: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
+        fut: Scoped<F>,
     },
     Refused {
         message: String,
@@ -62,7 +60,7 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 
 impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn new(
-        fut: TaskLocalFuture<Arc<dyn RequestFacts>, F>,
+        fut: Scoped<F>,
         pending: Option<Box<Pending>>,
         echo: Option<(HeaderName, HeaderValue)>,
     ) -> ResponseFuture<F, B> {
