@@ -57,11 +57,7 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(body);
-    hex(&mac.finalize().into_bytes())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 impl WebhookSink {
@@ -131,7 +127,7 @@ impl WebhookSink {
                 body.extend_from_slice(e);
             }
             body.extend_from_slice(b"]}");
-            let key = hex(&Sha256::digest(ids[range.clone()].join("\n").as_bytes())[..16]);
+            let key = hex::encode(&Sha256::digest(ids[range.clone()].join("\n").as_bytes())[..16]);
             let mut req = self
                 .client
                 .post(self.url.clone())

@@ -12,18 +12,10 @@ use std::ops::ControlFlow;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
+use super::cards::cards;
+use super::finding::Finding;
+use super::finding::{boundary_before, is_alnum, run};
 use super::rules::{KeyRules, SecretKind};
-use crate::swar::{HIGH, ONES, word_at, word_padded};
-
-/// A secret at `start..end` of the scanned text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Finding {
-    pub(crate) start: usize,
-    pub(crate) end: usize,
-    pub(crate) kind: SecretKind,
-    /// Overlapping findings were merged into this span: replace it whole, never partially.
-    pub(crate) merged: bool,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
@@ -274,10 +266,6 @@ impl Scanner {
     }
 }
 
-fn is_alnum(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-}
-
 fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
@@ -313,19 +301,6 @@ fn value_end(b: &[u8], i: usize) -> usize {
 
 fn is_value_char(c: u8) -> bool {
     !(c.is_ascii_whitespace() || b"&,;\"'})]>\0".contains(&c))
-}
-
-/// End of the run of bytes satisfying `pred` from `i`.
-fn run(b: &[u8], i: usize, pred: impl Fn(u8) -> bool) -> usize {
-    let mut j = i;
-    while j < b.len() && pred(b[j]) {
-        j += 1;
-    }
-    j
-}
-
-fn boundary_before(b: &[u8], at: usize, pred: impl Fn(u8) -> bool) -> bool {
-    at == 0 || !pred(b[at - 1])
 }
 
 /// `prefix` of `plen` bytes at `at`, then at least `min` bytes of `body`, on word boundaries.
@@ -542,164 +517,6 @@ fn url_password(b: &[u8], at: usize) -> Option<Finding> {
     })
 }
 
-/// High bit set in each byte of `w` that may belong to a card number: digits, space, and
-/// `-`, `.`, `/` (the range `-`..=`9`; the last two only cost an exact look).
-fn card_byte_mask(w: u64) -> u64 {
-    let low = w & !HIGH;
-    let in_range = (low + ONES * (0x80 - 0x2D)) & !(low + ONES * (0x80 - 0x3A));
-    let x = w ^ (ONES * 0x20);
-    let space = !(((x & !HIGH) + !HIGH) | x);
-    (in_range | space) & !w & HIGH
-}
-
-/// One bit per byte of a block of at most 64 bytes: set where the byte may belong to a card
-/// number. Full blocks take a branch-free path the compiler vectorises.
-fn card_bits(block: &[u8]) -> u64 {
-    // Gather the eight high bits of a word's mask into one byte.
-    let pack = |high: u64| (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-    let mut bits = 0u64;
-    if let Ok(full) = <&[u8; 64]>::try_from(block) {
-        for j in 0..8 {
-            bits |= pack(card_byte_mask(word_at(full, 8 * j))) << (8 * j);
-        }
-    } else {
-        // Zero bytes are not candidates, so padding the last word cannot invent a run.
-        for (j, w) in block.chunks(8).enumerate() {
-            bits |= pack(card_byte_mask(word_padded(w))) << (8 * j);
-        }
-    }
-    bits
-}
-
-/// Card numbers: 13–19 digits, optionally grouped by single spaces or dashes, a known
-/// leading digit (2–6), Luhn-valid, not part of a longer word or number.
-///
-/// A card needs at least 13 consecutive bytes that are digits, spaces or dashes. A 64-byte
-/// block's candidate bytes become a bitmask; shifts find runs of 13 set bits, and only
-/// blocks with such a run (or one crossing from the previous block) get the exact check.
-/// Prose, timestamps and UUIDs never qualify.
-fn cards(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
-    let mut carry = 0usize; // candidate run ending at the previous block's end
-    let mut scanned_to = 0;
-    for base in (0..b.len()).step_by(64) {
-        let ok = card_bits(&b[base..(base + 64).min(b.len())]);
-        let lead = ok.trailing_ones() as usize;
-        let r2 = ok & (ok >> 1);
-        let r4 = r2 & (r2 >> 2);
-        let r8 = r4 & (r4 >> 4);
-        let r13 = r8 & (r8 >> 5);
-        if r13 != 0 || carry + lead >= 13 {
-            let from = (base - carry).max(scanned_to);
-            let to = (base + 64 + 24).min(b.len());
-            card_stretch(b, from, to, emit)?;
-            scanned_to = to;
-        }
-        carry = if ok == u64::MAX {
-            carry + 64
-        } else {
-            ok.leading_ones() as usize
-        };
-    }
-    ControlFlow::Continue(())
-}
-
-/// The exact check over `b[from..to]`, a stretch of digits, spaces and dashes.
-fn card_stretch(
-    b: &[u8],
-    from: usize,
-    to: usize,
-    emit: &mut dyn FnMut(Finding) -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    let mut i = from;
-    while i < to {
-        if b[i].is_ascii_digit() && boundary_before(b, i, is_alnum) {
-            let (end, found) = card_at(b, i);
-            if let Some(f) = found {
-                emit(f)?;
-            }
-            i = end.max(i + 1);
-        } else {
-            i += 1;
-        }
-    }
-    ControlFlow::Continue(())
-}
-
-/// Groupings printed cards use when digits are separated.
-const CARD_GROUPS: &[&[usize]] = &[
-    &[4, 4, 4, 4],
-    &[4, 6, 5],
-    &[4, 6, 4],
-    &[4, 4, 4, 4, 3],
-    &[4, 4, 4, 3],
-    &[4, 4, 4, 1],
-];
-
-fn card_at(b: &[u8], start: usize) -> (usize, Option<Finding>) {
-    let mut digits = [0u8; 19];
-    let mut groups = [0usize; 19];
-    let (mut n, mut g) = (0, 0);
-    let mut sep = None;
-    let mut i = start;
-    let mut end = start;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_digit() {
-            if n == digits.len() {
-                return (run(b, i, |c| c.is_ascii_digit()), None);
-            }
-            digits[n] = c - b'0';
-            n += 1;
-            groups[g] += 1;
-            i += 1;
-            end = i;
-        } else if (c == b' ' || c == b'-')
-            && sep.is_none_or(|s| s == c)
-            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
-        {
-            sep = Some(c);
-            g += 1;
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    let grouped = g == 0 || CARD_GROUPS.iter().any(|pat| *pat == &groups[..=g]);
-    let bounded = b.get(end).is_none_or(|c| !is_alnum(*c));
-    let ok = bounded
-        && grouped
-        && (13..=19).contains(&n)
-        && (2..=6).contains(&digits[0])
-        && luhn(&digits[..n]);
-    (
-        end,
-        ok.then_some(Finding {
-            start,
-            end,
-            kind: SecretKind::CardNumber,
-            merged: false,
-        }),
-    )
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 fn emails(b: &[u8], emit: &mut dyn FnMut(Finding) -> ControlFlow<()>) -> ControlFlow<()> {
     let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
     let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
@@ -802,95 +619,6 @@ pub(crate) fn aws_secret_keys(s: &str, out: &mut Vec<Finding>) {
             None => break,
         }
     }
-}
-
-/// How many layers of encoding are taken off a string when looking for secrets.
-pub(crate) const MAX_DECODE_ROUNDS: usize = 4;
-
-/// Takes one layer of encoding off: `%XX` escapes, then JSON string escapes (`\\"`,
-/// `\\\\`, `\\uXXXX`, …), so that a secret inside JSON text held in a string, or encoded
-/// twice, shows. `None` when there are neither.
-pub(crate) fn decode_once(s: &str) -> Option<String> {
-    let percent = percent_decode(s);
-    let text = percent.as_deref().unwrap_or(s);
-    match json_unescape(text) {
-        Some(u) => Some(u),
-        None => percent,
-    }
-}
-
-/// Decodes JSON string escapes (`\\uXXXX` for BMP characters; a lone surrogate or an
-/// unknown escape stays as it was); `None` when there are none.
-fn json_unescape(s: &str) -> Option<String> {
-    memchr::memchr(b'\\', s.as_bytes())?;
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    let mut changed = false;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let simple = match after.as_bytes().first() {
-            Some(b'"') => Some('"'),
-            Some(b'\\') => Some('\\'),
-            Some(b'/') => Some('/'),
-            Some(b'n') => Some('\n'),
-            Some(b't') => Some('\t'),
-            Some(b'r') => Some('\r'),
-            _ => None,
-        };
-        if let Some(c) = simple {
-            out.push(c);
-            rest = &after[1..];
-            changed = true;
-            continue;
-        }
-        let unicode = after
-            .strip_prefix('u')
-            .and_then(|h| h.get(..4))
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .and_then(char::from_u32);
-        match unicode {
-            Some(c) => {
-                out.push(c);
-                rest = &after[5..];
-                changed = true;
-            }
-            None => {
-                out.push('\\');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    changed.then_some(out)
-}
-
-/// Decodes `%XX` escapes (and nothing else); `None` when there are none.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let first = memchr::memchr(b'%', b)?;
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..first]);
-    let mut changed = false;
-    let mut i = first;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| hex(*c)),
-                b.get(i + 2).and_then(|c| hex(*c)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            changed = true;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -1029,30 +757,6 @@ mod tests {
     }
 
     #[test]
-    fn luhn_and_byte_masks() {
-        assert!(luhn(&[4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2]));
-        assert!(!luhn(&[4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 3]));
-        // The bit tricks agree with the plain definition for every byte in every position.
-        let candidate = |c: u8| (b'-'..=b'9').contains(&c) || c == b' ';
-        for c in 0..=255u8 {
-            let mut block = [b'x'; 64];
-            for i in (0..64).step_by(3) {
-                block[i] = c;
-            }
-            block[63] = c.wrapping_add(1);
-            let expect = block
-                .iter()
-                .enumerate()
-                .fold(0u64, |m, (i, &b)| m | (u64::from(candidate(b)) << i));
-            assert_eq!(card_bits(&block), expect, "{c}");
-            for len in [1, 7, 8, 9, 33, 63] {
-                let mask = (1u64 << len) - 1;
-                assert_eq!(card_bits(&block[..len]), expect & mask, "{c} {len}");
-            }
-        }
-    }
-
-    #[test]
     fn cards_are_found_at_every_alignment() {
         let s = scanner();
         for pad in 1..16 {
@@ -1096,26 +800,5 @@ mod tests {
         }
         // Lowercase look-alikes of case-sensitive prefixes are not secrets.
         assert!(kinds("akiaiosfodnn7example eyjhbgcioijiuzi1nij9").is_empty());
-    }
-
-    #[test]
-    fn decoding_layers() {
-        assert_eq!(
-            decode_once("postgres%253A%252F%252Fapp").as_deref(),
-            Some("postgres%3A%2F%2Fapp")
-        );
-        assert_eq!(decode_once(r"\u0070ass").as_deref(), Some("pass"));
-        assert_eq!(
-            decode_once(r#"{\"k\": \"v\\\\\"}"#).as_deref(),
-            Some(r#"{"k": "v\\"}"#)
-        );
-        assert_eq!(decode_once(r"\uZZZZ \q"), None);
-        assert_eq!(decode_once("plain"), None);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b%zz").as_deref(), Some("a b%zz"));
-        assert_eq!(percent_decode("plain"), None);
     }
 }

@@ -65,7 +65,10 @@
 //! JSON nested deeper than 32 levels is replaced whole with `[REDACTED: nested too deep]`
 //! rather than walked. IPv6 addresses inside free text are not detected.
 
+mod cards;
+mod decode;
 mod detectors;
+mod finding;
 mod hmac;
 mod rules;
 mod walk;

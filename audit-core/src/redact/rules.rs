@@ -246,8 +246,8 @@ impl KeyRules {
             return None;
         }
         let mut decoded = key.replace('+', " ");
-        for _ in 0..super::detectors::MAX_DECODE_ROUNDS {
-            match super::detectors::percent_decode(&decoded) {
+        for _ in 0..super::decode::MAX_DECODE_ROUNDS {
+            match super::decode::percent_decode(&decoded) {
                 Some(d) => decoded = d,
                 None => break,
             }

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::Inner;
-use super::detectors::{
-    Finding, MAX_DECODE_ROUNDS, aws_secret_keys, decode_once, has_aws_access_key, percent_decode,
-};
+use super::decode::{MAX_DECODE_ROUNDS, decode_once, percent_decode};
+use super::detectors::{aws_secret_keys, has_aws_access_key};
+use super::finding::Finding;
 use super::rules::{Action, MASK, SecretKind};
 use crate::{AuditEvent, CapturedBody, Text};
 

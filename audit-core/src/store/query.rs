@@ -299,15 +299,11 @@ impl Cursor {
     /// `INVALID_REQUEST` error.
     pub fn decode(s: &str) -> Result<Cursor, QueryError> {
         let bad = || QueryError::invalid("cursor is malformed; pass back nextCursor unchanged");
-        if s.len() > 400 || !s.len().is_multiple_of(2) {
+        // Lowercase hex only, as `encode` writes it.
+        if s.len() > 400 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad());
         }
-        let bytes = s
-            .as_bytes()
-            .chunks(2)
-            .map(|p| Some(hex_val(p[0])? << 4 | hex_val(p[1])?))
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(bad)?;
+        let bytes = hex::decode(s).map_err(|_| bad())?;
         let raw = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = raw.splitn(4, ':');
         let (Some("v1"), Some(dir), Some(millis), Some(id)) =
@@ -330,14 +326,6 @@ impl Cursor {
             id: id.to_owned(),
             order,
         })
-    }
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
     }
 }
 
