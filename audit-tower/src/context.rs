@@ -16,6 +16,8 @@ pub(crate) struct State {
     pub(crate) outcome: Option<Outcome>,
     pub(crate) description: Option<Text>,
     pub(crate) skip: bool,
+    /// The route's own meaning ([`AuditRoute`](crate::classify::AuditRoute)).
+    pub(crate) route: Option<crate::classify::RouteMeaning>,
     /// The request's `User-Agent`, kept here rather than in the scope so that the worker
     /// replaces it with a copy when it takes the state (see [`AuditContext::take`]): a
     /// header value hyper parsed shares the connection's read buffer, which a context kept by
@@ -180,6 +182,11 @@ impl AuditContext {
     /// A human sentence for the event.
     pub fn set_description(&self, description: impl Into<Text>) {
         self.lock().description = Some(description.into());
+    }
+
+    /// Sets the route's own meaning (by [`AuditRoute`](crate::classify::AuditRoute)).
+    pub(crate) fn set_route(&self, route: crate::classify::RouteMeaning) {
+        self.lock().route = Some(route);
     }
 
     /// Records no event for this request (e.g. the handler recorded its own, richer ones).

@@ -853,3 +853,98 @@ async fn nested_resources_name_the_last_one_and_keep_the_parent() {
         serde_json::json!({"type": "index", "id": "products"})
     );
 }
+
+/// The audit meaning attached to the route itself (`AuditRoute`), served by `axum::serve` on
+/// a random port: it names the event and its target from the route's own parameter, wins over
+/// a rule for the same route, yields to what a handler sets, keeps the type on denial when
+/// asked, and skips a route.
+#[tokio::test]
+async fn routes_carry_their_own_audit_meaning() {
+    use audit_tower::classify::AuditRoute;
+    use std::io::{Read, Write};
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/indexes/{name}",
+            delete(|| async { "deleted" })
+                .layer(AuditRoute::new("data.index.drop").target("index", "name")),
+        )
+        .route(
+            "/v1/indexes/{name}/vectors/{id}",
+            axum::routing::put(|| async { "ok" })
+                .layer(AuditRoute::new("data.embedding.write").target("embedding", "id")),
+        )
+        .route(
+            "/auth/login",
+            post(|| async { StatusCode::UNAUTHORIZED }).layer(
+                AuditRoute::new("auth.login")
+                    .outcome_suffix()
+                    .keep_on_denial(),
+            ),
+        )
+        .route(
+            "/handler-knows-better",
+            post(|Extension(ctx): Extension<AuditContext>| async move {
+                ctx.set_event_type("admin.config.change");
+                "ok"
+            })
+            .layer(AuditRoute::new("data.thing.create")),
+        )
+        .route(
+            "/internal/ping",
+            get(|| async { "pong" }).layer(AuditRoute::skip()),
+        )
+        .layer(AuditLayer::new(h.auditor.clone()).rules(
+            Rules::new().rule(Rule::delete("/v1/indexes/{name}").event_type("data.index.delete")),
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    for (method, path) in [
+        ("DELETE", "/v1/indexes/products"),
+        ("PUT", "/v1/indexes/products/vectors/v-9"),
+        ("POST", "/auth/login"),
+        ("POST", "/handler-knows-better"),
+        ("GET", "/internal/ping"),
+    ] {
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            raw
+        })
+        .await
+        .unwrap();
+        assert!(raw.starts_with(b"HTTP/1.1 "), "{path}");
+    }
+    let events = h.events().await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "data.index.drop",
+            "data.embedding.write",
+            "auth.login.failure",
+            "admin.config.change"
+        ],
+        "the route's meaning wins over the rule, the handler's over the route's; skipped routes record nothing"
+    );
+    let target = |i: usize| {
+        let t = events[i].target.as_ref().unwrap();
+        (t.kind.as_deref().unwrap(), t.id.as_deref())
+    };
+    assert_eq!(target(0), ("index", Some("products")));
+    assert_eq!(target(1), ("embedding", Some("v-9")));
+    assert!(events[1].details.get("parent").is_none());
+    assert_eq!(events[2].result, Some(Outcome::Denied));
+    assert_eq!(
+        events[0].http.as_ref().unwrap().route.as_deref(),
+        Some("/v1/indexes/{name}")
+    );
+    server.abort();
+}

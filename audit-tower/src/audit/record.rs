@@ -248,7 +248,10 @@ impl Pending {
                 status: grpc,
             }),
         );
-        let state = self.ctx.take();
+        let mut state = self.ctx.take();
+        if let Some(route) = state.route.take() {
+            class.apply_route(route);
+        }
         let outcome = state.outcome.unwrap_or(response_outcome);
         let (mut event_type, mut category, severity) = class.finish(outcome, status, grpc);
         let mut details = state.details;

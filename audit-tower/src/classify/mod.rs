@@ -67,8 +67,11 @@
 
 mod defaults;
 mod pattern;
+mod route;
 
 pub use pattern::RoutePattern;
+pub(crate) use route::RouteMeaning;
+pub use route::{AuditRoute, AuditRouteService};
 
 pub use defaults::UNMATCHED;
 
@@ -326,6 +329,26 @@ impl Classification {
             self.event_type = event_type;
             self.target = target;
             self.outcome_suffix = auth;
+        }
+    }
+
+    /// Applies a route's own meaning ([`AuditRoute`]) over what the rules or defaults said.
+    pub(crate) fn apply_route(&mut self, route: RouteMeaning) {
+        let m = &route.meaning;
+        if let Some(t) = &m.event_type {
+            self.event_type = t.clone();
+            self.outcome_suffix = m.outcome_suffix;
+        }
+        self.keep_on_denial |= m.keep_on_denial;
+        if m.category.is_some() {
+            self.category = m.category;
+        }
+        if m.severity.is_some() {
+            self.severity = m.severity;
+        }
+        if let Some((kind, _)) = &m.target {
+            self.target = Some((kind.clone(), route.target_id));
+            self.parent = None;
         }
     }
 

@@ -7,7 +7,7 @@ use audit_core::live::LiveFeed;
 use audit_core::store::Store;
 use audit_core::{Actor, Auditor, Outcome, Target};
 use audit_tower::api::{self, AuditApi};
-use audit_tower::classify::{Delivery, Level, Rule, Rules};
+use audit_tower::classify::{AuditRoute, Delivery, Level, Rule, Rules};
 use audit_tower::{AuditContext, AuditLayer};
 use audit_tracing::audit;
 use axum::extract::{Path, Request, State as Extract};
@@ -23,9 +23,10 @@ use crate::state::{self, MIN_PASSWORD, Principal, ROLES, State};
 
 type Shared = Arc<State>;
 
-/// Each route's audit event. Routes not listed fall back to the defaults. Authentication
-/// and administration are strict: with the spool (the default) a response is released only
-/// once its event is on disk, and refused with 503 when that cannot happen in time.
+/// The audit rules for authentication and administration, which are strict: with the spool
+/// (the default) a response is released only once its event is on disk, and refused with
+/// 503 when that cannot happen in time. Data routes carry their meaning on the route itself
+/// (`AuditRoute`, see [`app`]).
 pub(crate) fn rules() -> Rules {
     Rules::new()
         .rule(
@@ -80,41 +81,6 @@ pub(crate) fn rules() -> Rules {
                 .target_type("config")
                 .delivery(Delivery::Strict),
         )
-        .rule(
-            Rule::post("/v1/indexes")
-                .event_type("data.index.create")
-                .target_type("index"),
-        )
-        .rule(
-            Rule::delete("/v1/indexes/{name}")
-                .event_type("data.index.delete")
-                .target("index", "name"),
-        )
-        .rule(
-            Rule::put("/v1/indexes/{name}/vectors/{id}")
-                .event_type("data.vector.update")
-                .target("vector", "id"),
-        )
-        .rule(
-            Rule::delete("/v1/indexes/{name}/vectors/{id}")
-                .event_type("data.vector.delete")
-                .target("vector", "id"),
-        )
-        .rule(
-            Rule::post("/v1/indexes/{name}/query")
-                .event_type("data.search.query")
-                .target("index", "name"),
-        )
-        .rule(
-            Rule::post("/v1/indexes/{name}/import")
-                .event_type("data.bulk.import")
-                .target("index", "name"),
-        )
-        .rule(
-            Rule::post("/v1/assistant/complete")
-                .event_type("data.completion.create")
-                .target_type("model"),
-        )
         .rule(Rule::get("/health").level(Level::None))
 }
 
@@ -146,15 +112,37 @@ pub(crate) fn app(
         .route("/v1/members/invite", post(invite))
         .route("/v1/members/{user_id}/role", put(set_role))
         .route("/v1/config", put(set_config))
-        .route("/v1/indexes", post(create_index))
-        .route("/v1/indexes/{name}", delete(delete_index))
+        // Data routes carry their audit meaning themselves; the strict ones above are rules.
+        .route(
+            "/v1/indexes",
+            post(create_index).layer(AuditRoute::new("data.index.create").target_type("index")),
+        )
+        .route(
+            "/v1/indexes/{name}",
+            delete(delete_index)
+                .layer(AuditRoute::new("data.index.delete").target("index", "name")),
+        )
         .route(
             "/v1/indexes/{name}/vectors/{id}",
-            put(upsert_vector).delete(delete_vector),
+            put(upsert_vector)
+                .layer(AuditRoute::new("data.vector.update").target("vector", "id"))
+                .merge(
+                    delete(delete_vector)
+                        .layer(AuditRoute::new("data.vector.delete").target("vector", "id")),
+                ),
         )
-        .route("/v1/indexes/{name}/query", post(query))
-        .route("/v1/indexes/{name}/import", post(import))
-        .route("/v1/assistant/complete", post(complete))
+        .route(
+            "/v1/indexes/{name}/query",
+            post(query).layer(AuditRoute::new("data.search.query").target("index", "name")),
+        )
+        .route(
+            "/v1/indexes/{name}/import",
+            post(import).layer(AuditRoute::new("data.bulk.import").target("index", "name")),
+        )
+        .route(
+            "/v1/assistant/complete",
+            post(complete).layer(AuditRoute::new("data.completion.create").target_type("model")),
+        )
         .with_state(Arc::clone(&state));
     // The audit API checks the bearer token itself (so a live stream notices a logout or a
     // demotion); its calls are recorded on the audit layer's event for each request.
