@@ -72,6 +72,12 @@ pub trait RequestFacts: Any + Debug + Send + Sync {
     fn auditor(&self) -> Option<&Auditor> {
         None
     }
+
+    /// Details every event of the request carries (for example who a peer service made it
+    /// for); an event's own details of the same name win.
+    fn details(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        None
+    }
 }
 
 /// Sets the correlation fields (request, trace and span id), actor, tenant and session of
@@ -99,6 +105,11 @@ pub fn fill(facts: &dyn RequestFacts, event: &mut AuditEvent) {
     }
     if let Some(a) = facts.actor() {
         event.actor = Some(a);
+    }
+    if let Some(details) = facts.details() {
+        for (k, v) in details {
+            event.details.entry(k).or_insert(v);
+        }
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct State {
     pub(crate) skip: bool,
     /// The route's own meaning ([`AuditRoute`](crate::classify::AuditRoute)).
     pub(crate) route: Option<crate::classify::RouteMeaning>,
+    /// What was made of a peer service's origin claim.
+    pub(crate) origin: Option<crate::origin::Verdict>,
     /// The request's `User-Agent`, kept here rather than in the scope so that the worker
     /// replaces it with a copy when it takes the state (see [`AuditContext::take`]): a
     /// header value hyper parsed shares the connection's read buffer, which a context kept by
@@ -136,6 +138,7 @@ impl AuditContext {
             organization_id: state.organization_id.clone(),
             session_id: state.session_id.clone(),
             user_agent: user_agent.clone(),
+            origin: state.origin.clone(),
             ..State::default()
         };
         let mut taken = std::mem::replace(&mut *state, identity);
@@ -182,6 +185,20 @@ impl AuditContext {
     /// A human sentence for the event.
     pub fn set_description(&self, description: impl Into<Text>) {
         self.lock().description = Some(description.into());
+    }
+
+    /// Sets what was made of a peer service's origin claim.
+    pub(crate) fn set_origin(&self, verdict: crate::origin::Verdict) {
+        self.lock().origin = Some(verdict);
+    }
+
+    /// The user and tenant a peer service made this request for, when this service trusts
+    /// the peer ([`AuditLayer::trust_peers`](crate::AuditLayer::trust_peers)).
+    pub fn origin(&self) -> Option<crate::origin::Origin> {
+        match &self.lock().origin {
+            Some(crate::origin::Verdict::Believed(o)) => Some(o.clone()),
+            _ => None,
+        }
     }
 
     /// Sets the route's own meaning (by [`AuditRoute`](crate::classify::AuditRoute)).

@@ -75,6 +75,7 @@ mod audit;
 pub mod classify;
 mod context;
 pub mod net;
+pub mod origin;
 pub mod propagate;
 pub mod request_id;
 pub mod trace_context;

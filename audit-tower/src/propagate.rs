@@ -38,6 +38,7 @@ use tower::{Layer, Service};
 
 use crate::AuditContext;
 use crate::context::{Slot, State, UserAgent};
+use crate::origin::OriginKey;
 use crate::request_id::RequestId;
 use crate::trace_context::TraceContext;
 
@@ -132,11 +133,30 @@ impl RequestFacts for Scope {
         Some(self.complete_actor(state.actor.clone(), state.user_agent.as_ref()))
     }
 
+    /// The tenant authentication set, else the one a trusted peer service's origin claim
+    /// names.
     fn organization_id(&self) -> Option<String> {
-        self.audited_state()?
-            .organization_id
-            .clone()
-            .map(String::from)
+        let state = self.audited_state()?;
+        match (&state.organization_id, &state.origin) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, Some(crate::origin::Verdict::Believed(o))) => o.tenant.clone(),
+            _ => None,
+        }
+    }
+
+    /// `origin` (or `originRejected`), as on the request's own event.
+    fn details(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let state = self.audited_state()?;
+        let mut details = serde_json::Map::new();
+        match state.origin.as_ref()? {
+            crate::origin::Verdict::Believed(o) => {
+                details.insert("origin".into(), serde_json::to_value(o).ok()?);
+            }
+            crate::origin::Verdict::Rejected(why) => {
+                details.insert("originRejected".into(), (*why).into());
+            }
+        }
+        Some(details)
     }
 
     fn session_id(&self) -> Option<String> {
@@ -280,16 +300,29 @@ pub fn inject_headers(headers: &mut HeaderMap) {
 }
 
 /// Client-side layer: copies the current request id and trace context onto outgoing
-/// requests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PropagateLayer;
+/// requests, and, when asked, the user and tenant the request is for
+/// ([`with_origin`](Self::with_origin)).
+#[derive(Debug, Clone, Default)]
+pub struct PropagateLayer {
+    origin: Option<Option<OriginKey>>,
+}
 
 impl PropagateLayer {
     /// A layer that adds the current request's id and `traceparent` to every outgoing
     /// request its service sends (an HTTP client, or a tonic `Channel`); outside a request it
     /// adds nothing.
     pub fn new() -> PropagateLayer {
-        PropagateLayer
+        PropagateLayer::default()
+    }
+
+    /// Also sends the current request's actor (id and type) and tenant as an origin claim
+    /// (`x-audit-origin`, see [`origin`](crate::origin)), signed with `key` when given (a
+    /// receiver that trusts the caller only by its address needs no key). Use it only on
+    /// clients of your own services: the claim names your user.
+    #[must_use]
+    pub fn with_origin(mut self, key: Option<OriginKey>) -> PropagateLayer {
+        self.origin = Some(key);
+        self
     }
 }
 
@@ -297,7 +330,10 @@ impl<S> Layer<S> for PropagateLayer {
     type Service = Propagate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Propagate { inner }
+        Propagate {
+            inner,
+            origin: self.origin.clone(),
+        }
     }
 }
 
@@ -305,6 +341,7 @@ impl<S> Layer<S> for PropagateLayer {
 #[derive(Debug, Clone)]
 pub struct Propagate<S> {
     inner: S,
+    origin: Option<Option<OriginKey>>,
 }
 
 impl<S, B> Service<Request<B>> for Propagate<S>
@@ -321,6 +358,35 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         inject_headers(req.headers_mut());
+        if let Some(key) = &self.origin {
+            inject_origin(req.headers_mut(), key.as_ref());
+        }
         self.inner.call(req)
     }
+}
+
+/// Adds the current request's origin claim (its actor and tenant), signed with `key` when
+/// given, unless the request already carries one. Does nothing outside a request.
+pub fn inject_origin(headers: &mut HeaderMap, key: Option<&OriginKey>) {
+    if headers.contains_key(&crate::origin::ORIGIN_HEADER) {
+        return;
+    }
+    scope::with_current(|facts| {
+        let Some(facts) = facts else { return };
+        let any: &dyn Any = &**facts;
+        let Some(s) = any.downcast_ref::<Scope>() else {
+            return;
+        };
+        let claim = {
+            let state = s.context.lock().unwrap_or_else(PoisonError::into_inner);
+            crate::origin::of(
+                state.actor.as_ref(),
+                state.organization_id.as_ref(),
+                s.request_id.as_str(),
+            )
+        };
+        if let Some(v) = crate::origin::header(&claim, key) {
+            headers.insert(crate::origin::ORIGIN_HEADER, v);
+        }
+    });
 }

@@ -181,23 +181,26 @@ impl RequestIdPolicy {
     }
 
     /// The id to use for a request from `peer` carrying `inbound` in the id header, and why
-    /// an inbound id was refused, if one was.
+    /// an inbound id was refused, if one was. A `vouched` id (from a trusted peer service)
+    /// is believed whatever the policy.
     pub(crate) fn resolve(
         &self,
         inbound: Option<&http::HeaderValue>,
         peer: Option<IpAddr>,
         now: Timestamp,
+        vouched: bool,
     ) -> (RequestId, Option<Rejected>) {
         let Some(raw) = inbound else {
             return (RequestId::generate_at(now), None);
         };
-        let trusted = match &self.trust {
-            TrustInbound::Always => true,
-            TrustInbound::FromProxies(nets) => {
-                peer.is_some_and(|ip| nets.iter().any(|n| n.contains(ip)))
-            }
-            TrustInbound::Never => false,
-        };
+        let trusted = vouched
+            || match &self.trust {
+                TrustInbound::Always => true,
+                TrustInbound::FromProxies(nets) => {
+                    peer.is_some_and(|ip| nets.iter().any(|n| n.contains(ip)))
+                }
+                TrustInbound::Never => false,
+            };
         if !trusted {
             return (RequestId::generate_at(now), Some(Rejected::Untrusted));
         }
@@ -226,6 +229,7 @@ mod tests {
             headers(b"abc-123").get("x-request-id"),
             None,
             Timestamp::now(),
+            false,
         );
         assert_eq!((id.as_str(), why), ("abc-123", None));
 
@@ -233,6 +237,7 @@ mod tests {
             headers(b"has space").get("x-request-id"),
             None,
             Timestamp::now(),
+            false,
         );
         assert_ne!(id.as_str(), "has space");
         assert_eq!(why, Some(Rejected::Malformed));
@@ -240,17 +245,24 @@ mod tests {
             headers("x".repeat(129).as_bytes()).get("x-request-id"),
             None,
             Timestamp::now(),
+            false,
         );
         assert_eq!(why, Some(Rejected::Malformed));
         let (_, why) = always.resolve(
             headers(b"caf\xc3\xa9").get("x-request-id"),
             None,
             Timestamp::now(),
+            false,
         );
         assert_eq!(why, Some(Rejected::Malformed));
 
         let never = RequestIdPolicy::default();
-        let (id, why) = never.resolve(headers(b"abc").get("x-request-id"), None, Timestamp::now());
+        let (id, why) = never.resolve(
+            headers(b"abc").get("x-request-id"),
+            None,
+            Timestamp::now(),
+            false,
+        );
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
@@ -261,17 +273,40 @@ mod tests {
             headers(b"abc").get("x-request-id"),
             Some("10.1.2.3".parse().unwrap()),
             Timestamp::now(),
+            false,
         );
         assert_eq!(id.as_str(), "abc");
         let (id, why) = proxies.resolve(
             headers(b"abc").get("x-request-id"),
             Some("192.0.2.1".parse().unwrap()),
             Timestamp::now(),
+            false,
         );
         assert_ne!(id.as_str(), "abc");
         assert_eq!(why, Some(Rejected::Untrusted));
 
-        let (id, why) = never.resolve(HeaderMap::new().get("x-request-id"), None, Timestamp::now());
+        let (id, why) = never.resolve(
+            HeaderMap::new().get("x-request-id"),
+            None,
+            Timestamp::now(),
+            false,
+        );
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+        assert_eq!(why, None);
+        // A peer service vouches for it: believed whatever the policy.
+        let (id, why) = never.resolve(
+            headers(b"abc").get("x-request-id"),
+            None,
+            Timestamp::now(),
+            true,
+        );
+        assert_eq!((id.as_str(), why), ("abc", None));
+        let (id, why) = never.resolve(
+            HeaderMap::new().get("x-request-id"),
+            None,
+            Timestamp::now(),
+            false,
+        );
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
         assert_eq!(why, None);
     }

@@ -948,3 +948,97 @@ async fn routes_carry_their_own_audit_meaning() {
     );
     server.abort();
 }
+
+/// Origin claims between services over a real server: a claim signed with the shared key
+/// continues the caller's request id and names the user and tenant; a forged, unsigned,
+/// replayed or expired one changes nothing but is recorded as refused.
+#[tokio::test]
+async fn only_signed_origin_claims_are_believed() {
+    use audit_core::Timestamp;
+    use audit_tower::origin::{ORIGIN_HEADER, OriginKey, TrustedPeers};
+    use std::io::{Read, Write};
+    let key = OriginKey::new(&[7u8; 32]).unwrap();
+    let h = Harness::new();
+    let app = Router::new()
+        .route("/v1/stock", post(|| async { "ok" }))
+        .layer(AuditLayer::new(h.auditor.clone()).trust_peers(TrustedPeers::signed(key)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    // A claim as the calling service's PropagateLayer makes it.
+    let claim = |rid: &str, tenant: &str, issued: i64, secret: Option<[u8; 32]>| {
+        let json = serde_json::json!({"actorId": "alice", "actorType": "user", "tenant": tenant,
+            "requestId": rid, "issuedAt": issued})
+        .to_string();
+        let mut v = format!("v1.{}", hex::encode(&json));
+        if let Some(secret) = secret {
+            use hmac::{KeyInit, Mac};
+            let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
+            mac.update(json.as_bytes());
+            v.push('.');
+            v.push_str(&hex::encode(mac.finalize().into_bytes()));
+        }
+        v
+    };
+    let (right, wrong) = (Some([7u8; 32]), Some([9u8; 32]));
+    let now = Timestamp::now().unix_millis();
+    let cases = [
+        ("rid-good", claim("rid-good", "acme", now, right)),
+        ("rid-forged", claim("rid-forged", "globex", now, wrong)),
+        ("rid-unsigned", claim("rid-unsigned", "globex", now, None)),
+        ("rid-replayed", claim("rid-good", "acme", now, right)),
+        ("rid-old", claim("rid-old", "acme", now - 3_600_000, right)),
+    ];
+    for (rid, value) in &cases {
+        let (rid, value) = (rid.to_string(), value.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "POST /v1/stock HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\n{}: {value}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                ORIGIN_HEADER.as_str()
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let events = h.events().await;
+    assert_eq!(events.len(), 5);
+    let good = &events[0];
+    assert_eq!(
+        good.context.as_ref().unwrap().request_id.as_deref(),
+        Some("rid-good")
+    );
+    assert_eq!(good.organization_id(), Some("acme"));
+    assert_eq!(good.details["origin"]["actorId"], "alice");
+    assert_ne!(good.actor.as_ref().unwrap().id.as_deref(), Some("alice"));
+    for (e, why, rid) in [
+        (&events[1], "bad_signature", "rid-forged"),
+        (&events[2], "untrusted_sender", "rid-unsigned"),
+        (&events[3], "other_request", "rid-replayed"),
+        (&events[4], "expired", "rid-old"),
+    ] {
+        assert_eq!(e.details["originRejected"], why, "{rid}");
+        assert!(e.details.get("origin").is_none(), "{rid}");
+        assert_eq!(e.organization_id(), None, "{rid}");
+        assert_ne!(
+            e.context.as_ref().unwrap().request_id.as_deref(),
+            Some(rid),
+            "{rid}"
+        );
+        assert_eq!(
+            e.details["inboundRequestIdRejected"], "untrusted_sender",
+            "{rid}"
+        );
+    }
+    server.abort();
+}

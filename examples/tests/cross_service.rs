@@ -70,4 +70,17 @@ fn both_services_share_request_id_and_trace_id() {
         .unwrap();
     assert_eq!(reserve["details"]["quantity"], 2);
     assert_eq!(reserve["target"]["id"], "sku-7");
+    // Who the order was for reached inventory as a signed claim: recorded, and its events
+    // filed under the user's tenant (the caller itself stays the actor).
+    for e in &inventory {
+        assert_eq!(e["details"]["origin"]["actorId"], "alice@acme", "{e}");
+        assert_eq!(e["details"]["origin"]["actorType"], "user", "{e}");
+        assert_eq!(e["details"]["origin"]["tenant"], "acme", "{e}");
+        assert_eq!(e["context"]["organizationId"], "acme", "{e}");
+        assert_ne!(e["actor"]["id"], "alice@acme", "{e}");
+    }
+    for e in &orders {
+        assert_eq!(e["actor"]["id"], "alice@acme", "{e}");
+        assert_eq!(e["context"]["organizationId"], "acme", "{e}");
+    }
 }

@@ -15,6 +15,8 @@ pub(crate) struct Config {
     pub(crate) rules: Rules,
     pub(crate) request_id: RequestIdPolicy,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    /// Services whose request ids and origin claims are believed.
+    pub(crate) peers: Option<crate::origin::TrustedPeers>,
 }
 
 /// The route template the router matched (axum's `MatchedPath`), shared rather than copied.

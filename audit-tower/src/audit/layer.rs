@@ -62,6 +62,7 @@ impl AuditLayer {
                 rules: Rules::new(),
                 request_id: RequestIdPolicy::default(),
                 trusted_proxies: Vec::new(),
+                peers: None,
             }),
         }
     }
@@ -77,6 +78,16 @@ impl AuditLayer {
     #[must_use]
     pub fn request_id(mut self, policy: RequestIdPolicy) -> Self {
         Arc::make_mut(&mut self.config).request_id = policy;
+        self
+    }
+
+    /// The services this one continues requests for, in one call: a request from one of
+    /// them (by its address, or by a claim signed with the shared key) keeps the caller's
+    /// request id, and the user and tenant it was made for are recorded as
+    /// `details.origin` (see [`origin`](crate::origin)).
+    #[must_use]
+    pub fn trust_peers(mut self, peers: crate::origin::TrustedPeers) -> Self {
+        Arc::make_mut(&mut self.config).peers = Some(peers);
         self
     }
 

@@ -267,6 +267,21 @@ impl Pending {
         if let Some(why) = self.rejected.take() {
             details.insert("inboundRequestIdRejected".into(), why.as_str().into());
         }
+        let mut organization_id = state.organization_id;
+        match state.origin {
+            Some(crate::origin::Verdict::Believed(origin)) => {
+                if organization_id.is_none() {
+                    organization_id = origin.tenant.as_deref().map(Text::new);
+                }
+                if let Ok(v) = serde_json::to_value(&origin) {
+                    details.insert("origin".into(), v);
+                }
+            }
+            Some(crate::origin::Verdict::Rejected(why)) => {
+                details.insert("originRejected".into(), why.into());
+            }
+            None => {}
+        }
         if !self.chain.is_empty() {
             details.insert(
                 "forwardedFor".into(),
@@ -346,7 +361,7 @@ impl Pending {
         context.request_id = Some(Text::new(self.scope.request_id().as_str()));
         context.trace_id = Some(Text::new(trace.trace_id()));
         context.span_id = Some(Text::new(trace.span_id()));
-        context.organization_id = state.organization_id;
+        context.organization_id = organization_id;
         context.session_id = state.session_id;
         event.details = details;
         event

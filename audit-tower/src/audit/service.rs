@@ -54,7 +54,21 @@ where
         let now = audit_core::Timestamp::now();
         let peer = super::peer::ip(&req);
         let picked = Picked::from(req.headers(), config.request_id.header_name());
-        let (request_id, rejected) = config.request_id.resolve(picked.request_id, peer, now);
+        // A peer service's claim is checked only when peers are configured.
+        let origin = config.peers.as_ref().and_then(|p| {
+            crate::origin::check(p, req.headers(), picked.request_id, peer, now).map(|v| (p, v))
+        });
+        let vouched = config
+            .peers
+            .as_ref()
+            .is_some_and(|p| p.trusts_address(peer))
+            || origin
+                .as_ref()
+                .is_some_and(|(_, v)| v.vouches_for(picked.request_id));
+        let (request_id, rejected) =
+            config
+                .request_id
+                .resolve(picked.request_id, peer, now, vouched);
         let trace = TraceContext::from_request(req.headers(), picked.traceparent);
         let template = route_template(&req);
         let class = config.rules.classify_lazily(
@@ -86,6 +100,9 @@ where
         let grpc = picked.is_grpc();
         req.extensions_mut().insert(scope.request_id().clone());
         let ctx = scope.audit_context();
+        if let (Some(ctx), Some((_, verdict))) = (&ctx, origin) {
+            ctx.set_origin(verdict);
+        }
         // A verified client certificate names the caller until authentication says more.
         if let Some(ctx) = &ctx
             && let Some(subject) = super::peer::certificate_subject(&req)

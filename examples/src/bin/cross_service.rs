@@ -8,12 +8,13 @@
 //! Starts both services on loopback, places one order, shuts down, and prints every event
 //! of both trails (`DIR/orders.jsonl`, `DIR/inventory.jsonl`) with its correlation ids.
 //!
-//! What makes the ids line up:
-//! - `orders` wraps its HTTP client in [`PropagateLayer`], which copies the current request's
-//!   `x-request-id` and `traceparent` onto the outgoing call.
-//! - `inventory` trusts inbound request ids from loopback only
-//!   ([`TrustInbound::FromProxies`]), as an internal service behind its callers would; a
-//!   public service keeps the default (never trust) and records the rejected id instead.
+//! One call on each side makes the ids line up and carries who the order was for:
+//! - `orders` wraps its HTTP client in [`PropagateLayer`] `with_origin(key)`: the current
+//!   request's `x-request-id` and `traceparent` go onto the outgoing call, with the user and
+//!   tenant its authentication established, signed with a key the two services share.
+//! - `inventory` trusts peers holding that key ([`TrustedPeers::signed`]): it continues the
+//!   caller's request id, records `details.origin` (the user and tenant) and files its
+//!   events under that tenant. A claim without the key is ignored and its refusal recorded.
 //! - Both handlers record with `audit!`, which takes the ids from the request being served.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -26,9 +27,9 @@ use std::time::Duration;
 use audit_core::{Auditor, Outcome};
 use audit_sinks::FileSink;
 use audit_tower::AuditLayer;
-use audit_tower::classify::{Rule, Rules};
+use audit_tower::origin::{OriginKey, TrustedPeers};
 use audit_tower::propagate::PropagateLayer;
-use audit_tower::request_id::{RequestIdPolicy, TrustInbound};
+use audit_tower::{AuditContext, classify::AuditRoute};
 use audit_tracing::audit;
 use axum::extract::State;
 use axum::routing::post;
@@ -65,18 +66,22 @@ async fn send(req: Request<Full<Bytes>>) -> Result<Response<Incoming>, BoxError>
         .await?)
 }
 
-/// Calls `uri` with a JSON body; returns the status, the response's request id and body.
+/// Calls `uri` with a JSON body (as `bearer`, when given); returns the status, the
+/// response's request id and body.
 async fn post_json<S>(
     client: &mut S,
     uri: &str,
+    bearer: Option<&str>,
     body: &Value,
 ) -> Result<(u16, String, Value), BoxError>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<Incoming>, Error = BoxError>,
 {
-    let req = Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))?;
+    let mut req = Request::post(uri).header("content-type", "application/json");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_string())))?;
     let resp = client.ready().await?.call(req).await?;
     let status = resp.status().as_u16();
     let request_id = resp
@@ -110,11 +115,12 @@ async fn reserve(Json(body): Json<Value>) -> Json<Value> {
 async fn place_order(State(inventory): State<String>, Json(body): Json<Value>) -> Json<Value> {
     // The client is wrapped in the propagation layer: the call continues this request.
     let mut client = ServiceBuilder::new()
-        .layer(PropagateLayer::new())
+        .layer(PropagateLayer::new().with_origin(Some(shared_key())))
         .service(tower::service_fn(send));
     let reserved = match post_json(
         &mut client,
         &format!("http://{inventory}/v1/reservations"),
+        None,
         &json!({"sku": body["sku"], "quantity": body["quantity"]}),
     )
     .await
@@ -136,6 +142,34 @@ async fn place_order(State(inventory): State<String>, Json(body): Json<Value>) -
         "Placed an order"
     );
     Json(json!({"order": "order-1001", "reserved": reserved}))
+}
+
+/// The key `orders` signs origin claims with and `inventory` checks them with (in a real
+/// deployment: a secret both read from their configuration).
+fn shared_key() -> OriginKey {
+    OriginKey::new(b"example-only origin key, 32+ bytes long")
+        .unwrap_or_else(|e| unreachable!("a constant key of the right length: {e}"))
+}
+
+/// Stands in for `orders`' authentication: the bearer token names the user, and the
+/// user's tenant is the part of the address after `@`.
+async fn authenticate(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let user = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let (Some(user), Some(ctx)) = (user, req.extensions().get::<AuditContext>()) {
+        ctx.set_actor(audit_core::Actor::user(&user));
+        if let Some((_, org)) = user.split_once('@') {
+            ctx.set_organization_id(org);
+        }
+    }
+    next.run(req).await
 }
 
 fn auditor(service: &str, file: &Path) -> Result<Auditor, BoxError> {
@@ -162,28 +196,25 @@ async fn run(dir: PathBuf) -> Result<(), BoxError> {
     let inventory_audit = auditor("inventory", &dir.join("inventory.jsonl"))?;
     let orders_audit = auditor("orders", &dir.join("orders.jsonl"))?;
 
-    let loopback = "127.0.0.0/8".parse()?;
     let inventory = Router::new()
-        .route("/v1/reservations", post(reserve))
+        .route(
+            "/v1/reservations",
+            post(reserve).layer(AuditRoute::new("data.reservation.create")),
+        )
         .layer(
             AuditLayer::new(inventory_audit.clone())
-                .rules(
-                    Rules::new()
-                        .rule(Rule::post("/v1/reservations").event_type("data.reservation.create")),
-                )
-                .request_id(
-                    RequestIdPolicy::default().trust(TrustInbound::FromProxies(vec![loopback])),
-                ),
+                .trust_peers(TrustedPeers::signed(shared_key())),
         );
     let (inventory_addr, inventory_task) = serve(inventory).await?;
 
     let orders = Router::new()
-        .route("/v1/orders", post(place_order))
+        .route(
+            "/v1/orders",
+            post(place_order).layer(AuditRoute::new("data.order.submit")),
+        )
         .with_state(inventory_addr.to_string())
-        .layer(
-            AuditLayer::new(orders_audit.clone())
-                .rules(Rules::new().rule(Rule::post("/v1/orders").event_type("data.order.submit"))),
-        );
+        .layer(axum::middleware::from_fn(authenticate))
+        .layer(AuditLayer::new(orders_audit.clone()));
     let (orders_addr, orders_task) = serve(orders).await?;
 
     // The user's action: no request id, no trace yet.
@@ -191,6 +222,7 @@ async fn run(dir: PathBuf) -> Result<(), BoxError> {
     let (status, request_id, reply) = post_json(
         &mut client,
         &format!("http://{orders_addr}/v1/orders"),
+        Some("alice@acme"),
         &json!({"sku": "sku-7", "quantity": 2}),
     )
     .await?;
