@@ -74,6 +74,7 @@ pub mod api;
 mod audit;
 pub mod classify;
 mod context;
+pub mod identity;
 pub mod net;
 pub mod origin;
 pub mod propagate;

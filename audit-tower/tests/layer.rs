@@ -1042,3 +1042,69 @@ async fn only_signed_origin_claims_are_believed() {
     }
     server.abort();
 }
+
+/// `AuditIdentity` inside the application's authentication, over a real server: an accepted
+/// token's claims name the actor and tenant; a request authentication refused never reaches
+/// it, so a forged token names no one.
+#[tokio::test]
+async fn identity_comes_from_accepted_credentials_only() {
+    use audit_tower::identity::AuditIdentity;
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let good = format!(
+        "{}.{}.valid",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"sub":"u-7","email":"u7@acme.test","org_id":"acme"}"#)
+    );
+    let forged = format!(
+        "{}.{}.forged",
+        b64(r#"{"alg":"none"}"#),
+        b64(r#"{"sub":"admin","org_id":"globex"}"#)
+    );
+    // Stands in for verification: only signatures spelled `valid` pass.
+    async fn verify(req: Request, next: Next) -> Response {
+        let ok = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.ends_with(".valid"));
+        if ok {
+            next.run(req).await
+        } else {
+            axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED)
+        }
+    }
+    let h = Harness::new();
+    let app = Router::new()
+        .route("/v1/things", get(|| async { "ok" }))
+        .layer(AuditIdentity::jwt_bearer())
+        .layer(middleware::from_fn(verify))
+        .layer(AuditLayer::new(h.auditor.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    for token in [good, forged] {
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "GET /v1/things HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let events = h.events().await;
+    let actor = events[0].actor.as_ref().unwrap();
+    assert_eq!(actor.id.as_deref(), Some("u-7"));
+    assert_eq!(actor.email.as_deref(), Some("u7@acme.test"));
+    assert_eq!(events[0].organization_id(), Some("acme"));
+    assert_eq!(events[1].event_type.as_str(), "security.access.denied");
+    assert_eq!(events[1].actor.as_ref().unwrap().id, None);
+    assert_eq!(events[1].organization_id(), None);
+    server.abort();
+}
