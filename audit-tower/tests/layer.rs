@@ -941,7 +941,8 @@ async fn routes_carry_their_own_audit_meaning() {
     assert_eq!(target(0), ("index", Some("products")));
     assert_eq!(target(1), ("embedding", Some("v-9")));
     assert!(events[1].details.get("parent").is_none());
-    assert_eq!(events[2].result, Some(Outcome::Denied));
+    // A refused sign-in failed to authenticate: `failure`, not `denied`.
+    assert_eq!(events[2].result, Some(Outcome::Failure));
     assert_eq!(
         events[0].http.as_ref().unwrap().route.as_deref(),
         Some("/v1/indexes/{name}")
@@ -1107,4 +1108,61 @@ async fn identity_comes_from_accepted_credentials_only() {
     assert_eq!(events[1].actor.as_ref().unwrap().id, None);
     assert_eq!(events[1].organization_id(), None);
     server.abort();
+}
+
+/// A handler that learns the target only as it runs can name it in its response's
+/// extensions; the rule's target type yields to it, the handler's own context wins over both.
+#[tokio::test]
+async fn a_response_can_name_the_target() {
+    use audit_core::Target;
+    use axum::response::IntoResponse;
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/indexes",
+            post(|| async {
+                let mut resp = (StatusCode::CREATED, "made").into_response();
+                resp.extensions_mut().insert(Target::new("index", "ix-42"));
+                resp
+            }),
+        )
+        .route(
+            "/v1/both",
+            post(|Extension(ctx): Extension<AuditContext>| async move {
+                ctx.set_target(Target::new("index", "from-context"));
+                let mut resp = "ok".into_response();
+                resp.extensions_mut()
+                    .insert(Target::new("index", "from-response"));
+                resp
+            }),
+        )
+        .layer(
+            AuditLayer::new(h.auditor.clone()).rules(
+                Rules::new().rule(
+                    Rule::post("/v1/indexes")
+                        .event_type("data.index.create")
+                        .target_type("index"),
+                ),
+            ),
+        );
+    for path in ["/v1/indexes", "/v1/both"] {
+        let resp = app
+            .clone()
+            .oneshot(http::Request::post(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            resp.extensions().get::<Target>().is_none(),
+            "taken, not passed on"
+        );
+    }
+    let events = h.events().await;
+    assert_eq!(
+        events[0].target.as_ref().unwrap().id.as_deref(),
+        Some("ix-42")
+    );
+    assert_eq!(
+        events[1].target.as_ref().unwrap().id.as_deref(),
+        Some("from-context")
+    );
 }

@@ -175,9 +175,14 @@ where
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let mut wait: Option<DurableWait> = None;
+        // A target the handler put on its response (an id known only once it ran).
+        let response_target = parts.extensions.remove::<audit_core::Target>();
         let tail = this.pending.take().and_then(|mut p| {
             if grpc_answer {
                 p.set_grpc_answer();
+            }
+            if let Some(t) = response_target {
+                p.set_response_target(t);
             }
             let capture = (p.level() == Level::RequestResponse).then(|| {
                 Capture::new(

@@ -55,6 +55,8 @@ pub(crate) struct Pending {
     /// type to any server.
     grpc_answer: bool,
     response_body: Option<CapturedBody>,
+    /// A target the handler put in its response's extensions.
+    response_target: Option<Target>,
     notes: serde_json::Map<String, Value>,
     reservation: Option<Reservation>,
     request_capture: Option<super::capture::SharedCapture>,
@@ -90,6 +92,11 @@ impl Pending {
     /// The request is gRPC: its status may come in the response trailers.
     pub(crate) fn is_grpc(&self) -> bool {
         self.grpc_request
+    }
+
+    /// The target the response named (its extensions held an `audit_core::Target`).
+    pub(crate) fn set_response_target(&mut self, target: Target) {
+        self.response_target = Some(target);
     }
 
     pub(crate) fn set_response_body(&mut self, body: CapturedBody) {
@@ -138,6 +145,7 @@ impl Pending {
             grpc_request,
             grpc_answer: false,
             response_body: None,
+            response_target: None,
             notes: serde_json::Map::new(),
             reservation: None,
             request_capture: None,
@@ -252,7 +260,15 @@ impl Pending {
         if let Some(route) = state.route.take() {
             class.apply_route(route);
         }
-        let outcome = state.outcome.unwrap_or(response_outcome);
+        let outcome = match state.outcome {
+            Some(o) => o,
+            // A refused sign-in on a route that keeps its own event type (`auth.login` with
+            // an outcome suffix) failed to authenticate; it was not denied access.
+            None if response_outcome == Outcome::Denied && class.names_an_attempt() => {
+                Outcome::Failure
+            }
+            None => response_outcome,
+        };
         let (mut event_type, mut category, severity) = class.finish(outcome, status, grpc);
         let mut details = state.details;
         details.extend(std::mem::take(&mut self.notes));
@@ -318,7 +334,7 @@ impl Pending {
             self.scope
                 .complete_actor(state.actor, state.user_agent.as_ref()),
         );
-        event.target = state.target.or_else(|| {
+        event.target = state.target.or(self.response_target.take()).or_else(|| {
             // A nested resource's parent (the index of a vector) goes with the default target.
             if let Some((kind, id)) = class.take_parent() {
                 let mut parent = serde_json::Map::new();

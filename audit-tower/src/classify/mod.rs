@@ -371,6 +371,12 @@ impl Classification {
         self.category
     }
 
+    /// The event names an attempt by its outcome (`.success`/`.failure`) and keeps its type
+    /// on 401/403: a refusal there is the attempt failing.
+    pub(crate) fn names_an_attempt(&self) -> bool {
+        self.outcome_suffix && self.keep_on_denial
+    }
+
     /// The final event type, severity and category for an outcome, HTTP status and gRPC
     /// status.
     ///
