@@ -44,6 +44,21 @@ impl Harness {
     }
 }
 
+/// Sends `head` (a request's head, ended by an empty line) over a new connection to `addr`
+/// and reads the whole answer, as a client of the served application would.
+async fn send_raw(addr: SocketAddr, head: String) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        raw
+    })
+    .await
+    .unwrap()
+}
+
 /// Auth middleware as an application would write it: inside the audit layer, it records
 /// the actor it established (here from a header, standing in for a verified token).
 async fn fake_auth(req: Request, next: Next) -> Response {
@@ -787,26 +802,17 @@ async fn latency_is_the_handler_s_not_the_time_until_the_worker_builds_the_event
 /// never asks for. No event of a response read to its end is marked incomplete.
 #[tokio::test]
 async fn responses_served_by_axum_serve_are_complete() {
-    use std::io::{Read, Write};
     let h = Harness::new();
     let app = capturing_app(&h);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     for path in ["/v1/small", "/v1/big", "/v1/empty", "/v1/small"] {
-        let raw = tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw).unwrap();
-            raw
-        })
-        .await
-        .unwrap();
+        let raw = send_raw(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
         assert!(raw.starts_with(b"HTTP/1.1 2"), "{path}");
     }
     let events = h.events().await;
@@ -861,7 +867,6 @@ async fn nested_resources_name_the_last_one_and_keep_the_parent() {
 #[tokio::test]
 async fn routes_carry_their_own_audit_meaning() {
     use audit_tower::classify::AuditRoute;
-    use std::io::{Read, Write};
     let h = Harness::new();
     let app = Router::new()
         .route(
@@ -907,19 +912,10 @@ async fn routes_carry_their_own_audit_meaning() {
         ("POST", "/handler-knows-better"),
         ("GET", "/internal/ping"),
     ] {
-        let raw = tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            write!(
-                s,
-                "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw).unwrap();
-            raw
-        })
-        .await
-        .unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let raw = send_raw(addr, head).await;
         assert!(raw.starts_with(b"HTTP/1.1 "), "{path}");
     }
     let events = h.events().await;
@@ -957,7 +953,6 @@ async fn routes_carry_their_own_audit_meaning() {
 async fn only_signed_origin_claims_are_believed() {
     use audit_core::Timestamp;
     use audit_tower::origin::{ORIGIN_HEADER, OriginKey, TrustedPeers};
-    use std::io::{Read, Write};
     let key = OriginKey::new(&[7u8; 32]).unwrap();
     let h = Harness::new();
     let app = Router::new()
@@ -997,20 +992,12 @@ async fn only_signed_origin_claims_are_believed() {
         ("rid-old", claim("rid-old", "acme", now - 3_600_000, right)),
     ];
     for (rid, value) in &cases {
-        let (rid, value) = (rid.to_string(), value.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            write!(
-                s,
-                "POST /v1/stock HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\n{}: {value}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                ORIGIN_HEADER.as_str()
-            )
-            .unwrap();
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw).unwrap();
-        })
-        .await
-        .unwrap();
+        let header = ORIGIN_HEADER;
+        let head = format!(
+            "POST /v1/stock HTTP/1.1\r\nhost: x\r\nx-request-id: {rid}\r\n{header}: {value}\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        send_raw(addr, head).await;
     }
     let events = h.events().await;
     assert_eq!(events.len(), 5);
@@ -1051,7 +1038,6 @@ async fn only_signed_origin_claims_are_believed() {
 async fn identity_comes_from_accepted_credentials_only() {
     use audit_tower::identity::AuditIdentity;
     use base64::Engine as _;
-    use std::io::{Read, Write};
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let good = format!(
         "{}.{}.valid",
@@ -1086,18 +1072,10 @@ async fn identity_comes_from_accepted_credentials_only() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     for token in [good, forged] {
-        tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            write!(
-                s,
-                "GET /v1/things HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut raw = Vec::new();
-            s.read_to_end(&mut raw).unwrap();
-        })
-        .await
-        .unwrap();
+        let head = format!(
+            "GET /v1/things HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        );
+        send_raw(addr, head).await;
     }
     let events = h.events().await;
     let actor = events[0].actor.as_ref().unwrap();
