@@ -8,6 +8,13 @@
 //! outcome from the status (or `cancelled` when the client went away), and the latency.
 //! [`propagate`] carries the request id and trace onto outgoing calls.
 //!
+//! Inside your application, next to its routes and authentication:
+//! [`classify::AuditRoute`] gives a route its audit meaning where the route is declared,
+//! [`identity::AuditIdentity`] takes the actor and tenant from credentials your
+//! authentication accepted, and [`origin`] carries the user and tenant of a request from one
+//! of your services to the next (`PropagateLayer::with_origin` on the caller,
+//! [`AuditLayer::trust_peers`] on the receiver).
+//!
 //! ```
 //! use std::time::Duration;
 //! use audit_core::{Actor, Auditor};
@@ -63,9 +70,10 @@
 //!
 //! A rule's [`keep_on_denial`](classify::Rule::keep_on_denial) keeps its event type for
 //! denials, as for HTTP. Between services, trust an inbound `x-request-id` only from your
-//! own callers ([`request_id::TrustInbound`]), and put [`propagate::PropagateLayer`] on the
-//! client's channel (`tower::ServiceBuilder::new().layer(PropagateLayer::new()).service(
-//! channel)`) so the next service continues the same request id and trace.
+//! own callers ([`AuditLayer::trust_peers`], or [`request_id::TrustInbound`]), and put
+//! [`propagate::PropagateLayer`] on the client's channel
+//! (`tower::ServiceBuilder::new().layer(PropagateLayer::new()).service(channel)`) so the next
+//! service continues the same request id and trace.
 
 #![forbid(unsafe_code)]
 
