@@ -1144,3 +1144,49 @@ async fn a_response_can_name_the_target() {
         Some("from-context")
     );
 }
+
+/// With `share_with_inner_layers`, tower-http's `SetRequestIdLayer` inside the audit layer
+/// uses the audit layer's id, over a real server: one id in the handler, the echo and the
+/// event, and a client's refused id reaches neither.
+#[tokio::test]
+async fn tower_http_request_ids_follow_the_audit_layer() {
+    use tower_http::request_id::{MakeRequestUuid, RequestId as TowerRequestId, SetRequestIdLayer};
+    let h = Harness::new();
+    let app = Router::new()
+        .route(
+            "/v1/echo",
+            get(|Extension(id): Extension<TowerRequestId>| async move {
+                id.header_value().to_str().unwrap().to_owned()
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            AuditLayer::new(h.auditor.clone())
+                .request_id(RequestIdPolicy::default().share_with_inner_layers()),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut seen = Vec::new();
+    for extra in ["", "x-request-id: evil-client-id\r\n"] {
+        let head = format!("GET /v1/echo HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n");
+        let raw = String::from_utf8(send_raw(addr, head).await).unwrap();
+        let echoed = raw
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap()
+            .to_owned();
+        let body = raw.rsplit("\r\n\r\n").next().unwrap().to_owned();
+        assert_eq!(body, echoed, "the handler saw the id the client got back");
+        assert_ne!(body, "evil-client-id");
+        seen.push(body);
+    }
+    let events = h.events().await;
+    for (e, id) in events.iter().zip(&seen) {
+        assert_eq!(
+            e.context.as_ref().unwrap().request_id.as_deref(),
+            Some(id.as_str())
+        );
+    }
+    server.abort();
+}

@@ -98,6 +98,14 @@ where
             audited.then_some(picked.user_agent).flatten(),
         );
         let grpc = picked.is_grpc();
+        // Inner layers (tower-http's `SetRequestIdLayer`, your logging) see the id this layer
+        // decided on, not a client's id it refused.
+        if config.request_id.shares_with_inner_layers()
+            && let Some((name, value)) = &echo
+            && req.headers().get(name) != Some(value)
+        {
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
         req.extensions_mut().insert(scope.request_id().clone());
         let ctx = scope.audit_context();
         if let (Some(ctx), Some((_, verdict))) = (&ctx, origin) {
