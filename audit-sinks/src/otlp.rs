@@ -44,6 +44,34 @@ pub enum Protocol {
     HttpJson,
 }
 
+fn resource_of(service: &str) -> Resource {
+    Resource::builder_empty()
+        .with_attributes([KeyValue::new("service.name", service.to_owned())])
+        .build()
+}
+
+/// The event type as the `'static` name the log record's event name needs: event types are
+/// few (a client's path never names one), each leaked once; past 4,096 distinct types, the
+/// record carries the type only as its `event.name` attribute.
+fn event_name(event_type: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.get(event_type) {
+        return Some(n);
+    }
+    if names.len() >= 4096 {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(event_type.to_owned().into_boxed_str());
+    names.insert(leaked);
+    Some(leaked)
+}
+
 /// Exports events as OpenTelemetry log records.
 pub struct OtlpSink {
     exporter: opentelemetry_otlp::LogExporter,
@@ -52,6 +80,8 @@ pub struct OtlpSink {
     logger: SdkLogger,
     scope: InstrumentationScope,
     endpoint: String,
+    /// No service was named: the resource takes the first event's `context.service`.
+    service_from_events: bool,
 }
 
 impl fmt::Debug for OtlpSink {
@@ -76,9 +106,10 @@ fn severity(s: Severity) -> (opentelemetry::logs::Severity, &'static str) {
 }
 
 impl OtlpSink {
-    /// A sink exporting to `endpoint` over `protocol`, naming `service` in the resource.
-    /// For HTTP, `endpoint` is the full URL of the logs path (e.g.
-    /// `http://collector:4318/v1/logs`).
+    /// A sink exporting to `endpoint` over `protocol`, naming `service` in the resource
+    /// (`service.name`); an empty `service` takes the auditor's service from the events
+    /// (their `context.service`; `audit` when they name none). For HTTP, `endpoint` is the
+    /// full URL of the logs path (e.g. `http://collector:4318/v1/logs`).
     pub fn new(protocol: Protocol, endpoint: &str, service: &str) -> Result<OtlpSink, String> {
         let timeout = Duration::from_secs(15);
         let mut exporter = match protocol {
@@ -103,10 +134,9 @@ impl OtlpSink {
             }
         }
         .map_err(|e| format!("cannot build the OTLP exporter: {e}"))?;
-        let resource = Resource::builder_empty()
-            .with_attributes([KeyValue::new("service.name", service.to_owned())])
-            .build();
-        exporter.set_resource(&resource);
+        if !service.is_empty() {
+            exporter.set_resource(&resource_of(service));
+        }
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger("audit");
         Ok(OtlpSink {
@@ -117,6 +147,7 @@ impl OtlpSink {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
             endpoint: endpoint.to_owned(),
+            service_from_events: service.is_empty(),
         })
     }
 
@@ -134,6 +165,9 @@ impl OtlpSink {
                 .unwrap_or(e.event_type.as_str())
                 .to_owned(),
         ));
+        if let Some(name) = event_name(e.event_type.as_str()) {
+            r.set_event_name(name);
+        }
         let mut attr = |k: &'static str, v: Option<&str>| {
             if let Some(v) = v {
                 r.add_attribute(k, v.to_owned());
@@ -145,6 +179,8 @@ impl OtlpSink {
         attr("audit.result", e.result.map(|o| o.as_str()));
         let actor = e.actor.as_ref();
         attr("enduser.id", actor.and_then(|a| a.id.as_deref()));
+        attr("audit.actor.type", actor.and_then(|a| a.kind.as_deref()));
+        attr("audit.actor.role", actor.and_then(|a| a.role.as_deref()));
         attr("user.email", actor.and_then(|a| a.email.as_deref()));
         attr(
             "client.address",
@@ -161,6 +197,16 @@ impl OtlpSink {
         attr("tenant.id", ctx.and_then(|c| c.organization_id.as_deref()));
         attr("http.request.id", ctx.and_then(|c| c.request_id.as_deref()));
         attr("session.id", ctx.and_then(|c| c.session_id.as_deref()));
+        if let Some(http) = &e.http {
+            attr("http.request.method", http.method.as_deref());
+            attr("url.path", http.path.as_deref());
+            attr("http.route", http.route.as_deref());
+        }
+        if let Some(i) = &e.integrity {
+            attr("audit.stream", Some(i.stream.as_str()));
+            attr("audit.hash", i.hash.as_deref());
+            attr("audit.prev_hash", i.prev_hash.as_deref());
+        }
         if let Some(rpc) = &e.rpc {
             attr("rpc.system", rpc.system.as_deref());
             attr("rpc.service", rpc.service.as_deref());
@@ -169,6 +215,12 @@ impl OtlpSink {
         if !e.details.is_empty() {
             let json = serde_json::to_string(&e.details).unwrap_or_default();
             attr("audit.details", Some(&json));
+        }
+        if let Some(code) = e.http.as_ref().and_then(|h| h.status_code) {
+            r.add_attribute("http.response.status_code", i64::from(code));
+        }
+        if let Some(i) = &e.integrity {
+            r.add_attribute("audit.seq", i64::try_from(i.seq).unwrap_or(i64::MAX));
         }
         if let Some(code) = e.rpc.as_ref().and_then(|rpc| rpc.grpc_status_code) {
             r.add_attribute("rpc.grpc.status_code", i64::from(code));
@@ -191,6 +243,13 @@ impl Sink for OtlpSink {
     }
 
     async fn deliver(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        if std::mem::take(&mut self.service_from_events) {
+            let service = batch
+                .iter()
+                .find_map(|e| e.context.as_ref()?.service.as_deref().map(str::to_owned))
+                .unwrap_or_else(|| "audit".to_owned());
+            self.exporter.set_resource(&resource_of(&service));
+        }
         let records: Vec<_> = batch.iter().map(|e| self.record(e)).collect();
         let pairs: Vec<_> = records.iter().map(|r| (r, &self.scope)).collect();
         self.exporter

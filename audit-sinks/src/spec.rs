@@ -159,7 +159,7 @@ pub enum Spec {
         url: String,
         /// HTTP bodies as JSON (else protobuf).
         json: bool,
-        /// `service.name`.
+        /// `service.name` (empty: the auditor's service, from the events).
         service: String,
     },
     /// `nats://host:port/PREFIX?format=…`.
@@ -470,7 +470,8 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                 grpc,
                 url,
                 json,
-                service: take(&mut p, "service").unwrap_or_else(|| "audit".into()),
+                // None named: the resource takes the auditor's service from the events.
+                service: take(&mut p, "service").unwrap_or_default(),
             })
         }
         "cloudwatch" => {

@@ -26,7 +26,17 @@ fn events() -> Vec<AuditEvent> {
     (0..5)
         .map(|i| {
             AuditEvent::builder("auth.login.failure")
-                .actor(Actor::user(format!("user-{i}")).with_ip_address("203.0.113.7"))
+                .actor(
+                    Actor::user(format!("user-{i}"))
+                        .with_ip_address("203.0.113.7")
+                        .with_role("admin"),
+                )
+                .http(
+                    audit_core::HttpFacts::default()
+                        .with_method("POST")
+                        .with_route("/auth/login")
+                        .with_status_code(401),
+                )
                 .organization_id("acme")
                 .request_id(format!("req-{i}"))
                 .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
@@ -58,6 +68,18 @@ fn check(records: &[LogRecord], sent: &[AuditEvent]) {
             Some(e.id.to_string().as_str())
         );
         assert_eq!(attr(r, "event.name").as_deref(), Some("auth.login.failure"));
+        assert_eq!(r.event_name, "auth.login.failure");
+        assert_eq!(attr(r, "audit.actor.type").as_deref(), Some("user"));
+        assert_eq!(attr(r, "audit.actor.role").as_deref(), Some("admin"));
+        assert_eq!(attr(r, "http.request.method").as_deref(), Some("POST"));
+        assert_eq!(attr(r, "http.route").as_deref(), Some("/auth/login"));
+        assert_eq!(
+            attr(r, "http.response.status_code").as_deref(),
+            Some("IntValue(401)")
+        );
+        assert_eq!(attr(r, "audit.hash").map(|h| h.len()), Some(64));
+        assert!(attr(r, "audit.stream").unwrap().starts_with("vector-api-"));
+        assert!(attr(r, "audit.seq").unwrap().starts_with("IntValue("));
         assert_eq!(attr(r, "tenant.id").as_deref(), Some("acme"));
         assert_eq!(attr(r, "client.address").as_deref(), Some("203.0.113.7"));
         assert_eq!(attr(r, "audit.result").as_deref(), Some("failure"));
@@ -106,9 +128,11 @@ fn records(req: &ExportLogsServiceRequest) -> Vec<LogRecord> {
         .collect()
 }
 
-/// Records the test events through `sink` and waits until every one is delivered.
+/// Records the test events through `sink` (from an auditor of service `vector-api`) and
+/// waits until every one is delivered.
 async fn deliver(sink: OtlpSink) -> Vec<AuditEvent> {
     let auditor = Auditor::builder()
+        .service("vector-api")
         .sink_with(
             sink,
             fast_retry().filter(|e| e.event_type.as_str() == "auth.login.failure"),
@@ -142,7 +166,8 @@ async fn over_http(protocol: Protocol) {
     })
     .await;
     rx.script([Reply::status(503)]);
-    let sink = OtlpSink::new(protocol, &rx.url("/v1/logs"), "vector-api").unwrap();
+    // No service named: the resource takes the auditor's.
+    let sink = OtlpSink::new(protocol, &rx.url("/v1/logs"), "").unwrap();
     let sent = deliver(sink).await;
     let got = got.lock().unwrap();
     let all: Vec<LogRecord> = got.iter().flat_map(records).collect();

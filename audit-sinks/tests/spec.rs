@@ -135,7 +135,8 @@ fn grammar() {
             grpc: true,
             url: "http://collector:4317".into(),
             json: false,
-            service: "audit".into()
+            // Empty: the resource takes the auditor's service from the events.
+            service: String::new()
         }
     );
     assert_eq!(
