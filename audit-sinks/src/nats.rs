@@ -4,9 +4,12 @@
 //! none; characters a subject token cannot hold become `_`), with the event id as
 //! `Nats-Msg-Id`, so JetStream drops a re-published event within the stream's duplicate
 //! window. A batch is published in one go and then every acknowledgement awaited: delivery
-//! means the stream stored the event. A stream must exist for the subjects (creating it is an
-//! operator's decision: retention, replicas, limits); without one, publishing fails with a
-//! retryable error naming the subject.
+//! means the stream stored the event. A stream must store `<prefix>.>`: creating one is
+//! usually an operator's decision (retention, replicas, limits), so
+//! [`connect`](NatsSink::connect) fails when there is none, saying so, rather than letting
+//! every publish wait for an acknowledgement that cannot come;
+//! [`connect_creating`](NatsSink::connect_creating) (spec `?stream=NAME`) creates one with
+//! the server's defaults and a 2-minute duplicate window when it is missing.
 //!
 //! ```no_run
 //! use audit_sinks::NatsSink;
@@ -54,8 +57,42 @@ fn token(s: &str) -> String {
 }
 
 impl NatsSink {
-    /// Connects to `url` and publishes under `prefix` (e.g. `audit`).
+    /// Connects to `url` and publishes under `prefix` (e.g. `audit`); fails when no
+    /// JetStream stream stores `<prefix>.>`.
     pub async fn connect(url: &str, prefix: &str) -> Result<NatsSink, String> {
+        let sink = NatsSink::connect_only(url, prefix).await?;
+        let subjects = format!("{prefix}.>");
+        match sink.js.stream_by_subject(subjects.clone()).await {
+            Ok(_) => Ok(sink),
+            Err(e) => Err(format!(
+                "no JetStream stream stores {subjects} ({e}): create one, or add ?stream=NAME \
+                 to the sink spec to have it created"
+            )),
+        }
+    }
+
+    /// [`connect`](Self::connect), creating stream `stream` for `<prefix>.>` when no stream
+    /// of that name exists (server defaults for limits and storage, a 2-minute duplicate
+    /// window for the event ids). An existing stream of that name is used as it is.
+    pub async fn connect_creating(
+        url: &str,
+        prefix: &str,
+        stream: &str,
+    ) -> Result<NatsSink, String> {
+        let sink = NatsSink::connect_only(url, prefix).await?;
+        sink.js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: stream.to_owned(),
+                subjects: vec![format!("{prefix}.>")],
+                duplicate_window: std::time::Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("cannot create JetStream stream {stream:?}: {e}"))?;
+        NatsSink::connect(url, prefix).await
+    }
+
+    async fn connect_only(url: &str, prefix: &str) -> Result<NatsSink, String> {
         if prefix.is_empty()
             || prefix
                 .split('.')

@@ -16,7 +16,7 @@
 //! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem`, `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the group as written, so `cloudwatch://eu-west-1//audit/app/i-1` names the group `/audit/app`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
-//! | `nats://host:4222/PREFIX` (`?format=native\|ocsf\|ecs\|cef`) | [`NatsSink`](crate::NatsSink) | `nats` |
+//! | `nats://host:4222/PREFIX` (`?format=native\|ocsf\|ecs\|cef`, `&stream=NAME` to create the stream when missing) | [`NatsSink`](crate::NatsSink) | `nats` |
 //!
 //! Query values are percent-decoded; a comma inside one must be written `%2C` when several
 //! specs share one comma-separated list. An unknown parameter is an error (a misspelt
@@ -170,6 +170,8 @@ pub enum Spec {
         prefix: String,
         /// Payload format (`native` by default).
         format: Option<String>,
+        /// A stream to create for `<prefix>.>` when missing (`?stream=NAME`).
+        stream: Option<String>,
     },
 }
 
@@ -498,7 +500,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
         "nats" | "tls" => {
             // Parameters are checked like every other sink's: a query is never part of the
             // subject.
-            let (base, mut p) = query("nats", rest, &["format"])?;
+            let (base, mut p) = query("nats", rest, &["format", "stream"])?;
             let after = base
                 .strip_prefix("//")
                 .ok_or_else(|| SpecError::new("nats: expected nats://host:port/PREFIX"))?;
@@ -508,10 +510,20 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
                     "nats: expected nats://host:port/PREFIX (the subject prefix)",
                 ));
             }
+            let stream = take(&mut p, "stream");
+            if stream
+                .as_deref()
+                .is_some_and(|s| s.is_empty() || s.contains(['.', '*', '>', ' ', '/']))
+            {
+                return Err(SpecError::new(
+                    "nats: stream must be a JetStream stream name (no . * > / or spaces)",
+                ));
+            }
             Ok(Spec::Nats {
                 url: format!("{scheme}://{host}"),
                 prefix: prefix.to_owned(),
                 format: checked_format(take(&mut p, "format"))?,
+                stream,
             })
         }
         other => Err(SpecError::new(format!(
@@ -868,14 +880,20 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
             url,
             prefix,
             format,
+            stream,
         } => {
             #[cfg(feature = "nats")]
-            return crate::NatsSink::connect(&url, &prefix)
-                .await
-                .map(|sink| AnySink::Nats(sink.format(format_of(format.as_deref()))))
-                .map_err(SpecError::new);
+            {
+                let sink = match stream {
+                    Some(name) => crate::NatsSink::connect_creating(&url, &prefix, &name).await,
+                    None => crate::NatsSink::connect(&url, &prefix).await,
+                };
+                return sink
+                    .map(|sink| AnySink::Nats(sink.format(format_of(format.as_deref()))))
+                    .map_err(SpecError::new);
+            }
             #[cfg(not(feature = "nats"))]
-            let _ = format;
+            let _ = (format, stream);
             Err(disabled("nats"))
         }
     }

@@ -115,10 +115,46 @@ async fn bad_prefixes_and_missing_streams_are_clear() {
             .contains("prefix")
     );
     let Some(url) = server().await else { return };
-    let mut sink = NatsSink::connect(&url, "no_stream_here_xyz").await.unwrap();
-    let err = sink.deliver(&Batch::from(events(1, 1))).await.unwrap_err();
-    assert!(!err.is_permanent());
-    assert!(err.message().contains("no_stream_here_xyz"), "{err}");
+    // No stream stores the subjects: refused at once, naming them and the way out, rather
+    // than every publish waiting for an acknowledgement that cannot come.
+    let err = NatsSink::connect(&url, "no_stream_here_xyz")
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("no_stream_here_xyz.>") && err.contains("stream="),
+        "{err}"
+    );
+}
+
+/// `?stream=NAME` creates the stream when missing, and the sink then stores events in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_can_create_the_stream() {
+    let Some(url) = server().await else { return };
+    let prefix = format!("audit_new_{}", std::process::id());
+    let name = prefix.to_uppercase();
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    let _ = js.delete_stream(&name).await;
+    let host = url.trim_start_matches("nats://");
+    let sink = audit_sinks::spec::build(&format!("nats://{host}/{prefix}?stream={name}"))
+        .await
+        .unwrap();
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            audit_core::SinkOptions::new()
+                .filter(|e| e.event_type.as_str() == "data.vector.delete"),
+        )
+        .build()
+        .unwrap();
+    for e in events(5, 5) {
+        auditor.record(e).unwrap();
+    }
+    assert!(auditor.shutdown(Duration::from_secs(10)).await.complete);
+    let mut stream = js.get_stream(&name).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 5);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
+    js.delete_stream(&name).await.unwrap();
 }
 
 /// A sink built from a spec with `?format=ecs` publishes ECS documents under the prefix: the

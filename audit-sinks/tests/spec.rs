@@ -167,20 +167,23 @@ fn grammar() {
             url: "nats://127.0.0.1:4222".into(),
             prefix: "audit".into(),
             format: None,
+            stream: None,
         }
     );
     // Parameters are parameters, never part of the subject; unknown ones are errors.
     assert_eq!(
-        spec::parse("nats://127.0.0.1:4222/audit?format=ecs").unwrap(),
+        spec::parse("nats://127.0.0.1:4222/audit?format=ecs&stream=AUDIT").unwrap(),
         Spec::Nats {
             url: "nats://127.0.0.1:4222".into(),
             prefix: "audit".into(),
             format: Some("ecs".into()),
+            stream: Some("AUDIT".into()),
         }
     );
     for bad in [
         "nats://127.0.0.1:4222/audit?formt=ecs",
         "nats://127.0.0.1:4222/audit?format=xml",
+        "nats://127.0.0.1:4222/audit?stream=a.b",
     ] {
         assert!(spec::parse(bad).is_err(), "{bad}");
     }
