@@ -81,6 +81,9 @@ pub struct SyslogSink {
     conn: Option<Conn>,
     /// The most recent messages sent over TCP, re-sent if the connection turns out closed.
     tail: std::collections::VecDeque<String>,
+    /// The tail must be sent again before anything new (the connection it went over was
+    /// found closed, and no new one has taken it yet).
+    resend: bool,
     tail_bytes: usize,
 }
 
@@ -127,6 +130,7 @@ impl SyslogSink {
             ca_pem: None,
             conn: None,
             tail: std::collections::VecDeque::new(),
+            resend: false,
             tail_bytes: 0,
         }
     }
@@ -364,17 +368,23 @@ impl SyslogSink {
     /// Sends `messages` (after re-sending the tail if the TCP receiver closed on us).
     async fn send(&mut self, messages: &mut Vec<String>) -> Result<(), SinkError> {
         // A connection found closed, or lost on an earlier write: what was sent over it may
-        // never have been read.
+        // never have been read. The tail stays kept until a new connection has taken it: a
+        // reconnect that fails must not lose it.
         if self.peer_closed().await || self.conn.is_none() {
             self.conn = None;
-            let mut again: Vec<String> = self.tail.drain(..).collect();
-            self.tail_bytes = 0;
+            self.resend = !self.tail.is_empty();
+        }
+        let resend = std::mem::take(&mut self.resend);
+        if resend {
+            let mut again: Vec<String> = self.tail.iter().cloned().collect();
             again.append(messages);
             *messages = again;
         }
         if messages.is_empty() {
             return Ok(());
         }
+        // What is new in `messages` (after the tail, when it is re-sent).
+        let fresh_from = if resend { self.tail.len() } else { 0 };
         let max = self.max_datagram;
         let addr = self.addr.clone();
         let fail = |e: io::Error| SinkError::retryable(format!("syslog {addr}: {e}"));
@@ -386,7 +396,15 @@ impl SyslogSink {
             }
             buf
         };
-        let result = match self.connect().await.map_err(&fail)? {
+        let conn = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.resend = resend;
+                messages.drain(..fresh_from);
+                return Err(fail(e));
+            }
+        };
+        let result = match conn {
             Conn::Tcp(s) => match s.write_all(&framed()).await {
                 Ok(()) => s.flush().await,
                 Err(e) => Err(e),
@@ -411,12 +429,14 @@ impl SyslogSink {
             }
         };
         if let Err(e) = result {
-            // Re-open on the next attempt; the pipeline retries this batch.
+            // Re-open on the next attempt (re-sending the tail); the pipeline retries this
+            // batch.
             self.conn = None;
+            self.resend = resend || !self.tail.is_empty();
             return Err(fail(e));
         }
         if self.transport != Transport::Udp {
-            self.remember(messages);
+            self.remember(&messages[fresh_from..]);
         }
         Ok(())
     }

@@ -40,6 +40,11 @@ fn parse(m: &str) -> (u16, String, String, String, String, String, String, Strin
 async fn tcp_receiver(cut_after: usize) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    (addr, receive_on(listener, cut_after))
+}
+
+/// [`tcp_receiver`] on a listener of the caller's.
+fn receive_on(listener: TcpListener, cut_after: usize) -> Arc<Mutex<Vec<String>>> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let store = got.clone();
     tokio::spawn(async move {
@@ -76,7 +81,54 @@ async fn tcp_receiver(cut_after: usize) -> (String, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (addr, got)
+    got
+}
+
+/// A receiver that stops reading (frozen), then dies with unread messages in its socket and
+/// stays down while the next batch is tried, then comes back on the same port: every
+/// message, those written while it was frozen included, reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_written_to_a_frozen_receiver_survive_its_restart() {
+    use audit_core::{Batch, Sink as _};
+    let frozen = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = frozen.local_addr().unwrap();
+    let mut sink = SyslogSink::new(Transport::Tcp, &addr.to_string());
+    let sent = events(12, 10);
+    let accept = tokio::spawn(async move {
+        let (s, _) = frozen.accept().await.unwrap();
+        (frozen, s)
+    });
+    // Written into the kernel's buffers; the receiver never reads them.
+    sink.deliver(&Batch::from(sent[..6].to_vec()))
+        .await
+        .unwrap();
+    let (listener, socket) = accept.await.unwrap();
+    drop(socket);
+    drop(listener);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The receiver is down: this batch fails, and the pipeline will try it again.
+    let second = Batch::from(sent[6..].to_vec());
+    assert!(sink.deliver(&second).await.is_err());
+    assert!(sink.deliver(&second).await.is_err());
+    // Back on the same port.
+    let got = receive_on(TcpListener::bind(addr).await.unwrap(), usize::MAX);
+    sink.deliver(&second).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = got.lock().unwrap();
+    let ids: HashSet<String> = got
+        .iter()
+        .map(|m| {
+            let e: serde_json::Value = serde_json::from_str(&parse(m).7).unwrap();
+            e["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let missing: Vec<usize> = (0..sent.len())
+        .filter(|i| !ids.contains(&sent[*i].id.to_string()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost across the restart: events {missing:?}"
+    );
 }
 
 /// An auditor delivering only the test's events (not the pipeline's own) to `sink`.
