@@ -92,7 +92,7 @@ async fn messages_written_to_a_frozen_receiver_survive_its_restart() {
     use audit_core::{Batch, Sink as _};
     let frozen = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = frozen.local_addr().unwrap();
-    let mut sink = SyslogSink::new(Transport::Tcp, &addr.to_string());
+    let mut sink = SyslogSink::new(Transport::Tcp, addr.to_string());
     let sent = events(12, 10);
     let accept = tokio::spawn(async move {
         let (s, _) = frozen.accept().await.unwrap();
