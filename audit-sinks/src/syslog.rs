@@ -360,7 +360,14 @@ impl Sink for SyslogSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
             self.send(&mut Vec::new()).await?;
         }
-        Ok(())
+        // Called at shutdown: end the session properly (TLS: close_notify, so the receiver
+        // does not log a truncated connection; TCP: FIN after everything written).
+        let closed = match self.conn.take() {
+            Some(Conn::Tls(mut s)) => s.shutdown().await,
+            Some(Conn::Tcp(mut s)) => s.shutdown().await,
+            _ => Ok(()),
+        };
+        closed.map_err(|e| SinkError::retryable(format!("syslog {}: closing: {e}", self.addr)))
     }
 }
 

@@ -255,9 +255,12 @@ async fn an_unreachable_server_is_a_retryable_error() {
     assert!(err.message().contains("127.0.0.1:1"));
 }
 
+/// How each connection to the TLS receiver ended: `true` for a TLS `close_notify`.
+type Ends = Arc<Mutex<Vec<bool>>>;
+
 /// A TLS syslog receiver with a certificate for `localhost` signed by a private CA; returns
-/// the port, the CA's PEM and what it received.
-async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>) {
+/// the port, the CA's PEM, what it received and how its connections ended.
+async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>, Ends) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use tokio_rustls::rustls;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -281,11 +284,14 @@ async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>) {
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
     let store = got.clone();
+    let ends: Ends = Arc::default();
+    let ended = ends.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             let acceptor = acceptor.clone();
             let store = store.clone();
+            let ended = ended.clone();
             tokio::spawn(async move {
                 let Ok(mut s) = acceptor.accept(tcp).await else {
                     return;
@@ -305,19 +311,22 @@ async fn tls_receiver() -> (u16, String, Arc<Mutex<Vec<String>>>) {
                         buf.drain(..sp + 1 + len);
                     }
                     match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
+                        // rustls reads a clean end only after the peer's close_notify; a
+                        // connection closed without one is an UnexpectedEof error.
+                        Ok(0) => return ended.lock().unwrap().push(true),
+                        Err(_) => return ended.lock().unwrap().push(false),
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
             });
         }
     });
-    (port, ca.pem(), got)
+    (port, ca.pem(), got, ends)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_delivers_to_a_server_signed_by_the_given_ca_only() {
-    let (port, ca, got) = tls_receiver().await;
+    let (port, ca, got, ends) = tls_receiver().await;
     let sink = SyslogSink::new(Transport::Tls, format!("localhost:{port}")).ca_pem(ca);
     let auditor = auditor_with(sink, fast_retry());
     let sent = events(30, 20);
@@ -339,6 +348,9 @@ async fn tls_delivers_to_a_server_signed_by_the_given_ca_only() {
         })
         .collect();
     assert_eq!(ids.len(), sent.len());
+    // At shutdown the sink ends its TLS session properly (close_notify), so the receiver
+    // does not log a truncated connection.
+    assert_eq!(*ends.lock().unwrap(), [true]);
 
     // The same server is not trusted through the platform's store: a retryable failure.
     use audit_core::{Batch, Sink};
