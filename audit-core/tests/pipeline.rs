@@ -388,6 +388,39 @@ fn a_dead_sink_does_not_stall_the_others_and_shutdown_reports_it() {
     assert!(report.to_string().contains("INCOMPLETE"));
 }
 
+/// A delivery that hangs is said to stall while it still hangs (not only once a timeout
+/// fails it), to every other sink; it then completes and nothing is lost.
+#[test]
+fn a_hanging_delivery_is_reported_while_it_hangs() {
+    let hung = Probe::named("hung");
+    hung.stall.store(true, Ordering::SeqCst);
+    let healthy = Probe::named("healthy");
+    let auditor = Auditor::builder()
+        .sink_with(
+            hung.clone(),
+            SinkOptions::new().stall_after(Duration::from_millis(100)),
+        )
+        .sink_with(
+            healthy.clone(),
+            SinkOptions::new().max_wait(Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    auditor.record(item(0)).unwrap();
+    let started = std::time::Instant::now();
+    wait_for("a stall report", || {
+        !healthy.of_type("system.sink.stalled").is_empty()
+    });
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let stalled = &healthy.of_type("system.sink.stalled")[0];
+    assert_eq!(stalled.details["sink"], "hung");
+    assert_eq!(stalled.details["stalledForMs"], 100);
+    assert!(hung.user_seqs().is_empty(), "still hanging");
+    hung.stall.store(false, Ordering::SeqCst);
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    assert_eq!(hung.user_seqs().len(), 1);
+}
+
 #[test]
 fn permanent_rejections_are_counted_and_reported_not_retried() {
     let picky = Probe::named("picky");

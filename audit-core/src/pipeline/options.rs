@@ -104,6 +104,7 @@ pub struct SinkOptions {
     pub(crate) queue_bytes: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) filter: Option<EventFilter>,
+    pub(crate) stall_after: Duration,
 }
 
 impl Default for SinkOptions {
@@ -116,13 +117,15 @@ impl Default for SinkOptions {
             queue_bytes: 32 << 20,
             retry: RetryPolicy::default(),
             filter: None,
+            stall_after: Duration::from_secs(5),
         }
     }
 }
 
 impl SinkOptions {
     /// Defaults: batches of up to 1000 events or 4 MiB, sent at the latest 100 ms after the
-    /// first event queued; a queue of 32 MiB; [`RetryPolicy::default`]; every event.
+    /// first event queued; a queue of 32 MiB; [`RetryPolicy::default`]; every event; a
+    /// delivery counts as stalled after 5 s.
     pub fn new() -> Self {
         SinkOptions::default()
     }
@@ -166,6 +169,14 @@ impl SinkOptions {
         self
     }
 
+    /// How long one delivery may take before it is reported as stalled
+    /// (`system.sink.stalled`, once per delivery, while it still runs; default 5 s). The
+    /// delivery itself goes on until the sink answers or its own timeout fails it.
+    pub fn stall_after(mut self, d: Duration) -> Self {
+        self.stall_after = d.max(Duration::from_millis(1));
+        self
+    }
+
     /// Sends this sink only the events for which `f` returns true. It runs on the worker
     /// thread for every event: keep it quick and never block in it, or every sink waits.
     pub fn filter(mut self, f: impl Fn(&AuditEvent) -> bool + Send + Sync + 'static) -> Self {
@@ -183,6 +194,7 @@ impl fmt::Debug for SinkOptions {
             .field("max_wait", &self.max_wait)
             .field("queue_bytes", &self.queue_bytes)
             .field("retry", &self.retry)
+            .field("stall_after", &self.stall_after)
             .field("filter", &self.filter.as_ref().map(|_| "<fn>"))
             .finish()
     }

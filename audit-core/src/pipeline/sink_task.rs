@@ -464,7 +464,21 @@ async fn deliver_with_retry<S: Sink>(
     let mut backoff = Backoff::new(shared.options.retry);
     let mut down_since: Option<Instant> = None;
     loop {
-        match sink.deliver(batch).await {
+        let attempt = sink.deliver(batch);
+        tokio::pin!(attempt);
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            () = tokio::time::sleep(shared.options.stall_after) => {
+                // Said while it still hangs, not only once its own timeout fails it.
+                ingress.push_internal(system_events::sink_stalled(
+                    &shared.name,
+                    shared.options.stall_after,
+                    batch.len(),
+                ));
+                attempt.await
+            }
+        };
+        match result {
             Ok(()) => {
                 shared
                     .delivered

@@ -98,6 +98,21 @@ pub(crate) fn sink_unhealthy(name: &str, err: &SinkError) -> AuditEvent {
     )
 }
 
+pub(crate) fn sink_stalled(name: &str, after: Duration, events: usize) -> AuditEvent {
+    build(
+        system("system.sink.stalled")
+            .severity(Severity::Warning)
+            .description(format!(
+                "audit sink {name} has not answered a delivery for {} ms",
+                after.as_millis()
+            ))
+            .target(sink_target(name))
+            .detail("sink", name)
+            .detail("stalledForMs", after.as_millis() as u64)
+            .detail("events", events as u64),
+    )
+}
+
 pub(crate) fn sink_recovered(name: &str, failed_attempts: u32, down_for: Duration) -> AuditEvent {
     build(
         system("system.sink.recovered")
