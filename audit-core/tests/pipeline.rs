@@ -421,6 +421,34 @@ fn a_hanging_delivery_is_reported_while_it_hangs() {
     assert_eq!(hung.user_seqs().len(), 1);
 }
 
+/// With the default retry policy, a sink down for three seconds is delivered to within about
+/// a second of coming back (and was tried about once a second while down).
+#[test]
+fn a_sink_that_comes_back_is_delivered_to_within_a_second() {
+    let flaky = Probe::named("flaky");
+    flaky.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let auditor = Auditor::builder()
+        .sink_with(flaky.clone(), SinkOptions::new())
+        .build()
+        .unwrap();
+    auditor.record(item(0)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let tries_while_down = flaky.attempts.load(Ordering::SeqCst);
+    assert!(
+        (3..=12).contains(&tries_while_down),
+        "about one try a second once the backoff has grown: {tries_while_down}"
+    );
+    flaky.fail_next.store(0, Ordering::SeqCst);
+    let back = std::time::Instant::now();
+    wait_for("the redelivery", || !flaky.user_seqs().is_empty());
+    assert!(
+        back.elapsed() < Duration::from_millis(1600),
+        "delivered {:?} after the sink came back",
+        back.elapsed()
+    );
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+}
+
 #[test]
 fn permanent_rejections_are_counted_and_reported_not_retried() {
     let picky = Probe::named("picky");

@@ -36,22 +36,27 @@ impl Default for OverflowPolicy {
 /// Exponential backoff with jitter for one sink's retries.
 ///
 /// The n-th wait is drawn uniformly from `[d/2, d]` where `d = min(initial · 2ⁿ, max)`; a
-/// receiver's `Retry-After` raises the wait to at least what it asked, still capped at `max`.
+/// receiver's `Retry-After` raises the wait to what it asked, up to
+/// [`max_retry_after`](Self::max_retry_after).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct RetryPolicy {
     pub(crate) initial: Duration,
     pub(crate) max: Duration,
+    pub(crate) max_retry_after: Duration,
     pub(crate) max_attempts: Option<u32>,
 }
 
 impl Default for RetryPolicy {
-    /// 100 ms doubling to 30 s, retrying forever (the sink's queue bound decides what is
-    /// dropped, and counts it, if the receiver never comes back).
+    /// 100 ms doubling to 1 s, retrying forever (the sink's queue bound decides what is
+    /// dropped, and counts it, if the receiver never comes back): a sink that comes back is
+    /// delivered to within about a second, and one that is down gets one attempt a second.
+    /// A `Retry-After` is honoured up to 5 minutes.
     fn default() -> Self {
         RetryPolicy {
             initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(300),
             max_attempts: None,
         }
     }
@@ -64,9 +69,15 @@ impl RetryPolicy {
         self
     }
 
-    /// The cap on any wait.
+    /// The cap on the backoff's own waits.
     pub fn max_backoff(mut self, d: Duration) -> Self {
         self.max = d;
+        self
+    }
+
+    /// The longest `Retry-After` a receiver can ask for and get (default 5 minutes).
+    pub fn max_retry_after(mut self, d: Duration) -> Self {
+        self.max_retry_after = d;
         self
     }
 
@@ -234,9 +245,10 @@ impl Backoff {
         let ceiling = exp.min(self.policy.max);
         let half = ceiling / 2;
         let jittered = half + half.mul_f64(fastrand::f64());
-        retry_after
-            .map_or(jittered, |ra| jittered.max(ra))
-            .min(self.policy.max)
+        match retry_after {
+            Some(ra) => jittered.max(ra.min(self.policy.max_retry_after)),
+            None => jittered,
+        }
     }
 }
 
@@ -259,14 +271,23 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_raises_but_never_exceeds_cap() {
-        let policy = RetryPolicy::default().max_backoff(Duration::from_secs(5));
-        let mut b = Backoff::new(policy);
-        assert!(b.next_delay(Some(Duration::from_secs(2))) >= Duration::from_secs(2));
+    fn retry_after_is_honoured_up_to_its_own_cap() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        // Above the backoff's own 1 s: what the receiver asked.
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(60))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
+        let mut b = Backoff::new(RetryPolicy::default().max_retry_after(Duration::from_secs(5)));
         assert_eq!(
             b.next_delay(Some(Duration::from_secs(60))),
             Duration::from_secs(5)
         );
+        assert!(b.next_delay(None) <= Duration::from_secs(1));
     }
 
     #[test]
