@@ -371,6 +371,11 @@ fn a_dead_sink_does_not_stall_the_others_and_shutdown_reports_it() {
     for i in 0..200 {
         auditor.record(item(i)).unwrap();
     }
+    wait_for("the failure", || auditor.readiness().is_err());
+    assert_eq!(
+        auditor.readiness(),
+        Err(vec!["sink dead failing".to_owned()])
+    );
     let report = auditor.shutdown_blocking(Duration::from_millis(500));
     assert!(!report.complete);
     assert_eq!(healthy.user_seqs().len(), 200);
@@ -416,7 +421,15 @@ fn a_hanging_delivery_is_reported_while_it_hangs() {
     assert_eq!(stalled.details["sink"], "hung");
     assert_eq!(stalled.details["stalledForMs"], 100);
     assert!(hung.user_seqs().is_empty(), "still hanging");
+    // A readiness probe sees it, by name only.
+    assert_eq!(
+        auditor.readiness(),
+        Err(vec!["sink hung stalled".to_owned()])
+    );
+    assert!(auditor.metrics().sinks[0].stalled);
     hung.stall.store(false, Ordering::SeqCst);
+    wait_for("the delivery", || hung.user_seqs().len() == 1);
+    assert_eq!(auditor.readiness(), Ok(()));
     assert!(auditor.shutdown_blocking(DEADLINE).complete);
     assert_eq!(hung.user_seqs().len(), 1);
 }

@@ -363,6 +363,8 @@ fn every_route_produces_the_expected_event() {
     );
     let (status, rid, _) = demo.call("GET", "/health", None, None);
     assert_eq!(status, 200);
+    let (status, _, ready) = demo.call("GET", "/ready", None, None);
+    assert_eq!((status, ready), (200, json!({"ready": true})));
     demo.stop();
 
     let all: Vec<Value> = std::fs::read_to_string(&file)
@@ -697,4 +699,40 @@ fn extra_sinks_come_from_flags_and_the_environment() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown parameter `indx`"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// `/ready` answers 503 once a sink fails, naming the sink and nothing of its error, for an
+/// orchestrator's readiness probe.
+#[test]
+fn readiness_names_a_failing_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    // Nothing listens on port 9 of loopback: every delivery fails.
+    let demo = Demo::start_args(
+        &file,
+        &format!("sqlite:{}", dir.path().join("audit.db").display()),
+        &["--sink", "webhook+http://127.0.0.1:9/hook"],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (status, _, body) = demo.call("GET", "/ready", None, None);
+        if status == 503 {
+            assert_eq!(body["ready"], false);
+            let reasons = body["reasons"].as_array().unwrap();
+            assert!(
+                reasons.iter().any(|r| r == "sink webhook#1 failing"),
+                "{body}"
+            );
+            assert!(
+                !body.to_string().contains("127.0.0.1"),
+                "no error text: {body}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

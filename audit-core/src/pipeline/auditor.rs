@@ -391,6 +391,27 @@ impl Auditor {
         self.inner.shared.metrics()
     }
 
+    /// For a readiness probe: `Ok` when every sink's last delivery succeeded, none is stalled
+    /// and the buffer is less than nine tenths full; else what is not (`sink webhook
+    /// failing`, `sink store stalled`, `buffer nearly full`), without error texts, which
+    /// stay in [`metrics`](Self::metrics) and the trail. After shutdown it is never ready.
+    ///
+    /// ```
+    /// use audit_core::Auditor;
+    /// let auditor = Auditor::builder().build().unwrap();
+    /// assert!(auditor.readiness().is_ok());
+    /// auditor.shutdown_blocking(std::time::Duration::from_secs(1));
+    /// assert!(auditor.readiness().is_err());
+    /// ```
+    pub fn readiness(&self) -> Result<(), Vec<String>> {
+        let ingress = &self.inner.shared.ingress;
+        let mut why = self.metrics().not_ready(ingress.capacity());
+        if ingress.is_closed() {
+            why.push("shut down".to_owned());
+        }
+        if why.is_empty() { Ok(()) } else { Err(why) }
+    }
+
     /// Waits until everything recorded before the call has been delivered (or given up) by
     /// every sink, or `timeout` passes. Returns true when everything was delivered.
     pub async fn flush(&self, timeout: Duration) -> bool {

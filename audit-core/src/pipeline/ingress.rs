@@ -208,6 +208,11 @@ pub(crate) struct IngressCounts {
 }
 
 impl Ingress {
+    /// The buffer's bound, in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn new(capacity: usize, watermark: usize) -> Ingress {
         Ingress {
             state: Mutex::new(State {
@@ -373,6 +378,11 @@ impl Ingress {
         self.lock().closed = true;
         self.space.notify_all();
         self.wake.notify_one();
+    }
+
+    /// True once [`close`](Self::close) ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     pub(crate) fn is_empty(&self) -> bool {

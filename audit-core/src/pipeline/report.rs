@@ -20,6 +20,32 @@ pub struct Metrics {
     pub sinks: Vec<SinkMetrics>,
 }
 
+impl Metrics {
+    /// What keeps the pipeline from being ready (see [`Auditor::readiness`]); empty when
+    /// every sink is healthy and none stalled, and the buffer is less than nine tenths full
+    /// of `buffer_bytes`.
+    ///
+    /// [`Auditor::readiness`]: crate::Auditor::readiness
+    pub fn not_ready(&self, buffer_bytes: usize) -> Vec<String> {
+        let mut why: Vec<String> = self
+            .sinks
+            .iter()
+            .filter(|s| !s.healthy || s.stalled)
+            .map(|s| {
+                if s.stalled {
+                    format!("sink {} stalled", s.name)
+                } else {
+                    format!("sink {} failing", s.name)
+                }
+            })
+            .collect();
+        if self.buffered_bytes.saturating_mul(10) >= (buffer_bytes as u64).saturating_mul(9) {
+            why.push("buffer nearly full".to_owned());
+        }
+        why
+    }
+}
+
 /// Counters for one sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +64,9 @@ pub struct SinkMetrics {
     pub failed: u64,
     /// Whether the last delivery (or final flush) succeeded.
     pub healthy: bool,
+    /// A delivery has gone unanswered for longer than
+    /// [`SinkOptions::stall_after`](crate::SinkOptions::stall_after) and still runs.
+    pub stalled: bool,
     /// The last error the sink reported.
     pub last_error: Option<String>,
 }

@@ -60,6 +60,8 @@ pub(crate) struct SinkShared {
     retried: AtomicU64,
     failed: AtomicU64,
     healthy: AtomicBool,
+    /// A delivery has gone unanswered for longer than `stall_after` and still runs.
+    stalled: AtomicBool,
     /// The sink's task ended early (its `deliver` panicked): nothing will drain the queue.
     dead: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -97,6 +99,7 @@ impl SinkShared {
             retried: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             last_error: Mutex::new(None),
             acked: AtomicU64::new(0),
@@ -254,7 +257,8 @@ impl SinkShared {
             dropped: self.dropped.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            healthy: self.healthy.load(Ordering::Relaxed),
+            healthy: self.healthy.load(Ordering::Relaxed) && !self.dead.load(Ordering::Relaxed),
+            stalled: self.stalled.load(Ordering::Relaxed),
             last_error: self
                 .last_error
                 .lock()
@@ -475,7 +479,10 @@ async fn deliver_with_retry<S: Sink>(
                     shared.options.stall_after,
                     batch.len(),
                 ));
-                attempt.await
+                shared.stalled.store(true, Ordering::Relaxed);
+                let r = attempt.await;
+                shared.stalled.store(false, Ordering::Relaxed);
+                r
             }
         };
         match result {

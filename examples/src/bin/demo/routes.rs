@@ -82,6 +82,7 @@ pub(crate) fn rules() -> Rules {
                 .delivery(Delivery::Strict),
         )
         .rule(Rule::get("/health").level(Level::None))
+        .rule(Rule::get("/ready").level(Level::None))
 }
 
 /// What the native audit API serves besides the store.
@@ -103,6 +104,7 @@ pub(crate) fn app(
 ) -> Router {
     let routes = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready).with_state(auditor.clone()))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/mfa/enroll", post(mfa_enroll))
@@ -291,6 +293,7 @@ async fn authenticate(Extract(state): Extract<Shared>, mut req: Request, next: N
     let path = req.uri().path();
     // The audit API answers unauthenticated calls itself, in its own error format.
     let public = path == "/health"
+        || path == "/ready"
         || path == "/auth/login"
         || [api::DEFAULT_PREFIX, ORCHESTRATOR_PREFIX, RESOURCE_PREFIX]
             .iter()
@@ -711,4 +714,17 @@ async fn complete(
         return error(StatusCode::FORBIDDEN, "blocked by the prompt policy");
     }
     Json(json!({"answer": answer, "model": "demo-small", "tokens_used": tokens})).into_response()
+}
+
+/// Readiness for an orchestrator's probe: 200 when the audit pipeline can take and deliver
+/// events, else 503 naming what is not ready (sink names only, never their errors).
+async fn ready(Extract(auditor): Extract<Auditor>) -> Response {
+    match auditor.readiness() {
+        Ok(()) => Json(json!({"ready": true})).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reasons": why})),
+        )
+            .into_response(),
+    }
 }
