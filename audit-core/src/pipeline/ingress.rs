@@ -346,6 +346,8 @@ impl Ingress {
     /// bypass the capacity bound and the closed flag so that reports of loss are never lost
     /// to the same overload, and health changes during the final flush still arrive.
     pub(crate) fn push_internal(&self, event: AuditEvent) -> u64 {
+        #[cfg(feature = "tracing")]
+        log_state_change(&event);
         let size = event.approx_size();
         let mut st = self.lock();
         let seq = st.next_seq;
@@ -421,5 +423,28 @@ impl State {
             }),
             Entry::Deferred(build) => self.queue.deferred.push_back(Deferred { seq, build }),
         }
+    }
+}
+
+/// With feature `tracing`: the pipeline's reports about itself (a sink failing, stalling or
+/// recovering; losses; the spool) as log lines too, so operators see them in their usual
+/// logs. They are already rate-limited where they are made (a state change, one loss report
+/// a second); checkpoints are not logged.
+#[cfg(feature = "tracing")]
+fn log_state_change(event: &AuditEvent) {
+    use crate::Severity;
+    let t = event.event_type.as_str();
+    if !(t.starts_with("system.sink.") || t.starts_with("system.audit."))
+        || t == "system.audit.checkpoint"
+    {
+        return;
+    }
+    let text = event.description.as_deref().unwrap_or(t);
+    match event.severity {
+        Severity::Critical | Severity::Error => {
+            tracing::error!(event_type = t, "{text}");
+        }
+        Severity::Warning => tracing::warn!(event_type = t, "{text}"),
+        _ => tracing::info!(event_type = t, "{text}"),
     }
 }
