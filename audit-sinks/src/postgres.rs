@@ -46,12 +46,20 @@ use crate::sql::{
 pub struct PostgresOptions {
     /// The schema holding the `audit_events` table (created if missing). Default `public`.
     pub schema: String,
+    /// The longest any statement of the store may run (`statement_timeout`; default 30 s),
+    /// so a stuck query fails and is retried instead of holding the sink.
+    pub statement_timeout: std::time::Duration,
+    /// The longest a statement waits for a lock (`lock_timeout`; default 10 s): a `LOCK
+    /// TABLE` elsewhere turns into a retryable error naming the lock, not a silent wait.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
             schema: "public".into(),
+            statement_timeout: std::time::Duration::from_secs(30),
+            lock_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -63,12 +71,25 @@ impl PostgresOptions {
         self.schema = schema.into();
         self
     }
+
+    /// Sets the statement and lock timeouts (at least 1 ms each).
+    #[must_use]
+    pub fn timeouts(
+        mut self,
+        statement: std::time::Duration,
+        lock: std::time::Duration,
+    ) -> PostgresOptions {
+        self.statement_timeout = statement.max(std::time::Duration::from_millis(1));
+        self.lock_timeout = lock.max(std::time::Duration::from_millis(1));
+        self
+    }
 }
 
 /// A PostgreSQL event store. Cheap to share as `Arc<PostgresStore>`.
 pub struct PostgresStore {
     url: String,
     schema: String,
+    timeouts: Timeouts,
     writer: Mutex<Option<Client>>,
     reader: Mutex<Option<Arc<Client>>>,
 }
@@ -84,12 +105,16 @@ impl fmt::Debug for PostgresStore {
 
 fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     // Server-side errors about the data or schema cannot be fixed by retrying; lost
-    // connections and resource shortages can.
+    // connections, resource shortages, timeouts (57014), locks held elsewhere (55P03) and
+    // transaction conflicts (40001, 40P01) can.
     let retryable = match e.code() {
         None => true,
         Some(code) => {
             let c = code.code();
-            c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "40001"
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57")
+                || matches!(c, "40001" | "40P01" | "55P03")
         }
     };
     // The server's SQLSTATE and primary message (never its detail, which can quote a row),
@@ -118,7 +143,14 @@ fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     }
 }
 
-async fn open(url: &str) -> Result<Client, StoreError> {
+/// A session's timeouts, as `SET` statements.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    statement: std::time::Duration,
+    lock: std::time::Duration,
+}
+
+async fn open(url: &str, timeouts: Timeouts) -> Result<Client, StoreError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .map_err(|e| pg_err(&e))?;
@@ -127,6 +159,14 @@ async fn open(url: &str) -> Result<Client, StoreError> {
         // call notices `is_closed` and reconnects.
         let _ = connection.await;
     });
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {}; SET lock_timeout = {};",
+            timeouts.statement.as_millis(),
+            timeouts.lock.as_millis()
+        ))
+        .await
+        .map_err(|e| pg_err(&e))?;
     Ok(client)
 }
 
@@ -148,10 +188,15 @@ impl PostgresStore {
                 options.schema
             )));
         }
-        let client = open(url).await?;
+        let timeouts = Timeouts {
+            statement: options.statement_timeout,
+            lock: options.lock_timeout,
+        };
+        let client = open(url, timeouts).await?;
         let store = PostgresStore {
             url: url.to_owned(),
             schema: options.schema,
+            timeouts,
             writer: Mutex::new(None),
             reader: Mutex::new(None),
         };
@@ -216,7 +261,9 @@ impl PostgresStore {
                 .collect::<String>(),
         );
         client
-            .batch_execute(&format!("BEGIN; {ddl} COMMIT;"))
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; {ddl} COMMIT;"
+            ))
             .await
             .map_err(|e| pg_err(&e))?;
         let row = client
@@ -235,6 +282,8 @@ impl PostgresStore {
             client
                 .batch_execute(&format!(
                     "BEGIN;
+                     SET LOCAL statement_timeout = 0;
+                     SET LOCAL lock_timeout = 0;
                      SELECT pg_advisory_xact_lock(7242917035);
                      UPDATE {s}.audit_events SET
                         stream = event->'integrity'->>'stream',
@@ -257,7 +306,7 @@ impl PostgresStore {
         if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(open(&self.url).await?);
+        let c = Arc::new(open(&self.url, self.timeouts).await?);
         *guard = Some(c.clone());
         Ok(c)
     }
@@ -270,7 +319,7 @@ impl PostgresStore {
         let mut guard = self.writer.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
-            *guard = Some(open(&self.url).await?);
+            *guard = Some(open(&self.url, self.timeouts).await?);
         }
         let Some(client) = guard.as_mut() else {
             return Err(StoreError::unavailable("postgres: no connection"));

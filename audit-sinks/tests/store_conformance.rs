@@ -575,6 +575,47 @@ async fn postgres_errors_say_why() {
     assert!(!m.contains("postgres://"), "{m}");
 }
 
+/// A table locked elsewhere (`LOCK TABLE`) makes an append fail after the lock timeout with
+/// PostgreSQL's reason, retryable, instead of waiting in silence; once released it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_table_is_a_prompt_retryable_error() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let schema = format!("audit_lock_{}", std::process::id());
+    drop_schema(&url, &schema).await;
+    let store = PostgresStore::connect_with(
+        &url,
+        PostgresOptions::default()
+            .schema(&schema)
+            .timeouts(Duration::from_secs(30), Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let (locker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {schema}.audit_events IN ACCESS EXCLUSIVE MODE;"
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.append(&arcs(&events(3, 8))).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.message().contains("55P03"), "lock_not_available: {err}");
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(store.append(&arcs(&events(3, 8))).await.unwrap(), 3);
+    drop_schema(&url, &schema).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_task_purges_and_records_each_run() {
     use audit_core::Auditor;
