@@ -137,7 +137,7 @@ impl Emit {
                     .organization_id = Some(text(value));
             }
             ("details", key) => {
-                e.details.insert(key.to_owned(), value);
+                e.details.insert(camel_case(key), value);
             }
             (head, tail) => {
                 e.details.insert(format!("{head}.{tail}"), value);
@@ -149,7 +149,7 @@ impl Emit {
     #[doc(hidden)]
     pub fn detail(&mut self, key: &'static str, value: Value) {
         if let Ok(e) = &mut self.event {
-            e.details.insert(key.to_owned(), value);
+            e.details.insert(camel_case(key), value);
         }
     }
 
@@ -217,4 +217,42 @@ fn unrouted(event: Option<&AuditEvent>, file: &str, line: u32, why: &str) {
 #[doc(hidden)]
 pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("<unserializable: {e}>")))
+}
+
+/// A Rust identifier as a detail key in the event's camelCase: `policy_decision` →
+/// `policyDecision` (leading underscores and keys without one are kept as they are).
+fn camel_case(key: &str) -> String {
+    let trimmed = key.trim_start_matches('_');
+    if !trimmed.contains('_') {
+        return key.to_owned();
+    }
+    let mut out = String::with_capacity(key.len());
+    out.push_str(&key[..key.len() - trimmed.len()]);
+    let mut upper = false;
+    for c in trimmed.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod camel_tests {
+    use super::camel_case;
+
+    #[test]
+    fn identifiers_become_camel_case_keys() {
+        assert_eq!(camel_case("policy_decision"), "policyDecision");
+        assert_eq!(camel_case("response_time_ms"), "responseTimeMs");
+        assert_eq!(camel_case("count"), "count");
+        assert_eq!(camel_case("alreadyCamel"), "alreadyCamel");
+        assert_eq!(camel_case("_private"), "_private");
+        assert_eq!(camel_case("a__b"), "aB");
+    }
 }

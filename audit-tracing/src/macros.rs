@@ -9,8 +9,9 @@
 /// - `event_type` comes first: a dotted lowercase type such as `"data.vector.delete"`.
 /// - Fields: `target.kind`, `target.id`, `target.name`, `actor.id`, `actor.kind`,
 ///   `actor.email`, `actor.role`, `actor.client_id`, `context.organization_id`, `details.KEY`,
-///   or a bare `KEY` (a detail too). Values are any `Serialize` expression; `%value` records its
-///   `Display`, `?value` its `Debug`, as in `tracing`.
+///   or a bare `KEY` (a detail too). A detail key is written in the event's camelCase, like
+///   the library's own (`details.tokens_used` → `tokensUsed`). Values are any `Serialize`
+///   expression; `%value` records its `Display`, `?value` its `Debug`, as in `tracing`.
 /// - `result = Outcome::…` and `severity = Severity::…` are optional (no result: unset;
 ///   severity: info).
 /// - A trailing format string becomes the description.
