@@ -130,6 +130,9 @@ pub enum Spec {
         transport: String,
         /// For TLS: a PEM file of the CA to trust instead of the platform's roots.
         ca: Option<String>,
+        /// For mutual TLS: PEM files of the client certificate chain and its key
+        /// (`cert=`, `key=`).
+        client: Option<(String, String)>,
         /// `host:port`.
         addr: String,
         /// CEF body (else JSON).
@@ -407,7 +410,9 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             let (base, mut p) = query(
                 "syslog",
                 rest,
-                &["format", "facility", "ca", "vendor", "product", "version"],
+                &[
+                    "format", "facility", "ca", "cert", "key", "vendor", "product", "version",
+                ],
             )?;
             let addr = base
                 .strip_prefix("//")
@@ -431,6 +436,16 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             if ca.is_some() && scheme != "syslog+tls" {
                 return Err(SpecError::new("syslog: ca= only applies to syslog+tls"));
             }
+            let client = match (take(&mut p, "cert"), take(&mut p, "key")) {
+                (None, None) => None,
+                (Some(c), Some(k)) if scheme == "syslog+tls" => Some((c, k)),
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::new(
+                        "syslog: cert= and key= only apply to syslog+tls",
+                    ));
+                }
+                _ => return Err(SpecError::new("syslog: cert= and key= go together")),
+            };
             let cef_names = ["vendor", "product", "version"].map(|k| take(&mut p, k));
             if !cef && cef_names.iter().any(Option::is_some) {
                 return Err(SpecError::new(
@@ -440,6 +455,7 @@ pub fn parse(spec: &str) -> Result<Spec, SpecError> {
             Ok(Spec::Syslog {
                 transport: scheme["syslog+".len()..].to_owned(),
                 ca,
+                client,
                 addr: addr.to_owned(),
                 cef,
                 cef_names,
@@ -795,6 +811,7 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
         Spec::Syslog {
             transport,
             ca,
+            client,
             addr,
             cef,
             cef_names,
@@ -814,6 +831,13 @@ pub async fn build(spec: &str) -> Result<AnySink, SpecError> {
                         SpecError::new(format!("syslog: cannot read ca {path}: {e}"))
                     })?;
                     s = s.ca_pem(pem);
+                }
+                if let Some((cert, key)) = client {
+                    let read = |path: &str| {
+                        std::fs::read(path)
+                            .map_err(|e| SpecError::new(format!("syslog: cannot read {path}: {e}")))
+                    };
+                    s = s.client_cert_pem(read(&cert)?, read(&key)?);
                 }
                 if cef {
                     s = s.body(Body::Cef);

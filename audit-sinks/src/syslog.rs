@@ -19,7 +19,9 @@
 //!
 //! - **TLS** (RFC 5425) is TCP's framing inside TLS (rustls on `ring`), with the same
 //!   reconnect-and-resend behaviour; the server is verified against the platform's trust
-//!   store, or only against a private CA given with [`ca_pem`](SyslogSink::ca_pem).
+//!   store, or only against a private CA given with [`ca_pem`](SyslogSink::ca_pem); a
+//!   receiver that asks for a client certificate gets the one given with
+//!   [`client_cert_pem`](SyslogSink::client_cert_pem).
 //!
 //! ```no_run
 //! use audit_sinks::syslog::{Body, SyslogSink, Transport};
@@ -78,6 +80,8 @@ pub struct SyslogSink {
     cef: Cef,
     max_datagram: usize,
     ca_pem: Option<Vec<u8>>,
+    /// For mutual TLS: the client's certificate chain and private key, as PEM.
+    client_pem: Option<(Vec<u8>, Vec<u8>)>,
     conn: Option<Conn>,
     /// The most recent messages sent over TCP, re-sent if the connection turns out closed.
     tail: std::collections::VecDeque<String>,
@@ -129,6 +133,7 @@ impl SyslogSink {
             max_datagram: 8192,
             ca_pem: None,
             conn: None,
+            client_pem: None,
             tail: std::collections::VecDeque::new(),
             resend: false,
             tail_bytes: 0,
@@ -184,12 +189,24 @@ impl SyslogSink {
         self
     }
 
+    /// For mutual TLS: presents the client certificate chain in `cert_pem` with the private
+    /// key in `key_pem` (PKCS#8, PKCS#1 or SEC1 PEM) to receivers that ask for one.
+    #[must_use]
+    pub fn client_cert_pem(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> SyslogSink {
+        self.client_pem = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     fn tls_config(&self) -> io::Result<rustls::ClientConfig> {
-        use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         // Already installed (by us or the application) is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        match &self.ca_pem {
+        let builder = match &self.ca_pem {
             Some(pem) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for cert in CertificateDer::pem_slice_iter(pem) {
@@ -198,14 +215,26 @@ impl SyslogSink {
                         .add(cert)
                         .map_err(|e| io::Error::other(format!("CA: {e}")))?;
                 }
-                Ok(rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth())
+                rustls::ClientConfig::builder().with_root_certificates(roots)
             }
             None => {
-                use rustls_platform_verifier::ConfigVerifierExt;
-                rustls::ClientConfig::with_platform_verifier()
-                    .map_err(|e| io::Error::other(format!("platform trust store: {e}")))
+                use rustls_platform_verifier::BuilderVerifierExt;
+                rustls::ClientConfig::builder()
+                    .with_platform_verifier()
+                    .map_err(|e| io::Error::other(format!("platform trust store: {e}")))?
+            }
+        };
+        match &self.client_pem {
+            None => Ok(builder.with_no_client_auth()),
+            Some((cert_pem, key_pem)) => {
+                let chain = CertificateDer::pem_slice_iter(cert_pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| io::Error::other(format!("client certificate PEM: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(key_pem)
+                    .map_err(|e| io::Error::other(format!("client key PEM: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| io::Error::other(format!("client certificate: {e}")))
             }
         }
     }

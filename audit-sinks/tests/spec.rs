@@ -94,12 +94,23 @@ fn grammar() {
         Spec::Syslog {
             transport: "tcp".into(),
             ca: None,
+            client: None,
             addr: "siem:514".into(),
             cef: true,
             cef_names: [None, None, None],
             facility: Some(10)
         }
     );
+    assert!(matches!(
+        spec::parse("syslog+tls://siem:6514?cert=/etc/c.pem&key=/etc/k.pem").unwrap(),
+        Spec::Syslog { client: Some((c, k)), .. } if c == "/etc/c.pem" && k == "/etc/k.pem"
+    ));
+    for bad in [
+        "syslog+tls://siem:6514?cert=/etc/c.pem",
+        "syslog+tcp://siem:514?cert=/etc/c.pem&key=/etc/k.pem",
+    ] {
+        assert!(spec::parse(bad).is_err(), "{bad}");
+    }
     assert!(
         spec::parse("syslog+tcp://siem:514?facility=30")
             .unwrap_err()
