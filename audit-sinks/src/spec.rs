@@ -13,7 +13,7 @@
 //! | `splunk+https://host:8088?token=T&index=I&source=S&sourcetype=T` | [`SplunkSink`](crate::SplunkSink) | `splunk` |
 //! | `elasticsearch+https://host:9200/TARGET?api_key=K&format=ecs\|native` (or `user=&password=`) | [`ElasticsearchSink`](crate::ElasticsearchSink) | `elasticsearch` |
 //! | `datadog+https://http-intake.logs.datadoghq.com?api_key=K&tags=env:prod` | [`DatadogSink`](crate::DatadogSink) | `datadog` |
-//! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem`, `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
+//! | `syslog+tcp://host:514?format=cef&facility=13`, `syslog+tls://host:6514?ca=/etc/ssl/siem-ca.pem&cert=client.pem&key=client-key.pem` (mutual TLS), `syslog+udp://…` | [`SyslogSink`](crate::SyslogSink) | `syslog` |
 //! | `cloudwatch://REGION/GROUP/STREAM` (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the group as written, so `cloudwatch://eu-west-1//audit/app/i-1` names the group `/audit/app`) | [`CloudWatchSink`](crate::CloudWatchSink) | `cloudwatch` |
 //! | `otlp+grpc://collector:4317` or `otlp+http://collector:4318?format=json&service=NAME` | [`OtlpSink`](crate::OtlpSink) | `otlp` |
 //! | `nats://host:4222/PREFIX` (`?format=native\|ocsf\|ecs\|cef`, `&stream=NAME` to create the stream when missing) | [`NatsSink`](crate::NatsSink) | `nats` |
