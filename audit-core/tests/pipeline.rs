@@ -462,6 +462,50 @@ fn a_sink_that_comes_back_is_delivered_to_within_a_second() {
     assert!(auditor.shutdown_blocking(DEADLINE).complete);
 }
 
+/// Without a spool, the state file tells the next start that a run crashed: the trail
+/// records it, and a clean shutdown leaves nothing to report.
+#[test]
+fn a_crashed_run_is_reported_by_the_next_start_without_a_spool() {
+    let dir = std::env::temp_dir().join(format!("audit-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("audit-state.json");
+    let _ = std::fs::remove_file(&state);
+    let start = || {
+        let probe = Probe::named("probe");
+        let auditor = Auditor::builder()
+            .state_file(&state)
+            .sink_with(
+                probe.clone(),
+                SinkOptions::new().max_wait(Duration::from_millis(1)),
+            )
+            .build()
+            .unwrap();
+        (auditor, probe)
+    };
+    // A first start finds no file: nothing to report; it ends cleanly.
+    let (auditor, probe) = start();
+    auditor.record(item(0)).unwrap();
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    assert!(probe.of_type("system.audit.unclean_shutdown").is_empty());
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("\"clean\"")
+    );
+    // A run that never shuts down (its process killed) leaves "running" behind.
+    let (crashed, _) = start();
+    let stream = std::fs::read_to_string(&state).unwrap();
+    assert!(stream.contains("\"running\""));
+    std::mem::forget(crashed);
+    let (auditor, probe) = start();
+    assert!(auditor.shutdown_blocking(DEADLINE).complete);
+    let reports = probe.of_type("system.audit.unclean_shutdown");
+    assert_eq!(reports.len(), 1);
+    assert!(stream.contains(reports[0].details["previousStream"].as_str().unwrap()));
+    assert_eq!(reports[0].details["spooled"], false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn permanent_rejections_are_counted_and_reported_not_retried() {
     let picky = Probe::named("picky");

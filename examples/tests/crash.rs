@@ -191,4 +191,12 @@ fn without_the_spool_the_loss_window_is_measured() {
         acked.len()
     );
     assert!(in_file.values().all(|n| *n == 1));
+    // The loss is not silent: the restart says the previous run did not end cleanly.
+    let (_, events) = file_counts(&dir.path().join("audit.jsonl"));
+    let unclean: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["eventType"] == "system.audit.unclean_shutdown")
+        .collect();
+    assert_eq!(unclean.len(), 1, "one report of the crash");
+    assert_eq!(unclean[0]["details"]["spooled"], false);
 }

@@ -622,6 +622,7 @@ pub struct AuditorBuilder {
     checkpoint_key: Option<CheckpointKey>,
     checkpoint_policy: CheckpointPolicy,
     spool: Option<SpoolOptions>,
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AuditorBuilder {
@@ -641,6 +642,7 @@ impl Default for AuditorBuilder {
             checkpoint_key: None,
             checkpoint_policy: CheckpointPolicy::default(),
             spool: None,
+            state_file: None,
         }
     }
 }
@@ -761,6 +763,17 @@ impl AuditorBuilder {
         self
     }
 
+    /// Without a spool: keeps a small state file at `path` saying whether this run is still
+    /// going or ended cleanly, so that the next start notices a run that crashed (`kill -9`,
+    /// power loss) and records `system.audit.unclean_shutdown` with its stream: the events
+    /// it had not delivered yet are lost, and the trail says so. With a
+    /// [`spool`](Self::spool) the spool does this (and delivers them), and the file is not
+    /// used. Written with a rename, never half.
+    pub fn state_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
     /// Adds a sink with default [`SinkOptions`].
     pub fn sink<S: Sink>(self, sink: S) -> Self {
         let options = sink.default_options();
@@ -847,7 +860,14 @@ impl AuditorBuilder {
             }
             None => (None, Vec::new()),
         };
+        // Without a spool, the state file says how the previous run ended.
+        let state_file = self.state_file.filter(|_| spool.is_none());
+        let previous = match &state_file {
+            Some(path) => super::run_state::begin(path, &stream)?,
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            state_file,
             ingress: Arc::clone(&ingress),
             sinks: sink_shared,
             stream: stream.into(),
@@ -890,6 +910,20 @@ impl AuditorBuilder {
             .map_err(|e| Error::config(format!("cannot start the audit worker thread: {e}")))?;
         if !recovered.is_empty() {
             settle_recovered(&shared, &recovered);
+        }
+        if let Some(previous) = previous
+            && let Ok(event) = AuditEvent::builder("system.audit.unclean_shutdown")
+                .category(crate::Category::System)
+                .severity(crate::Severity::Critical)
+                .description(format!(
+                    "the previous run (stream {previous}) did not shut down cleanly; events it \
+                     had not delivered are lost (a spool would have kept them)"
+                ))
+                .detail("previousStream", previous.as_str())
+                .detail("spooled", false)
+                .build()
+        {
+            shared.ingress.push_internal(event);
         }
         Ok(Auditor {
             inner: Arc::new(Handle {

@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) checkpoint_policy: CheckpointPolicy,
     /// The durable spool, when configured.
     pub(crate) spool: Option<super::spool::SpoolHandle>,
+    /// Without a spool: where this run says whether it is going or ended cleanly.
+    pub(crate) state_file: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -463,6 +465,10 @@ impl Dispatcher {
                 .iter()
                 .all(|s| s.pending == 0 && s.dropped == 0 && s.failed == 0);
         let report = ShutdownReport { complete, metrics };
+        if let Some(path) = &self.shared.state_file {
+            // A failed write makes the next start report this run as unclean: the safe side.
+            let _ = super::run_state::end(path, &self.shared.stream);
+        }
         let _ = self.shared.final_report.set(report.clone());
         report
     }

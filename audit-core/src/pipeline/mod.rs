@@ -24,6 +24,7 @@ mod dispatch;
 mod ingress;
 mod options;
 mod report;
+mod run_state;
 mod sink_task;
 mod spool;
 mod system_events;

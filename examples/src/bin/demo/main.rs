@@ -293,8 +293,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = &store {
         builder = builder.sink(StoreSink::new(store.clone()));
     }
-    if let Some(dir) = &args.spool {
-        builder = builder.spool(SpoolOptions::new(dir));
+    match &args.spool {
+        Some(dir) => builder = builder.spool(SpoolOptions::new(dir)),
+        // Best effort: a crash still leaves a trace in the next run's trail.
+        None => builder = builder.state_file(args.audit_file.with_file_name("audit-state.json")),
     }
     for (i, s) in args.sinks.iter().enumerate() {
         // Specs may hold secrets: only their redacted form is ever printed.
