@@ -506,6 +506,36 @@ fn a_crashed_run_is_reported_by_the_next_start_without_a_spool() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A sink whose final flush fails (a file that cannot be synced, a syslog receiver that
+/// cannot be reached to re-send what it may not have read) makes the report incomplete.
+#[test]
+fn a_failed_final_flush_is_not_complete() {
+    struct Unflushable;
+    impl Sink for Unflushable {
+        fn name(&self) -> &str {
+            "unflushable"
+        }
+        async fn deliver(&mut self, _batch: &Batch) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn flush(&mut self) -> Result<(), SinkError> {
+            Err(SinkError::retryable("cannot reach the receiver to re-send"))
+        }
+    }
+    let auditor = Auditor::builder().sink(Unflushable).build().unwrap();
+    auditor.record(item(0)).unwrap();
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(!report.complete, "{report}");
+    let sink = &report.metrics.sinks[0];
+    assert!(!sink.healthy);
+    assert!(
+        sink.last_error
+            .as_deref()
+            .unwrap()
+            .contains("final flush failed")
+    );
+}
+
 #[test]
 fn permanent_rejections_are_counted_and_reported_not_retried() {
     let picky = Probe::named("picky");

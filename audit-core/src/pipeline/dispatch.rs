@@ -456,14 +456,15 @@ impl Dispatcher {
         }
         let metrics = self.shared.metrics();
         // Complete means nothing was lost anywhere: no event dropped at the buffer or at a
-        // sink, none given up, none left pending.
+        // sink, none given up, none left pending, and every sink's final flush succeeded
+        // (one that failed may not have made durable, or re-sent, what it took).
         let complete = drained
             && all_finished
             && metrics.dropped == 0
             && metrics
                 .sinks
                 .iter()
-                .all(|s| s.pending == 0 && s.dropped == 0 && s.failed == 0);
+                .all(|s| s.pending == 0 && s.dropped == 0 && s.failed == 0 && s.healthy);
         let report = ShutdownReport { complete, metrics };
         if let Some(path) = &self.shared.state_file {
             // A failed write makes the next start report this run as unclean: the safe side.
