@@ -1029,6 +1029,40 @@ async fn only_signed_origin_claims_are_believed() {
         );
     }
     server.abort();
+
+    // Trusted by address instead: an unsigned claim from loopback is believed, with the
+    // caller's request id.
+    let h2 = Harness::new();
+    let app = Router::new()
+        .route("/v1/stock", post(|| async { "ok" }))
+        .layer(
+            AuditLayer::new(h2.auditor.clone())
+                .trust_peers(TrustedPeers::networks(vec!["127.0.0.0/8".parse().unwrap()])),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    let header = ORIGIN_HEADER;
+    let value = claim("rid-peer", "acme", now, None);
+    let head = format!(
+        "POST /v1/stock HTTP/1.1\r\nhost: x\r\nx-request-id: rid-peer\r\n{header}: {value}\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    send_raw(addr, head).await;
+    let e = &h2.events().await[0];
+    assert_eq!(
+        e.context.as_ref().unwrap().request_id.as_deref(),
+        Some("rid-peer")
+    );
+    assert_eq!(e.organization_id(), Some("acme"));
+    assert_eq!(e.details["origin"]["actorId"], "alice");
+    server.abort();
 }
 
 /// `AuditIdentity` inside the application's authentication, over a real server: an accepted

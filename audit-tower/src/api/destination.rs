@@ -38,6 +38,8 @@ struct Allowed {
     store: Arc<dyn ObjectStore>,
     /// The prefix inside `store` that `url` names.
     base: Path,
+    /// `url` without `base`: the store's own address, which an object's key follows.
+    root: String,
     tenants: TenantScope,
 }
 
@@ -142,10 +144,19 @@ impl Destinations {
         base: Path,
         tenants: TenantScope,
     ) -> Destinations {
+        let url = with_slash(url);
+        let root = match base.as_ref() {
+            "" => url.clone(),
+            b => url
+                .strip_suffix(&format!("{b}/"))
+                .unwrap_or(&url)
+                .to_owned(),
+        };
         self.allowed.push(Allowed {
-            url: with_slash(url),
+            url,
             store,
             base,
+            root,
             tenants,
         });
         self
@@ -192,18 +203,7 @@ impl Destinations {
             }
             dir = dir.join(segment);
         }
-        let scheme_root = allowed.url.split("://").next().unwrap_or("s3");
-        let root = match scheme_root {
-            "s3" => {
-                let bucket = allowed.url["s3://".len()..]
-                    .split('/')
-                    .next()
-                    .unwrap_or_default();
-                format!("s3://{bucket}/")
-            }
-            _ => allowed.url[..allowed.url.len() - allowed.base.as_ref().len()].to_owned(),
-        };
-        Ok((Arc::clone(&allowed.store), dir, root))
+        Ok((Arc::clone(&allowed.store), dir, allowed.root.clone()))
     }
 }
 

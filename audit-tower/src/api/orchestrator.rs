@@ -88,20 +88,10 @@ async fn search(State(state): State<Arc<ApiState>>, req: Request) -> Response {
             "filters",
             serde_json::to_value(&body).unwrap_or(Value::Null),
         );
-        let limit = match (body.limit, body.offset) {
-            (Some(l), _) if l < 1 => Err(ApiError::invalid("limit must be at least 1")),
-            (_, Some(o)) if !(0..=MAX_OFFSET as i64).contains(&o) => Err(ApiError::invalid(
-                format!("offset must be from 0 to {MAX_OFFSET}"),
-            )),
-            (l, _) => Ok(l.map_or(SEARCH_LIMIT, |l| {
-                usize::try_from(l).unwrap_or(MAX_LIMIT).min(MAX_LIMIT)
-            })),
-        };
-        let limit = match limit {
-            Ok(l) => l,
+        let (limit, offset) = match window(body.limit, body.offset, SEARCH_LIMIT) {
+            Ok(w) => w,
             Err(e) => return Err(failed(&state, &parts, access, e)),
         };
-        let offset = body.offset.map_or(0, |o| usize::try_from(o).unwrap_or(0));
         let mut params = QueryParams::default();
         params.actor_email = body.user_email;
         params.client_id = body.client_id;
@@ -144,30 +134,12 @@ async fn tenant(
                 return Err(failed(&state, &parts, access, e));
             }
         };
-        let number =
-            |name: &str, v: Option<String>, max: usize| -> Result<Option<usize>, ApiError> {
-                v.filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.parse::<usize>()
-                            .ok()
-                            .filter(|n| s.bytes().all(|b| b.is_ascii_digit()) && *n <= max)
-                            .ok_or_else(|| {
-                                ApiError::invalid(format!(
-                                    "{name} must be a whole number from 0 to {max}"
-                                ))
-                            })
-                    })
-                    .transpose()
-            };
-        let limit = number("limit", params.limit, usize::MAX);
-        let offset = number("offset", params.offset, MAX_OFFSET);
-        let (limit, offset) = match (limit, offset) {
-            (Ok(Some(0)), _) => {
-                let e = ApiError::invalid("limit must be at least 1");
-                return Err(failed(&state, &parts, access, e));
-            }
-            (Ok(l), Ok(o)) => (l.map_or(TENANT_LIMIT, |l| l.min(MAX_LIMIT)), o.unwrap_or(0)),
-            (Err(e), _) | (_, Err(e)) => return Err(failed(&state, &parts, access, e)),
+        let parsed = digits("limit", params.limit)
+            .and_then(|l| Ok((l, digits("offset", params.offset)?)))
+            .and_then(|(l, o)| window(l, o, TENANT_LIMIT));
+        let (limit, offset) = match parsed {
+            Ok(w) => w,
+            Err(e) => return Err(failed(&state, &parts, access, e)),
         };
         run_search(
             &state,
@@ -184,6 +156,40 @@ async fn tenant(
         .await
     };
     run.await.into_response()
+}
+
+/// The page both routes answer: `limit` (default `default`, at least 1, larger values lowered
+/// to [`MAX_LIMIT`]) and `offset` (0 to [`MAX_OFFSET`]).
+fn window(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    default: usize,
+) -> Result<(usize, usize), ApiError> {
+    let limit = match limit {
+        None => default,
+        Some(l) if l < 1 => return Err(ApiError::invalid("limit must be at least 1")),
+        Some(l) => usize::try_from(l).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+    };
+    let offset = match offset {
+        None => 0,
+        Some(o) => usize::try_from(o)
+            .ok()
+            .filter(|o| *o <= MAX_OFFSET)
+            .ok_or_else(|| ApiError::invalid(format!("offset must be from 0 to {MAX_OFFSET}")))?,
+    };
+    Ok((limit, offset))
+}
+
+/// A query-string number: digits only (`+5`, ` 5` and `5.0` are refused).
+fn digits(name: &str, v: Option<String>) -> Result<Option<i64>, ApiError> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| ApiError::invalid(format!("{name} must be a whole number")))
+        })
+        .transpose()
 }
 
 /// One validated call of either route.
