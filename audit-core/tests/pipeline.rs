@@ -1094,3 +1094,122 @@ fn a_shutdown_that_runs_out_of_time_leaves_a_final_account() {
     assert_eq!(owed[0].details["count"], 10);
     assert_eq!(owed[0].details["firstSeq"], 1);
 }
+
+/// A required sink that is slow but healthy makes `record` wait (within its block time)
+/// instead of losing events; the other sinks wait with it and lose nothing either.
+#[test]
+fn a_slow_sink_with_back_pressure_holds_record_back_instead_of_dropping() {
+    let slow = Probe::named("slow");
+    slow.stall.store(true, Ordering::SeqCst);
+    let other = Probe::named("other");
+    let auditor = Auditor::builder()
+        .buffer_bytes(16 << 10)
+        .overflow(OverflowPolicy::Block {
+            timeout: Duration::from_secs(30),
+        })
+        .sink_with(
+            slow.clone(),
+            SinkOptions::new()
+                .queue_bytes(16 << 10)
+                .max_batch_events(10)
+                .back_pressure(true),
+        )
+        .sink(other.clone())
+        .build()
+        .unwrap();
+    let n = 3_000;
+    let recorder = {
+        let auditor = auditor.clone();
+        std::thread::spawn(move || {
+            (0..n)
+                .map(|i| auditor.record(item(i)).unwrap())
+                .collect::<Vec<u64>>()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !recorder.is_finished(),
+        "record must wait while the slow sink's queue is full"
+    );
+    assert!(other.user_seqs().len() < n, "the other sink waits too");
+    slow.stall.store(false, Ordering::SeqCst);
+    let recorded = recorder.join().unwrap();
+    let report = auditor.shutdown_blocking(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(slow.user_seqs(), recorded);
+    assert_eq!(other.user_seqs(), recorded);
+    assert!(slow.of_type("system.audit.dropped").is_empty());
+}
+
+/// The only sink has back-pressure by default, but one that is down never holds the
+/// service back: its queue drops and reports as before.
+#[test]
+fn a_failing_sink_never_holds_record_back() {
+    let down = Probe::named("down");
+    down.fail_next.store(usize::MAX, Ordering::SeqCst);
+    let auditor = Auditor::builder()
+        .buffer_bytes(16 << 10)
+        .overflow(OverflowPolicy::Block {
+            timeout: Duration::from_secs(30),
+        })
+        .sink_with(
+            down,
+            SinkOptions::new().queue_bytes(16 << 10).retry(fast_retry()),
+        )
+        .build()
+        .unwrap();
+    // Let the first delivery fail, so the sink is known to be down.
+    auditor.record(item(0)).unwrap();
+    wait_for("the first failure", || {
+        auditor.metrics().sinks[0].last_error.is_some()
+    });
+    let start = std::time::Instant::now();
+    for i in 1..3_000 {
+        auditor.record(item(i)).unwrap();
+    }
+    // Held back, a single record would have waited 30 s.
+    assert!(start.elapsed() < Duration::from_secs(10));
+    wait_for("the loss at the down sink's queue", || {
+        auditor.metrics().sinks[0].dropped > 0
+    });
+    let report = auditor.shutdown_blocking(Duration::from_millis(300));
+    assert!(!report.complete);
+}
+
+/// Shutdown's deadline passing while a sink holds the pipeline back leaves nothing
+/// unaccounted in the buffer: the final account names every accepted event still owed.
+#[test]
+fn a_shutdown_while_held_back_accounts_for_everything_buffered() {
+    let stuck = Probe::named("stuck");
+    stuck.stall.store(true, Ordering::SeqCst);
+    let healthy = Probe::named("healthy");
+    let auditor = Auditor::builder()
+        .buffer_bytes(16 << 10)
+        .overflow(OverflowPolicy::DropNewest)
+        .sink_with(
+            stuck.clone(),
+            SinkOptions::new()
+                .queue_bytes(16 << 10)
+                .max_batch_events(1)
+                .stall_after(Duration::from_secs(60))
+                .back_pressure(true),
+        )
+        .sink(healthy.clone())
+        .build()
+        .unwrap();
+    let accepted: Vec<u64> = (0..2_000)
+        .filter_map(|i| auditor.record(item(i)).ok())
+        .collect();
+    assert!(accepted.len() < 2_000, "the buffer must fill in this test");
+    let report = auditor.shutdown_blocking(Duration::from_millis(300));
+    assert!(!report.complete);
+    assert_eq!(report.metrics.buffered, 0, "{report}");
+    // The stuck sink took one event into its hanging delivery; it owes all the others.
+    let owed = healthy.of_type("system.audit.undelivered");
+    let owed = owed.iter().find(|e| e.details["sink"] == "stuck").unwrap();
+    assert_eq!(owed.details["count"], accepted.len() as u64, "{owed:?}");
+    assert_eq!(owed.details["lastSeq"], *accepted.last().unwrap());
+    // Everything reached the healthy sink once the pipeline was no longer held back.
+    assert_eq!(healthy.user_seqs(), accepted);
+    stuck.stall.store(false, Ordering::SeqCst);
+}

@@ -682,9 +682,9 @@ impl AuditorBuilder {
         self
     }
 
-    /// Bound on buffered events, in bytes by [`AuditEvent::approx_size`]. The worker takes
-    /// the whole buffer at once and works through it while the buffer refills, so up to
-    /// twice this much can be held before the sinks' own queues.
+    /// Bound on buffered events, in bytes by [`AuditEvent::approx_size`]: the events waiting
+    /// for the worker and those it has taken but not yet handed to the sinks' queues. The
+    /// sinks' queues have their own bounds ([`SinkOptions::queue_bytes`]).
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = bytes;
         self
@@ -809,6 +809,10 @@ impl AuditorBuilder {
                 "two sinks are named {:?}; give one a distinct name with SinkOptions::name",
                 dup[0]
             )));
+        }
+        let only_sink = self.sinks.len() == 1;
+        for r in &self.sinks {
+            r.shared.resolve_back_pressure(only_sink);
         }
         let stream = self.stream.unwrap_or_else(|| {
             format!(

@@ -133,6 +133,9 @@ pub(crate) struct Dispatcher {
     /// Some sink writes canonical JSON lines.
     lines_wanted: bool,
     line_buf: Vec<u8>,
+    /// Shutdown's deadline passed: hand everything on whatever the sinks' queues hold, so
+    /// the final account covers it.
+    force: bool,
 }
 
 impl Dispatcher {
@@ -160,12 +163,21 @@ impl Dispatcher {
             last_fanned: 0,
             lines_wanted,
             line_buf: Vec::with_capacity(2048),
+            force: false,
         }
     }
 
     pub(crate) async fn run(mut self) {
         loop {
             let ingress = Arc::clone(&self.shared.ingress);
+            // A sink holding the pipeline back wakes the worker when its queue has room.
+            let holder = self.holder();
+            let room = async {
+                match &holder {
+                    Some(sink) => sink.room.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match cmd {
@@ -187,6 +199,7 @@ impl Dispatcher {
                     }
                 },
                 () = ingress.wake.notified() => {}
+                () = room => {}
                 () = tokio::time::sleep(self.interval) => {}
             }
             while self.round() {
@@ -203,11 +216,13 @@ impl Dispatcher {
         self.reap_dead_sinks();
         if self.buf.is_empty() {
             let ingress = &self.shared.ingress;
-            if let Some(run) = ingress.drain(&mut self.buf) {
+            if let Some(run) = ingress.drain(&mut self.buf, DRAIN_CHUNK) {
                 ingress.push_internal(system_events::dropped(run, None, "buffer_full"));
             }
         }
-        let more = !self.buf.is_empty();
+        // A sink with back-pressure and a full queue holds everything here (and so in the
+        // buffer, where `record` waits for room) until its queue has room again.
+        let more = !self.buf.is_empty() && (self.force || self.holder().is_none());
         if more {
             self.fan_out();
         }
@@ -217,6 +232,15 @@ impl Dispatcher {
         self.report_sink_losses();
         self.checkpoint_if_due();
         more
+    }
+
+    /// The sink holding the pipeline back, if one is.
+    fn holder(&self) -> Option<Arc<SinkShared>> {
+        self.shared
+            .sinks
+            .iter()
+            .find(|s| s.holds_back())
+            .map(Arc::clone)
     }
 
     /// A sink with nothing queued or in flight holds everything fanned out so far that it
@@ -287,8 +311,10 @@ impl Dispatcher {
             first: 0,
             last: 0,
         };
+        let mut handed_on = 0;
         for _ in 0..DRAIN_CHUNK {
             let Some(mut q) = self.buf.pop() else { break };
+            handed_on += q.charged;
             // In place: the event is large, and each move of it is a copy. The handle is the
             // only one (`make_mut` copies nothing then), so redaction always runs on it.
             debug_assert_eq!(
@@ -351,6 +377,8 @@ impl Dispatcher {
         for (sink, out) in self.shared.sinks.iter().zip(&mut self.per_sink) {
             sink.enqueue(out);
         }
+        // Now held by the sinks' queues (under their own bounds), no longer by the buffer.
+        self.shared.ingress.release_taken(handed_on);
     }
 
     /// A sink task that ended while its queue is open panicked in `deliver`: say so, once,
@@ -423,6 +451,10 @@ impl Dispatcher {
     async fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
         let mut drained = self.quiesce(deadline).await;
         if !drained {
+            // Nothing is held back any more: what the buffer still holds goes to the queues,
+            // where the final account counts it as undelivered.
+            self.force = true;
+            while self.round() {}
             // The final account, into every sink that can still take it: what each sink lost
             // and what it still owes.
             self.final_account();

@@ -25,10 +25,14 @@ pub enum OverflowPolicy {
 }
 
 impl Default for OverflowPolicy {
-    /// `Block { timeout: 10ms }`: absorbs bursts without stalling a caller for long.
+    /// `Block { timeout: 1s }`. The buffer is full only while the worker cannot keep up or
+    /// a healthy sink [pushes back](SinkOptions::back_pressure) (one that is down never
+    /// does), so a caller waits only as long as the sinks need to make room for a burst; a
+    /// second covers a healthy sink taking a second per batch. Shorter keeps callers
+    /// quicker under overload at the price of dropping (counted and reported) sooner.
     fn default() -> Self {
         OverflowPolicy::Block {
-            timeout: Duration::from_millis(10),
+            timeout: Duration::from_secs(1),
         }
     }
 }
@@ -116,6 +120,7 @@ pub struct SinkOptions {
     pub(crate) retry: RetryPolicy,
     pub(crate) filter: Option<EventFilter>,
     pub(crate) stall_after: Duration,
+    pub(crate) back_pressure: Option<bool>,
 }
 
 impl Default for SinkOptions {
@@ -129,6 +134,7 @@ impl Default for SinkOptions {
             retry: RetryPolicy::default(),
             filter: None,
             stall_after: Duration::from_secs(5),
+            back_pressure: None,
         }
     }
 }
@@ -136,7 +142,8 @@ impl Default for SinkOptions {
 impl SinkOptions {
     /// Defaults: batches of up to 1000 events or 4 MiB, sent at the latest 100 ms after the
     /// first event queued; a queue of 32 MiB; [`RetryPolicy::default`]; every event; a
-    /// delivery counts as stalled after 5 s.
+    /// delivery counts as stalled after 5 s; [back-pressure](Self::back_pressure) when it is
+    /// the auditor's only sink.
     pub fn new() -> Self {
         SinkOptions::default()
     }
@@ -168,7 +175,10 @@ impl SinkOptions {
 
     /// Bound on this sink's queue, in bytes. While a sink is down its events wait here; when
     /// the bound is reached, further events are dropped *for this sink only*, counted, and
-    /// reported by a `system.audit.dropped` event naming the sink once there is room.
+    /// reported by a `system.audit.dropped` event naming the sink (within a second, and again
+    /// each second while the loss goes on). A healthy sink with
+    /// [back-pressure](Self::back_pressure) holds the pipeline back instead; its queue may
+    /// then pass the bound by at most one worker chunk (1,024 events).
     pub fn queue_bytes(mut self, n: usize) -> Self {
         self.queue_bytes = n.max(1);
         self
@@ -185,6 +195,23 @@ impl SinkOptions {
     /// delivery itself goes on until the sink answers or its own timeout fails it.
     pub fn stall_after(mut self, d: Duration) -> Self {
         self.stall_after = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether this sink's full queue holds the pipeline back instead of dropping.
+    ///
+    /// With back-pressure, while the sink is healthy (its last delivery succeeded and none is
+    /// stalled) and its queue is full, the worker stops handing events on, so the auditor's
+    /// buffer fills and `record` waits for room under its
+    /// [`OverflowPolicy`](super::OverflowPolicy) instead of the sink dropping events: a burst
+    /// the sink can absorb given time is delivered whole. Every sink waits while one holds the
+    /// pipeline back. A failing or stalled sink never holds it back: its queue drops and
+    /// reports as without back-pressure, so a sink that is down does not stall the service.
+    ///
+    /// Default: on when the auditor has exactly one sink, off otherwise (a slow sink must not
+    /// stall the others unless it is required).
+    pub fn back_pressure(mut self, on: bool) -> Self {
+        self.back_pressure = Some(on);
         self
     }
 
@@ -206,6 +233,7 @@ impl fmt::Debug for SinkOptions {
             .field("queue_bytes", &self.queue_bytes)
             .field("retry", &self.retry)
             .field("stall_after", &self.stall_after)
+            .field("back_pressure", &self.back_pressure)
             .field("filter", &self.filter.as_ref().map(|_| "<fn>"))
             .finish()
     }

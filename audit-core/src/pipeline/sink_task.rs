@@ -77,6 +77,11 @@ pub(crate) struct SinkShared {
     pub(crate) replay_queued: AtomicBool,
     /// The sink writes canonical JSON lines ([`Sink::wants_lines`]).
     pub(crate) wants_lines: bool,
+    /// Its full queue holds the pipeline back while it is healthy
+    /// ([`SinkOptions::back_pressure`], resolved when the auditor is built).
+    back_pressure: AtomicBool,
+    /// Signalled when the queue gives up room or the sink stops holding the pipeline back.
+    pub(crate) room: Notify,
 }
 
 impl std::fmt::Debug for SinkShared {
@@ -107,6 +112,31 @@ impl SinkShared {
             replay: Mutex::new(Vec::new()),
             replay_queued: AtomicBool::new(false),
             wants_lines,
+            back_pressure: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    /// Settles back-pressure once the auditor knows how many sinks it has.
+    pub(crate) fn resolve_back_pressure(&self, only_sink: bool) {
+        let on = self.options.back_pressure.unwrap_or(only_sink);
+        self.back_pressure.store(on, Ordering::Relaxed);
+    }
+
+    /// The sink can take its time: it has back-pressure, is healthy and is not stalled.
+    fn pushes_back(&self) -> bool {
+        self.back_pressure.load(Ordering::Relaxed)
+            && self.healthy.load(Ordering::Relaxed)
+            && !self.stalled.load(Ordering::Relaxed)
+            && !self.is_dead()
+    }
+
+    /// True while this sink holds the pipeline back: it [pushes back](Self::pushes_back) and
+    /// its queue is full.
+    pub(crate) fn holds_back(&self) -> bool {
+        self.pushes_back() && {
+            let q = self.lock();
+            !q.closed && q.bytes >= self.options.queue_bytes
         }
     }
 
@@ -150,7 +180,9 @@ impl SinkShared {
     }
 
     /// Appends a round's events, dropping (and counting) those that exceed the bound.
-    /// Pipeline events always fit: a report of loss must not be lost to the same bound.
+    /// Pipeline events always fit: a report of loss must not be lost to the same bound. A sink
+    /// that pushes back takes them all: the worker handed them over only because its queue
+    /// had room (or because shutdown's deadline passed, when what is left is accounted for).
     pub(crate) fn enqueue(&self, events: &mut Vec<Item>) {
         if events.is_empty() {
             return;
@@ -163,12 +195,14 @@ impl SinkShared {
             return;
         }
         let mut dropped = 0;
+        let pushes_back = self.pushes_back();
         let mut q = self.lock();
         if q.events.is_empty() {
             q.oldest_at = Some(Instant::now());
         }
         for item in events.drain(..) {
             if item.internal
+                || pushes_back
                 || q.events.is_empty()
                 || q.bytes + item.size <= self.options.queue_bytes
             {
@@ -344,6 +378,7 @@ impl SinkShared {
             events.push(item.event);
         }
         q.bytes = q.bytes.saturating_sub(bytes);
+        self.room.notify_one();
         q.in_flight = events.len();
         q.in_flight_app = app;
         q.oldest_at = (!q.events.is_empty()).then(Instant::now);
@@ -480,6 +515,7 @@ async fn deliver_with_retry<S: Sink>(
                     batch.len(),
                 ));
                 shared.stalled.store(true, Ordering::Relaxed);
+                shared.room.notify_one();
                 let r = attempt.await;
                 shared.stalled.store(false, Ordering::Relaxed);
                 r
@@ -510,6 +546,7 @@ async fn deliver_with_retry<S: Sink>(
                     && shared.healthy.swap(false, Ordering::Relaxed)
                 {
                     down_since = Some(Instant::now());
+                    shared.room.notify_one();
                     ingress.push_internal(system_events::sink_unhealthy(&shared.name, &err));
                 }
                 if err.is_permanent() || backoff.exhausted() {
