@@ -380,3 +380,55 @@ mod tests {
         assert_eq!(calls(&spread), vec![0..2, 2..3]);
     }
 }
+
+use crate::spec::{Params, SpecError};
+
+/// What a `cloudwatch://REGION/GROUP/STREAM` spec says (see [`crate::spec`]); the credentials
+/// come from the environment when it is built.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloudWatchSpec {
+    /// AWS region.
+    pub region: String,
+    /// Log group, as written (`cloudwatch://REGION//aws/app/STREAM` names `/aws/app`).
+    pub group: String,
+    /// Log stream.
+    pub stream: String,
+    /// Another endpoint (`endpoint=`).
+    pub endpoint: Option<String>,
+}
+
+crate::spec::opaque_debug!(CloudWatchSpec);
+
+impl CloudWatchSpec {
+    pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<CloudWatchSpec, SpecError> {
+        let (base, mut p) = Params::split("cloudwatch", rest, &["endpoint"])?;
+        let path = base.strip_prefix("//").unwrap_or(base);
+        let mut parts = path.splitn(2, '/');
+        let region = parts.next().unwrap_or("");
+        let (group, stream) = parts
+            .next()
+            .and_then(|gs| gs.rsplit_once('/'))
+            .filter(|(g, s)| !region.is_empty() && !g.is_empty() && !s.is_empty())
+            .ok_or_else(|| {
+                SpecError::new("cloudwatch: expected cloudwatch://REGION/GROUP/STREAM")
+            })?;
+        Ok(CloudWatchSpec {
+            region: region.to_owned(),
+            group: group.to_owned(),
+            stream: stream.to_owned(),
+            endpoint: p.take("endpoint"),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<CloudWatchSink, SpecError> {
+        let credentials =
+            Credentials::from_env().map_err(|e| SpecError::new(format!("cloudwatch: {e}")))?;
+        let mut s = CloudWatchSink::new(&self.region, &self.group, &self.stream, credentials)
+            .map_err(SpecError::new)?;
+        if let Some(e) = self.endpoint {
+            s = s.endpoint(e);
+        }
+        Ok(s)
+    }
+}

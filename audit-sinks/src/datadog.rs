@@ -327,3 +327,47 @@ impl Sink for DatadogSink {
         Ok(())
     }
 }
+
+use crate::spec::{Params, SpecError, http_url};
+
+/// What a `datadog+https://` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatadogSpec {
+    /// The intake URL.
+    pub url: String,
+    /// `api_key=`.
+    pub api_key: String,
+    /// Extra tags (`tags=`).
+    pub tags: Option<String>,
+}
+
+crate::spec::opaque_debug!(DatadogSpec);
+
+impl DatadogSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<DatadogSpec, SpecError> {
+        let (base, mut p) = Params::split("datadog", rest, &["api_key", "tags"])?;
+        let mut url = format!("{}:{base}", &scheme["datadog+".len()..]);
+        http_url("datadog", &url)?;
+        if url.split_once("://").is_some_and(|(_, r)| !r.contains('/')) {
+            url.push_str("/api/v2/logs");
+        }
+        let api_key = p
+            .take("api_key")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| SpecError::new("datadog: needs api_key=…"))?;
+        Ok(DatadogSpec {
+            url,
+            api_key,
+            tags: p.take("tags"),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<DatadogSink, SpecError> {
+        let mut s = DatadogSink::new(&self.url, &self.api_key).map_err(SpecError::new)?;
+        if let Some(t) = self.tags {
+            s = s.tags(t);
+        }
+        Ok(s)
+    }
+}

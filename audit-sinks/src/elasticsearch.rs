@@ -298,3 +298,79 @@ impl Sink for ElasticsearchSink {
         }
     }
 }
+
+use crate::spec::{Params, SpecError, http_url};
+
+/// What an `elasticsearch+https://` (or `opensearch+https://`) spec says (see
+/// [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ElasticsearchSpec {
+    /// Scheme, host and port.
+    pub url: String,
+    /// Index or data stream (the path).
+    pub target: String,
+    /// `api_key=`.
+    pub api_key: Option<String>,
+    /// `user=` and `password=`.
+    pub user: Option<(String, String)>,
+    /// `format=native` (else ECS).
+    pub native: bool,
+}
+
+crate::spec::opaque_debug!(ElasticsearchSpec);
+
+impl ElasticsearchSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<ElasticsearchSpec, SpecError> {
+        let name = scheme.split('+').next().unwrap_or("elasticsearch");
+        let (base, mut p) = Params::split(name, rest, &["api_key", "user", "password", "format"])?;
+        let url = format!("{}:{base}", scheme.split('+').nth(1).unwrap_or("https"));
+        http_url(name, &url)?;
+        let (transport, after_scheme) = url.split_once("://").unwrap_or(("https", ""));
+        let (host, target) = after_scheme.split_once('/').unwrap_or((after_scheme, ""));
+        if target.is_empty() {
+            return Err(SpecError::new(format!(
+                "{name}: needs an index or data stream as the path, e.g. …:9200/audit-{{date}}"
+            )));
+        }
+        let native = match p.take("format").as_deref() {
+            None | Some("ecs") => false,
+            Some("native") => true,
+            Some(_) => {
+                return Err(SpecError::new(format!(
+                    "{name}: format must be ecs or native"
+                )));
+            }
+        };
+        let user = match (p.take("user"), p.take("password")) {
+            (Some(u), Some(pw)) => Some((u, pw)),
+            (None, None) => None,
+            _ => {
+                return Err(SpecError::new(format!(
+                    "{name}: user and password go together"
+                )));
+            }
+        };
+        Ok(ElasticsearchSpec {
+            url: format!("{transport}://{host}"),
+            target: target.to_owned(),
+            api_key: p.take("api_key"),
+            user,
+            native,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<ElasticsearchSink, SpecError> {
+        let mut s = ElasticsearchSink::new(&self.url, &self.target).map_err(SpecError::new)?;
+        if let Some(k) = self.api_key {
+            s = s.api_key(k);
+        }
+        if let Some((u, p)) = self.user {
+            s = s.basic_auth(u, p);
+        }
+        if self.native {
+            s = s.format(DocFormat::Native);
+        }
+        Ok(s)
+    }
+}

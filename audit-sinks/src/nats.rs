@@ -158,3 +158,62 @@ impl Sink for NatsSink {
         Ok(())
     }
 }
+
+use crate::spec::{Params, SpecError, format_of};
+
+/// What a `nats://host:port/PREFIX` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NatsSpec {
+    /// Server URL.
+    pub url: String,
+    /// Subject prefix.
+    pub prefix: String,
+    /// Payload format (`format=`; native by default).
+    pub format: Option<String>,
+    /// A stream to create for `<prefix>.>` when missing (`stream=`).
+    pub stream: Option<String>,
+}
+
+crate::spec::opaque_debug!(NatsSpec);
+
+impl NatsSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<NatsSpec, SpecError> {
+        // Parameters are checked like every other sink's: a query is never part of the
+        // subject.
+        let (base, mut p) = Params::split("nats", rest, &["format", "stream"])?;
+        let after = base
+            .strip_prefix("//")
+            .ok_or_else(|| SpecError::new("nats: expected nats://host:port/PREFIX"))?;
+        let (host, prefix) = after.split_once('/').unwrap_or((after, ""));
+        if host.is_empty() || prefix.is_empty() {
+            return Err(SpecError::new(
+                "nats: expected nats://host:port/PREFIX (the subject prefix)",
+            ));
+        }
+        let stream = p.take("stream");
+        if stream
+            .as_deref()
+            .is_some_and(|s| s.is_empty() || s.contains(['.', '*', '>', ' ', '/']))
+        {
+            return Err(SpecError::new(
+                "nats: stream must be a JetStream stream name (no . * > / or spaces)",
+            ));
+        }
+        Ok(NatsSpec {
+            url: format!("{scheme}://{host}"),
+            prefix: prefix.to_owned(),
+            format: p.format()?,
+            stream,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<NatsSink, SpecError> {
+        let sink = match &self.stream {
+            Some(name) => NatsSink::connect_creating(&self.url, &self.prefix, name).await,
+            None => NatsSink::connect(&self.url, &self.prefix).await,
+        };
+        sink.map(|sink| sink.format(format_of(self.format.as_deref())))
+            .map_err(SpecError::new)
+    }
+}

@@ -258,3 +258,56 @@ impl Sink for OtlpSink {
             .map_err(|e| SinkError::retryable(format!("otlp export to {}: {e}", self.endpoint)))
     }
 }
+
+use crate::spec::{Params, SpecError, http_url};
+
+/// What an `otlp+grpc://` or `otlp+http(s)://` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OtlpSpec {
+    /// The protocol (`format=json` over HTTP picks JSON bodies).
+    pub protocol: Protocol,
+    /// The endpoint URL.
+    pub url: String,
+    /// `service.name` (`service=`; empty: the auditor's service, from the events).
+    pub service: String,
+}
+
+crate::spec::opaque_debug!(OtlpSpec);
+
+impl OtlpSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<OtlpSpec, SpecError> {
+        let (base, mut p) = Params::split("otlp", rest, &["format", "service"])?;
+        let grpc = scheme.starts_with("otlp+grpc");
+        let transport = if scheme.ends_with('s') {
+            "https"
+        } else {
+            "http"
+        };
+        let mut url = format!("{transport}:{base}");
+        http_url("otlp", &url)?;
+        if !grpc && url.split_once("://").is_some_and(|(_, r)| !r.contains('/')) {
+            url.push_str("/v1/logs");
+        }
+        let protocol = match (grpc, p.take("format").as_deref()) {
+            (true, None | Some("protobuf")) => Protocol::Grpc,
+            (false, None | Some("protobuf")) => Protocol::HttpProtobuf,
+            (false, Some("json")) => Protocol::HttpJson,
+            _ => {
+                return Err(SpecError::new(
+                    "otlp: format is protobuf or (over HTTP) json",
+                ));
+            }
+        };
+        Ok(OtlpSpec {
+            protocol,
+            url,
+            // None named: the resource takes the auditor's service from the events.
+            service: p.take("service").unwrap_or_default(),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<OtlpSink, SpecError> {
+        OtlpSink::new(self.protocol, &self.url, &self.service).map_err(SpecError::new)
+    }
+}

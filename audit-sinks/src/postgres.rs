@@ -697,3 +697,30 @@ impl Store for PostgresStore {
         })
     }
 }
+
+use crate::spec::SpecError;
+
+/// What a `postgres://` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresSpec {
+    /// The connection URL, as written (it may hold a password).
+    pub url: String,
+}
+
+crate::spec::opaque_debug!(PostgresSpec);
+
+impl PostgresSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<PostgresSpec, SpecError> {
+        Ok(PostgresSpec {
+            url: format!("{scheme}:{rest}"),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<audit_core::store::StoreSink, SpecError> {
+        PostgresStore::connect(&self.url)
+            .await
+            .map(|s| audit_core::store::StoreSink::new(std::sync::Arc::new(s)))
+            .map_err(|e| SpecError::new(format!("postgres: {e}")))
+    }
+}

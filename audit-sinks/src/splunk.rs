@@ -185,3 +185,57 @@ impl Sink for SplunkSink {
         Ok(())
     }
 }
+
+use crate::spec::{Params, SpecError, http_url};
+
+/// What a `splunk+https://` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SplunkSpec {
+    /// Scheme, host and port.
+    pub url: String,
+    /// HEC token (`token=`).
+    pub token: String,
+    /// `index=`.
+    pub index: Option<String>,
+    /// `source=`.
+    pub source: Option<String>,
+    /// `sourcetype=`.
+    pub sourcetype: Option<String>,
+}
+
+crate::spec::opaque_debug!(SplunkSpec);
+
+impl SplunkSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<SplunkSpec, SpecError> {
+        let (base, mut p) =
+            Params::split("splunk", rest, &["token", "index", "source", "sourcetype"])?;
+        let url = format!("{}:{base}", &scheme["splunk+".len()..]);
+        http_url("splunk", &url)?;
+        let token = p
+            .take("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| SpecError::new("splunk: needs token=…"))?;
+        Ok(SplunkSpec {
+            url,
+            token,
+            index: p.take("index"),
+            source: p.take("source"),
+            sourcetype: p.take("sourcetype"),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<SplunkSink, SpecError> {
+        let mut s = SplunkSink::new(&self.url, &self.token).map_err(SpecError::new)?;
+        if let Some(i) = self.index {
+            s = s.index(i);
+        }
+        if let Some(v) = self.source {
+            s = s.source(v);
+        }
+        if let Some(v) = self.sourcetype {
+            s = s.sourcetype(v);
+        }
+        Ok(s)
+    }
+}

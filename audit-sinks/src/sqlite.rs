@@ -627,3 +627,35 @@ impl Store for SqliteStore {
         }))
     }
 }
+
+use crate::spec::SpecError;
+
+/// What a `sqlite:` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteSpec {
+    /// The database file's path.
+    pub path: String,
+}
+
+crate::spec::opaque_debug!(SqliteSpec);
+
+impl SqliteSpec {
+    pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<SqliteSpec, SpecError> {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(SpecError::new(
+                "sqlite: needs a path, e.g. sqlite:./audit.db",
+            ));
+        }
+        Ok(SqliteSpec {
+            path: path.to_owned(),
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<audit_core::store::StoreSink, SpecError> {
+        SqliteStore::open(&self.path)
+            .map(|s| audit_core::store::StoreSink::new(std::sync::Arc::new(s)))
+            .map_err(|e| SpecError::new(format!("sqlite: cannot open {}: {e}", self.path)))
+    }
+}

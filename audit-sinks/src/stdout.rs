@@ -104,3 +104,31 @@ impl Sink for StdoutSink {
         .map_err(|e| SinkError::retryable(format!("cannot write to stdout: {e}")))
     }
 }
+
+use crate::spec::{Params, SpecError, format_of};
+
+/// What a `stdout:` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StdoutSpec {
+    /// `format=`, when given.
+    pub format: Option<String>,
+}
+
+crate::spec::opaque_debug!(StdoutSpec);
+
+impl StdoutSpec {
+    pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<StdoutSpec, SpecError> {
+        let (base, mut p) = Params::split("stdout", rest, &["format"])?;
+        if !(base.is_empty() || base == "//") {
+            return Err(SpecError::new("stdout: takes no path"));
+        }
+        Ok(StdoutSpec {
+            format: p.format()?,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<StdoutSink, SpecError> {
+        Ok(StdoutSink::new().format(format_of(self.format.as_deref())))
+    }
+}

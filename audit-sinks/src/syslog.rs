@@ -477,3 +477,124 @@ impl SyslogSink {
         Ok(())
     }
 }
+
+use crate::spec::{Params, SpecError};
+
+/// What a `syslog+tcp://`, `syslog+tls://` or `syslog+udp://` spec says (see
+/// [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyslogSpec {
+    /// The transport.
+    pub transport: Transport,
+    /// For TLS: a PEM file of the CA to trust instead of the platform's roots (`ca=`).
+    pub ca: Option<String>,
+    /// For mutual TLS: PEM files of the client certificate chain and its key (`cert=`,
+    /// `key=`).
+    pub client: Option<(String, String)>,
+    /// `host:port`.
+    pub addr: String,
+    /// CEF body (`format=cef`; else JSON).
+    pub cef: bool,
+    /// The CEF header's vendor, product and version (`vendor=`, `product=`, `version=`; CEF
+    /// only), each defaulting to this crate's.
+    pub cef_names: [Option<String>; 3],
+    /// Facility 0–23 (`facility=`).
+    pub facility: Option<u8>,
+}
+
+crate::spec::opaque_debug!(SyslogSpec);
+
+impl SyslogSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<SyslogSpec, SpecError> {
+        let allowed = [
+            "format", "facility", "ca", "cert", "key", "vendor", "product", "version",
+        ];
+        let (base, mut p) = Params::split("syslog", rest, &allowed)?;
+        let transport = match scheme {
+            "syslog+tls" => Transport::Tls,
+            "syslog+udp" => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let tls = transport == Transport::Tls;
+        let addr = base
+            .strip_prefix("//")
+            .map(|a| a.trim_end_matches('/'))
+            .filter(|a| a.contains(':') && !a.contains('/'))
+            .ok_or_else(|| SpecError::new("syslog: expected syslog+tcp://host:port"))?;
+        let cef = match p.take("format").as_deref() {
+            None | Some("json") => false,
+            Some("cef") => true,
+            Some(_) => return Err(SpecError::new("syslog: format must be json or cef")),
+        };
+        let facility = p
+            .take("facility")
+            .map(|f| {
+                f.parse::<u8>()
+                    .ok()
+                    .filter(|f| *f <= 23)
+                    .ok_or_else(|| SpecError::new("syslog: facility must be 0-23"))
+            })
+            .transpose()?;
+        let ca = p.take("ca");
+        if ca.is_some() && !tls {
+            return Err(SpecError::new("syslog: ca= only applies to syslog+tls"));
+        }
+        let client = match (p.take("cert"), p.take("key")) {
+            (None, None) => None,
+            (Some(c), Some(k)) if tls => Some((c, k)),
+            (Some(_), Some(_)) => {
+                return Err(SpecError::new(
+                    "syslog: cert= and key= only apply to syslog+tls",
+                ));
+            }
+            _ => return Err(SpecError::new("syslog: cert= and key= go together")),
+        };
+        let cef_names = ["vendor", "product", "version"].map(|k| p.take(k));
+        if !cef && cef_names.iter().any(Option::is_some) {
+            return Err(SpecError::new(
+                "syslog: vendor=, product= and version= only apply to format=cef",
+            ));
+        }
+        Ok(SyslogSpec {
+            transport,
+            ca,
+            client,
+            addr: addr.to_owned(),
+            cef,
+            cef_names,
+            facility,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<SyslogSink, SpecError> {
+        let read = |path: &str| {
+            std::fs::read(path)
+                .map_err(|e| SpecError::new(format!("syslog: cannot read {path}: {e}")))
+        };
+        let mut s = SyslogSink::new(self.transport, self.addr);
+        if let Some(path) = self.ca {
+            s = s.ca_pem(read(&path)?);
+        }
+        if let Some((cert, key)) = self.client {
+            s = s.client_cert_pem(read(&cert)?, read(&key)?);
+        }
+        if self.cef {
+            s = s.body(Body::Cef);
+            if self.cef_names.iter().any(Option::is_some) {
+                let default = Cef::default();
+                let (dv, dp, dver) = default.names();
+                let [vendor, product, version] = self.cef_names;
+                s = s.cef(Cef::new(
+                    vendor.as_deref().unwrap_or(dv),
+                    product.as_deref().unwrap_or(dp),
+                    version.as_deref().unwrap_or(dver),
+                ));
+            }
+        }
+        if let Some(f) = self.facility {
+            s = s.facility(f);
+        }
+        Ok(s)
+    }
+}

@@ -177,3 +177,55 @@ impl Sink for WebhookSink {
         self.send(&ids, &encoded).await
     }
 }
+
+use crate::spec::{Params, SpecError, format_of, http_url};
+
+/// What a `webhook+https://` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebhookSpec {
+    /// The endpoint.
+    pub url: String,
+    /// HMAC secret (`secret=`).
+    pub secret: Option<String>,
+    /// Largest body (`max_bytes=`).
+    pub max_bytes: Option<usize>,
+    /// Element format (`format=`).
+    pub format: Option<String>,
+}
+
+crate::spec::opaque_debug!(WebhookSpec);
+
+impl WebhookSpec {
+    pub(crate) fn parse(scheme: &str, rest: &str) -> Result<WebhookSpec, SpecError> {
+        let (base, mut p) = Params::split("webhook", rest, &["secret", "max_bytes", "format"])?;
+        let url = format!("{}:{base}", &scheme["webhook+".len()..]);
+        http_url("webhook", &url)?;
+        let max_bytes = p
+            .take("max_bytes")
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| SpecError::new("webhook: max_bytes must be a number of bytes"))
+            })
+            .transpose()?;
+        Ok(WebhookSpec {
+            url,
+            secret: p.take("secret"),
+            max_bytes,
+            format: p.format()?,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<WebhookSink, SpecError> {
+        let mut s = WebhookSink::new(&self.url)
+            .map_err(SpecError::new)?
+            .format(format_of(self.format.as_deref()));
+        if let Some(secret) = self.secret {
+            s = s.secret(secret);
+        }
+        if let Some(n) = self.max_bytes {
+            s = s.max_body_bytes(n);
+        }
+        Ok(s)
+    }
+}

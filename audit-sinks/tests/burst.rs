@@ -7,7 +7,8 @@
 //!   peak stays under 1.5 × (buffer + queue + one batch), as the README says.
 
 #![cfg(feature = "file")]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test helpers may panic
 // The child reports to its parent on stdout; the parent shows the figures on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

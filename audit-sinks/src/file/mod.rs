@@ -303,3 +303,40 @@ impl Sink for FileSink {
         self.with_writer(Writer::sync).await
     }
 }
+
+use crate::spec::{Params, SpecError, format_of};
+
+/// What a `file:` spec says (see [`crate::spec`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileSpec {
+    /// The file's path.
+    pub path: String,
+    /// `format=`, when given.
+    pub format: Option<String>,
+}
+
+crate::spec::opaque_debug!(FileSpec);
+
+impl FileSpec {
+    pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<FileSpec, SpecError> {
+        let (base, mut p) = Params::split("file", rest, &["format"])?;
+        let path = base.strip_prefix("//").unwrap_or(base);
+        if path.is_empty() {
+            return Err(SpecError::new(
+                "file: needs a path, e.g. file:./audit.jsonl",
+            ));
+        }
+        Ok(FileSpec {
+            path: path.to_owned(),
+            format: p.format()?,
+        })
+    }
+
+    pub(crate) async fn build(self) -> Result<FileSink, SpecError> {
+        FileSink::builder(&self.path)
+            .format(format_of(self.format.as_deref()))
+            .build()
+            .map_err(|e| SpecError::new(format!("file: cannot open {}: {e}", self.path)))
+    }
+}
