@@ -52,6 +52,7 @@ pub mod scope;
 pub mod sink;
 pub mod store;
 mod swar;
+pub mod sync;
 
 pub use error::Error;
 pub use event::{

@@ -18,8 +18,9 @@
 //! When full it evicts the oldest event and counts it in [`MemorySink::evicted`]: it is a
 //! window onto recent events, never a store.
 
+use audit_core::sync::LockExt;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use audit_core::{AuditEvent, Batch, Sink, SinkError};
@@ -50,7 +51,7 @@ impl MemorySink {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock_ignore_poison()
     }
 
     /// The events held, oldest first.

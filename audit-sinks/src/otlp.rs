@@ -21,6 +21,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+use audit_core::sync::LockExt;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,12 +56,9 @@ fn resource_of(service: &str) -> Resource {
 /// record carries the type only as its `event.name` attribute.
 fn event_name(event_type: &str) -> Option<&'static str> {
     use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock, PoisonError};
+    use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut names = NAMES.get_or_init(Mutex::default).lock_ignore_poison();
     if let Some(n) = names.get(event_type) {
         return Some(n);
     }

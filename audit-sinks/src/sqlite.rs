@@ -26,9 +26,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use audit_core::sync::LockExt;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use audit_core::integrity::Tombstone;
@@ -114,7 +115,7 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock_ignore_poison()
 }
 
 impl SqliteStore {

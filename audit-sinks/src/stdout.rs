@@ -27,8 +27,9 @@
 //! a slow reader of the pipe holds up only this sink. A write error (closed pipe) is
 //! retryable and reported like any other sink failure.
 
+use audit_core::sync::LockExt;
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use audit_core::{Batch, Sink, SinkError};
 
@@ -95,7 +96,7 @@ impl Sink for StdoutSink {
         }
         let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
-            let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut w = writer.lock_ignore_poison();
             w.write_all(&buf)?;
             w.flush()
         })

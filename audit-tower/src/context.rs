@@ -1,6 +1,7 @@
 //! [`AuditContext`]: what the application tells the audit layer about a request.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use audit_core::sync::LockExt;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use audit_core::{Actor, Outcome, Target, Text};
 use serde_json::{Map, Value};
@@ -117,10 +118,7 @@ impl AuditContext {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .cell()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.state.cell().lock_ignore_poison()
     }
 
     pub(crate) fn is_skipped(&self) -> bool {

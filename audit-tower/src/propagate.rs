@@ -25,9 +25,10 @@
 //! The scope is task-local: work spawned onto other tasks does not inherit it (run it inside
 //! [`RequestScope::run`] with [`current`]'s value to carry it along).
 
+use audit_core::sync::LockExt;
 use std::any::Any;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use audit_core::scope::{self, RequestFacts};
@@ -81,8 +82,7 @@ impl Scope {
 
     /// The audit context's state, when the request is audited.
     fn audited_state(&self) -> Option<MutexGuard<'_, State>> {
-        self.is_audited()
-            .then(|| self.context.lock().unwrap_or_else(PoisonError::into_inner))
+        self.is_audited().then(|| self.context.lock_ignore_poison())
     }
 
     /// `actor` (anonymous if none) completed with the client address and user agent this
@@ -378,7 +378,7 @@ pub fn inject_origin(headers: &mut HeaderMap, key: Option<&OriginKey>) {
             return;
         };
         let claim = {
-            let state = s.context.lock().unwrap_or_else(PoisonError::into_inner);
+            let state = s.context.lock_ignore_poison();
             crate::origin::of(
                 state.actor.as_ref(),
                 state.organization_id.as_ref(),

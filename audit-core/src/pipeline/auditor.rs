@@ -1,9 +1,10 @@
 //! [`Auditor`], the handle applications record through, and its builder.
 
+use crate::sync::LockExt;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -352,20 +353,13 @@ impl Auditor {
     /// auditor was built without checkpoints.
     pub fn rotate_checkpoint_key(&self, key: CheckpointKey) -> Result<(), Error> {
         let shared = &self.inner.shared;
-        let mut current = shared
-            .checkpoint_key
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut current = shared.checkpoint_key.lock_ignore_poison();
         if current.is_none() {
             return Err(Error::config(
                 "this auditor records no checkpoints: build it with AuditorBuilder::checkpoints",
             ));
         }
-        shared
-            .keyring
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(key.public_key());
+        shared.keyring.lock_ignore_poison().add(key.public_key());
         *current = Some(key);
         Ok(())
     }
@@ -373,12 +367,7 @@ impl Auditor {
     /// The public keys this auditor has signed checkpoints with, oldest first (empty without
     /// checkpoints). Publish them (for example `GET /api/audit/keys`) and keep old ones.
     pub fn keyring(&self) -> Keyring {
-        self.inner
-            .shared
-            .keyring
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.shared.keyring.lock_ignore_poison().clone()
     }
 
     /// This auditor's stream name (stamped into every event's `integrity.stream`).
@@ -852,8 +841,7 @@ impl AuditorBuilder {
                             .collect::<Vec<_>>();
                         if !events.is_empty() {
                             s.replay
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
+                                .lock_ignore_poison()
                                 .push((r.stream.clone(), events));
                         }
                     }

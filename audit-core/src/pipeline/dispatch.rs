@@ -1,6 +1,7 @@
 //! The worker: drains the buffer in bulk, stamps each event, and fans it out to the sink
 //! queues; runs flush and shutdown.
 
+use crate::sync::LockExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,10 +95,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn signing_key(&self) -> Option<CheckpointKey> {
-        self.checkpoint_key
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.checkpoint_key.lock_ignore_poison().clone()
     }
 }
 

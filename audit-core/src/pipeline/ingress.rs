@@ -4,6 +4,7 @@
 //! One short mutex section per event: assign the sequence number, check room, push. The worker
 //! is woken only when the queue crosses a watermark (or by its own timer), never per event.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -253,7 +254,7 @@ impl Ingress {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; if something ever did, the queue is still
         // consistent (every mutation is a single push/pop), so keep going.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_ignore_poison()
     }
 
     /// The hot path: buffer an event from a caller, under `policy` when full.

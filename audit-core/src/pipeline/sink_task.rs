@@ -1,8 +1,9 @@
 //! One sink's queue and the task that batches, delivers and retries from it.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -172,7 +173,7 @@ impl SinkShared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        self.queue.lock_ignore_poison()
     }
 
     pub(crate) fn accepts(&self, event: &AuditEvent) -> bool {
@@ -293,19 +294,12 @@ impl SinkShared {
             failed: self.failed.load(Ordering::Relaxed),
             healthy: self.healthy.load(Ordering::Relaxed) && !self.dead.load(Ordering::Relaxed),
             stalled: self.stalled.load(Ordering::Relaxed),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            last_error: self.last_error.lock_ignore_poison().clone(),
         }
     }
 
     fn set_last_error(&self, message: &str) {
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(message.to_owned());
+        *self.last_error.lock_ignore_poison() = Some(message.to_owned());
     }
 
     /// Waits until a batch is due and takes it; `None` once closed and empty.
@@ -429,7 +423,7 @@ pub(crate) async fn run<S: Sink>(mut sink: S, shared: Arc<SinkShared>, ingress: 
 /// Queues an earlier run's undelivered events ahead of everything else, skipping those the
 /// sink says it already holds (a file that wrote them before the crash).
 async fn queue_replay<S: Sink>(sink: &mut S, shared: &SinkShared) {
-    let replay = std::mem::take(&mut *shared.replay.lock().unwrap_or_else(PoisonError::into_inner));
+    let replay = std::mem::take(&mut *shared.replay.lock_ignore_poison());
     for (stream, events) in replay {
         let held = sink.delivered_through(&stream).await.unwrap_or(0);
         let mut items: Vec<Item> = events

@@ -19,13 +19,14 @@
 //! durable seq. Callers waiting in [`Auditor::wait_durable`](crate::Auditor::wait_durable) are
 //! released by that announcement.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -116,31 +117,20 @@ pub(crate) struct Durability {
 impl Durability {
     /// `None` when `seq` was spooled, or why not.
     pub(crate) fn failure(&self, seq: u64) -> Option<String> {
-        let ranges = self
-            .not_spooled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let ranges = self.not_spooled.lock_ignore_poison();
         ranges
             .iter()
             .any(|&(a, b)| (a..=b).contains(&seq))
-            .then(|| {
-                self.reason
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
-            })
+            .then(|| self.reason.lock_ignore_poison().clone())
     }
 
     fn note(&self, first: u64, last: u64, why: &str) {
-        let mut ranges = self
-            .not_spooled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut ranges = self.not_spooled.lock_ignore_poison();
         if ranges.len() >= 1024 {
             ranges.pop_front();
         }
         ranges.push_back((first, last));
-        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = why.to_owned();
+        *self.reason.lock_ignore_poison() = why.to_owned();
     }
 }
 
@@ -158,11 +148,7 @@ impl SpoolHandle {
     /// Hands a chunk to the spool thread; blocks while 64 chunks are already waiting, which
     /// bounds the memory they hold and slows the worker to the disk's pace.
     pub(crate) fn send(&self, chunk: Chunk) {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let tx = self.tx.lock_ignore_poison().clone();
         if let Some(tx) = tx
             && let Err(e) = tx.send(chunk)
         {
@@ -175,15 +161,8 @@ impl SpoolHandle {
     /// Ends the spool thread after it has written what it was given, and records the clean
     /// end of the stream.
     pub(crate) fn close(&self) {
-        self.tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.tx.lock_ignore_poison().take();
+        let thread = self.thread.lock_ignore_poison().take();
         if let Some(t) = thread {
             let _ = t.join();
         }

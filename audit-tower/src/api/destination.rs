@@ -1,8 +1,9 @@
 //! Export destinations (feature `object-store`): the operator's allow-list, and the job
 //! that writes one export to S3-compatible object storage or a local directory.
 
+use audit_core::sync::LockExt;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use audit_core::export::{Encoder, ExportFormat};
 use audit_core::store::{ExportPages, Query, TenantScope};
@@ -268,7 +269,7 @@ pub(crate) async fn run(
 ) {
     let written = write(&state, planned.store, planned.path, query, format, &job).await;
     let snapshot = {
-        let mut j = job.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut j = job.lock_ignore_poison();
         j.finished_at = Some(Timestamp::now());
         match written {
             Ok((size, sha256)) => {
@@ -372,7 +373,7 @@ async fn write(
                 encoder.event(e, &mut chunk);
             }
             up.put(chunk).await?;
-            job.lock().unwrap_or_else(PoisonError::into_inner).events += events.len() as u64;
+            job.lock_ignore_poison().events += events.len() as u64;
         }
         up.put(encoder.end()).await
     }

@@ -1,8 +1,9 @@
 //! `POST /export`: a streamed file of every matching event, rate-limited per tenant; and
 //! `POST /export/manifest`: what lets the caller verify that file on its own.
 
+use audit_core::sync::LockExt;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use audit_core::Timestamp;
@@ -54,7 +55,7 @@ impl RateLimiter {
     /// Takes a token for `key`, or says how long until one is available.
     pub(crate) fn take(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.buckets.lock_ignore_poison();
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             let (capacity, rate) = (self.capacity, self.refill_per_sec);
             buckets.retain(|_, (tokens, at)| {

@@ -1,7 +1,8 @@
 //! Export jobs: the state of each export written to a destination, and `GET /exports/{id}`.
 
+use audit_core::sync::LockExt;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use audit_core::Timestamp;
 use audit_core::store::{TenantScope, check_id};
@@ -66,7 +67,7 @@ impl Jobs {
     #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
     pub(crate) fn add(&self, job: Job) -> Arc<Mutex<Job>> {
         let job = Arc::new(Mutex::new(job));
-        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut jobs = self.jobs.lock_ignore_poison();
         if jobs.len() >= KEPT {
             jobs.pop_front();
         }
@@ -75,9 +76,9 @@ impl Jobs {
     }
 
     fn find(&self, id: &str) -> Option<Job> {
-        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let jobs = self.jobs.lock_ignore_poison();
         jobs.iter()
-            .map(|j| j.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .map(|j| j.lock_ignore_poison().clone())
             .find(|j| j.id == id)
     }
 }

@@ -2,6 +2,7 @@
 //! body through, and when the event can only be finished at the end of the body (a gRPC
 //! status in trailers, a captured response body), it finishes it there.
 
+use audit_core::sync::LockExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -244,7 +245,7 @@ where
             m.feed(data);
         }
         if let Some(c) = this.capture.as_ref() {
-            let mut c = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut c = c.lock_ignore_poison();
             match &frame {
                 Some(Ok(f)) => {
                     if let Some(data) = f.data_ref() {

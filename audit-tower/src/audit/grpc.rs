@@ -1,7 +1,8 @@
 //! What the layer reads of a gRPC call: the service and method in its path, and how many
 //! length-prefixed messages went each way.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use audit_core::sync::LockExt;
+use std::sync::{Arc, Mutex};
 
 /// Counts gRPC messages in a stream of body chunks: each message is a 1-byte flag, a 4-byte
 /// big-endian length, then that many bytes, and may be split across chunks anywhere.
@@ -52,17 +53,11 @@ pub(crate) struct SharedMessages(Arc<Mutex<Messages>>);
 
 impl SharedMessages {
     pub(crate) fn feed(&self, chunk: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .feed(chunk);
+        self.0.lock_ignore_poison().feed(chunk);
     }
 
     pub(crate) fn count(&self) -> u64 {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .count()
+        self.0.lock_ignore_poison().count()
     }
 }
 

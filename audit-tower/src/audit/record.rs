@@ -1,5 +1,6 @@
 //! What the layer captured about a request, and the event it becomes.
 
+use audit_core::sync::LockExt;
 use std::time::Instant;
 
 use audit_core::{
@@ -367,11 +368,10 @@ impl Pending {
             event.rpc = Some(Box::new(rpc));
         }
         http.response_body = self.response_body.take();
-        http.request_body = self.request_capture.take().map(|c| {
-            c.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .snapshot()
-        });
+        http.request_body = self
+            .request_capture
+            .take()
+            .map(|c| c.lock_ignore_poison().snapshot());
         let trace = self.scope.trace();
         let context = event.context.insert(Context::default());
         context.request_id = Some(Text::new(self.scope.request_id().as_str()));

@@ -2,8 +2,9 @@
 //! indexes. Passwords are stored as salted PBKDF2-HMAC-SHA256 hashes, session tokens are
 //! random and opaque, API keys are shown once and kept only as a hash.
 
+use audit_core::sync::LockExt;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
@@ -151,7 +152,7 @@ impl State {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock_ignore_poison()
     }
 
     fn add_user(&self, id: &str, email: &str, password: &str, org: &str, role: &str) {
