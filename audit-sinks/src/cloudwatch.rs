@@ -381,7 +381,7 @@ mod tests {
     }
 }
 
-use crate::spec::{Params, SpecError};
+use crate::spec::params::{Params, SpecError};
 
 /// What a `cloudwatch://REGION/GROUP/STREAM` spec says (see [`crate::spec`]); the credentials
 /// come from the environment when it is built.
@@ -398,7 +398,7 @@ pub struct CloudWatchSpec {
     pub endpoint: Option<String>,
 }
 
-crate::spec::opaque_debug!(CloudWatchSpec);
+crate::spec::params::opaque_debug!(CloudWatchSpec);
 
 impl CloudWatchSpec {
     pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<CloudWatchSpec, SpecError> {

@@ -328,7 +328,7 @@ impl Sink for DatadogSink {
     }
 }
 
-use crate::spec::{Params, SpecError, http_url};
+use crate::spec::params::{Params, SpecError, http_url};
 
 /// What a `datadog+https://` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -342,7 +342,7 @@ pub struct DatadogSpec {
     pub tags: Option<String>,
 }
 
-crate::spec::opaque_debug!(DatadogSpec);
+crate::spec::params::opaque_debug!(DatadogSpec);
 
 impl DatadogSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<DatadogSpec, SpecError> {

@@ -299,7 +299,7 @@ impl Sink for ElasticsearchSink {
     }
 }
 
-use crate::spec::{Params, SpecError, http_url};
+use crate::spec::params::{Params, SpecError, http_url};
 
 /// What an `elasticsearch+https://` (or `opensearch+https://`) spec says (see
 /// [`crate::spec`]).
@@ -318,7 +318,7 @@ pub struct ElasticsearchSpec {
     pub native: bool,
 }
 
-crate::spec::opaque_debug!(ElasticsearchSpec);
+crate::spec::params::opaque_debug!(ElasticsearchSpec);
 
 impl ElasticsearchSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<ElasticsearchSpec, SpecError> {

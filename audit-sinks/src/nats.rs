@@ -159,7 +159,7 @@ impl Sink for NatsSink {
     }
 }
 
-use crate::spec::{Params, SpecError, format_of};
+use crate::spec::params::{Params, SpecError, format_of};
 
 /// What a `nats://host:port/PREFIX` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub struct NatsSpec {
     pub stream: Option<String>,
 }
 
-crate::spec::opaque_debug!(NatsSpec);
+crate::spec::params::opaque_debug!(NatsSpec);
 
 impl NatsSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<NatsSpec, SpecError> {

@@ -257,7 +257,7 @@ impl Sink for OtlpSink {
     }
 }
 
-use crate::spec::{Params, SpecError, http_url};
+use crate::spec::params::{Params, SpecError, http_url};
 
 /// What an `otlp+grpc://` or `otlp+http(s)://` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -271,7 +271,7 @@ pub struct OtlpSpec {
     pub service: String,
 }
 
-crate::spec::opaque_debug!(OtlpSpec);
+crate::spec::params::opaque_debug!(OtlpSpec);
 
 impl OtlpSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<OtlpSpec, SpecError> {

@@ -698,7 +698,7 @@ impl Store for PostgresStore {
     }
 }
 
-use crate::spec::SpecError;
+use crate::spec::params::SpecError;
 
 /// What a `postgres://` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -708,7 +708,7 @@ pub struct PostgresSpec {
     pub url: String,
 }
 
-crate::spec::opaque_debug!(PostgresSpec);
+crate::spec::params::opaque_debug!(PostgresSpec);
 
 impl PostgresSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<PostgresSpec, SpecError> {

@@ -186,7 +186,7 @@ impl Sink for SplunkSink {
     }
 }
 
-use crate::spec::{Params, SpecError, http_url};
+use crate::spec::params::{Params, SpecError, http_url};
 
 /// What a `splunk+https://` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -204,7 +204,7 @@ pub struct SplunkSpec {
     pub sourcetype: Option<String>,
 }
 
-crate::spec::opaque_debug!(SplunkSpec);
+crate::spec::params::opaque_debug!(SplunkSpec);
 
 impl SplunkSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<SplunkSpec, SpecError> {

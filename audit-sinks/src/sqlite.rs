@@ -629,7 +629,7 @@ impl Store for SqliteStore {
     }
 }
 
-use crate::spec::SpecError;
+use crate::spec::params::SpecError;
 
 /// What a `sqlite:` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -639,7 +639,7 @@ pub struct SqliteSpec {
     pub path: String,
 }
 
-crate::spec::opaque_debug!(SqliteSpec);
+crate::spec::params::opaque_debug!(SqliteSpec);
 
 impl SqliteSpec {
     pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<SqliteSpec, SpecError> {

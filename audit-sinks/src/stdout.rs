@@ -106,7 +106,7 @@ impl Sink for StdoutSink {
     }
 }
 
-use crate::spec::{Params, SpecError, format_of};
+use crate::spec::params::{Params, SpecError, format_of};
 
 /// What a `stdout:` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub struct StdoutSpec {
     pub format: Option<String>,
 }
 
-crate::spec::opaque_debug!(StdoutSpec);
+crate::spec::params::opaque_debug!(StdoutSpec);
 
 impl StdoutSpec {
     pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<StdoutSpec, SpecError> {

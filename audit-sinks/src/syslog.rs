@@ -478,7 +478,7 @@ impl SyslogSink {
     }
 }
 
-use crate::spec::{Params, SpecError};
+use crate::spec::params::{Params, SpecError};
 
 /// What a `syslog+tcp://`, `syslog+tls://` or `syslog+udp://` spec says (see
 /// [`crate::spec`]).
@@ -503,7 +503,7 @@ pub struct SyslogSpec {
     pub facility: Option<u8>,
 }
 
-crate::spec::opaque_debug!(SyslogSpec);
+crate::spec::params::opaque_debug!(SyslogSpec);
 
 impl SyslogSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<SyslogSpec, SpecError> {

@@ -178,7 +178,7 @@ impl Sink for WebhookSink {
     }
 }
 
-use crate::spec::{Params, SpecError, format_of, http_url};
+use crate::spec::params::{Params, SpecError, format_of, http_url};
 
 /// What a `webhook+https://` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub struct WebhookSpec {
     pub format: Option<String>,
 }
 
-crate::spec::opaque_debug!(WebhookSpec);
+crate::spec::params::opaque_debug!(WebhookSpec);
 
 impl WebhookSpec {
     pub(crate) fn parse(scheme: &str, rest: &str) -> Result<WebhookSpec, SpecError> {

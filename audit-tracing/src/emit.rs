@@ -6,7 +6,7 @@
 //! the current span's OpenTelemetry trace and span ids take precedence. The event goes to the
 //! request's auditor, else the span's, else the global one ([`set_global_auditor`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use audit_core::scope::{self, RequestFacts};
@@ -15,7 +15,6 @@ use serde_json::Value;
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();
 static UNROUTED: AtomicU64 = AtomicU64::new(0);
-pub(crate) static MIRROR: AtomicBool = AtomicBool::new(false);
 
 /// Sets the auditor that events recorded outside any request (background jobs, startup) go
 /// to. The first call wins; returns false if one was already set.
@@ -50,7 +49,7 @@ pub struct Emit {
 impl Emit {
     #[doc(hidden)]
     pub fn new(event_type: impl Into<String>, file: &'static str, line: u32) -> Emit {
-        let facts = scope::with_current(|f| f.cloned()).or_else(crate::layer::span_facts);
+        let facts = scope::with_current(|f| f.cloned()).or_else(crate::span_facts::span_facts);
         Emit::with_facts(event_type, facts.as_ref(), None, file, line)
     }
 
@@ -178,8 +177,8 @@ impl Emit {
             );
             return;
         };
-        if MIRROR.load(Ordering::Relaxed) {
-            crate::layer::mirror(&event);
+        if crate::mirror::MIRROR.load(Ordering::Relaxed) {
+            crate::mirror::mirror(&event);
         }
         if let Err(e) = auditor.record(event)
             && e.is_closed()

@@ -46,7 +46,9 @@
 mod emit;
 mod layer;
 mod macros;
+mod mirror;
 mod otel;
+mod span_facts;
 
 pub use emit::{global_auditor, set_global_auditor, unrouted_events};
 pub use layer::{AUDIT_TARGET, AuditTracingLayer, MIRROR_TARGET, interest_filter};

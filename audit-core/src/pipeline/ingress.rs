@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::system_events::DropRun;
 use super::{OverflowPolicy, RecordError};
 use crate::AuditEvent;
 
@@ -144,44 +145,6 @@ impl Backlog {
 pub(crate) enum Entry {
     Ready(AuditEvent),
     Deferred(Box<dyn DeferredEvent>),
-}
-
-/// A run of consecutive losses, reported as one `system.audit.dropped` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DropRun {
-    pub(crate) count: u64,
-    pub(crate) first_seq: u64,
-    pub(crate) last_seq: u64,
-}
-
-impl DropRun {
-    /// Folds `other` into `run` (counts add; the range widens).
-    pub(crate) fn merge(run: &mut Option<DropRun>, other: DropRun) {
-        *run = Some(match *run {
-            None => other,
-            Some(r) => DropRun {
-                count: r.count + other.count,
-                first_seq: r.first_seq.min(other.first_seq),
-                last_seq: r.last_seq.max(other.last_seq),
-            },
-        });
-    }
-
-    pub(crate) fn note(run: &mut Option<DropRun>, seq: u64) {
-        match run {
-            Some(r) => {
-                r.count += 1;
-                r.last_seq = seq;
-            }
-            None => {
-                *run = Some(DropRun {
-                    count: 1,
-                    first_seq: seq,
-                    last_seq: seq,
-                })
-            }
-        }
-    }
 }
 
 #[derive(Debug)]

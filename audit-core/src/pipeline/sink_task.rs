@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::ingress::{DropRun, Ingress};
+use super::ingress::Ingress;
 use super::options::{Backoff, SinkOptions};
 use super::report::SinkMetrics;
 use super::system_events;
+use super::system_events::DropRun;
 use crate::{AuditEvent, Batch, Sink, SinkError};
 
 /// One event in a sink's queue.

@@ -4,13 +4,13 @@
 //! |---|---|---|
 //! | `system.audit.dropped` | events were lost to a full buffer, a full sink queue, or events a sink gave up on | `count`, `firstSeq`, `lastSeq`, `reason`, `sink` (absent for the shared buffer); for events a sink gave up on, also `eventIds` (the first 100), one report per tenant filed under that tenant |
 //! | `system.sink.unhealthy` | a sink's delivery failed after succeeding | `sink`, `error` |
+//! | `system.sink.stalled` | a delivery has gone unanswered for `stall_after`, said while it hangs | `sink`, `stalledForMs`, `events` |
 //! | `system.sink.recovered` | a delivery succeeded after failures | `sink`, `failedAttempts`, `downForMs` |
 //! | `system.audit.undelivered` | at a shutdown whose deadline passed, a sink still held events | `sink`, `count`, `firstSeq`, `lastSeq` |
 //! | `system.audit.build_failed` | the recipe given to `record_deferred` panicked | — |
 
 use std::time::Duration;
 
-use super::ingress::DropRun;
 use crate::{AuditEvent, Category, Severity, SinkError, Target};
 
 fn system(event_type: &str) -> crate::AuditEventBuilder {
@@ -132,6 +132,44 @@ pub(crate) fn build_failed() -> AuditEvent {
             .severity(Severity::Critical)
             .description("an audit event could not be built: its recipe panicked"),
     )
+}
+
+/// A run of consecutive losses, reported as one `system.audit.dropped` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DropRun {
+    pub(crate) count: u64,
+    pub(crate) first_seq: u64,
+    pub(crate) last_seq: u64,
+}
+
+impl DropRun {
+    /// Folds `other` into `run` (counts add; the range widens).
+    pub(crate) fn merge(run: &mut Option<DropRun>, other: DropRun) {
+        *run = Some(match *run {
+            None => other,
+            Some(r) => DropRun {
+                count: r.count + other.count,
+                first_seq: r.first_seq.min(other.first_seq),
+                last_seq: r.last_seq.max(other.last_seq),
+            },
+        });
+    }
+
+    pub(crate) fn note(run: &mut Option<DropRun>, seq: u64) {
+        match run {
+            Some(r) => {
+                r.count += 1;
+                r.last_seq = seq;
+            }
+            None => {
+                *run = Some(DropRun {
+                    count: 1,
+                    first_seq: seq,
+                    last_seq: seq,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

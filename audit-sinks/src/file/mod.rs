@@ -304,7 +304,7 @@ impl Sink for FileSink {
     }
 }
 
-use crate::spec::{Params, SpecError, format_of};
+use crate::spec::params::{Params, SpecError, format_of};
 
 /// What a `file:` spec says (see [`crate::spec`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -316,7 +316,7 @@ pub struct FileSpec {
     pub format: Option<String>,
 }
 
-crate::spec::opaque_debug!(FileSpec);
+crate::spec::params::opaque_debug!(FileSpec);
 
 impl FileSpec {
     pub(crate) fn parse(_scheme: &str, rest: &str) -> Result<FileSpec, SpecError> {
