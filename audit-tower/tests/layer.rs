@@ -1224,3 +1224,23 @@ async fn tower_http_request_ids_follow_the_audit_layer() {
     }
     server.abort();
 }
+
+/// A mistake in the rule table stops the service at start, naming the rule, instead of
+/// leaving its requests to the defaults.
+#[test]
+#[should_panic(expected = "audit rules: rule 4 (`/v1/indexs/{name}`) names none of the routes")]
+fn a_rule_naming_no_route_is_refused_at_start() {
+    let auditor = Auditor::builder().build().unwrap();
+    let _ = AuditLayer::new(auditor).rules(
+        rules()
+            .routes(["/v1/indexes/{name}", "/auth/login", "/v1/api-keys"])
+            .rule(Rule::delete("/v1/indexs/{name}").target("index", "name")),
+    );
+}
+
+#[test]
+#[should_panic(expected = "old `:name`/`*name` syntax")]
+fn a_pattern_in_old_syntax_is_refused_at_start() {
+    let auditor = Auditor::builder().build().unwrap();
+    let _ = AuditLayer::new(auditor).rules(Rules::new().rule(Rule::get("/v1/indexes/:name")));
+}

@@ -68,8 +68,20 @@ impl AuditLayer {
     }
 
     /// The rule table.
+    ///
+    /// # Panics
+    ///
+    /// When [`Rules::check`] finds a problem (a malformed pattern, a target parameter the
+    /// pattern does not capture, an invalid event type, or a pattern naming none of the
+    /// routes given to [`Rules::routes`]), with the problems in the message: a mistake in
+    /// the table is caught when the service starts, like axum's own route checks, rather
+    /// than leaving requests to the defaults in silence. Call `check` first to handle it as
+    /// an error instead.
     #[must_use]
     pub fn rules(mut self, rules: Rules) -> Self {
+        if let Err(e) = rules.check() {
+            panic!("{e}");
+        }
         Arc::make_mut(&mut self.config).rules = rules;
         self
     }

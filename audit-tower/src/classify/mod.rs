@@ -254,7 +254,30 @@ impl Rule {
 pub struct Rules {
     rules: Vec<Rule>,
     defaults: bool,
+    /// The application's routes, when given: every rule must name one.
+    known: Vec<RoutePattern>,
 }
+
+/// Why a rule table cannot be used: each rule at fault, by position and pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesError {
+    problems: Vec<String>,
+}
+
+impl RulesError {
+    /// One line per problem.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+}
+
+impl std::fmt::Display for RulesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit rules: {}", self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for RulesError {}
 
 impl Default for Rules {
     fn default() -> Self {
@@ -428,6 +451,7 @@ impl Rules {
         Rules {
             rules: Vec::new(),
             defaults: true,
+            known: Vec::new(),
         }
     }
 
@@ -435,6 +459,75 @@ impl Rules {
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
         self
+    }
+
+    /// The application's routes (templates in the same syntax, or gRPC paths such as
+    /// `/acme.v1.Vectors/Upsert`), so that [`check`](Self::check) refuses a rule whose
+    /// pattern names none of them: a misspelt pattern would otherwise never match and leave
+    /// its requests to the defaults. Without it, only each pattern's own syntax is checked.
+    pub fn routes<I, S>(mut self, routes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.known = routes
+            .into_iter()
+            .map(|r| RoutePattern::new(r.as_ref()))
+            .collect();
+        self
+    }
+
+    /// Checks every rule: its pattern's syntax (see [`RoutePattern`]), that the path
+    /// parameter its target names is one the pattern captures, that its event type is valid,
+    /// and, with [`routes`](Self::routes), that its pattern names one of them.
+    /// [`AuditLayer::rules`](crate::AuditLayer::rules) runs this and refuses a table with a
+    /// problem; call it yourself to get the error as a value (rules read from a file).
+    ///
+    /// ```
+    /// use audit_tower::classify::{Rule, Rules};
+    ///
+    /// let rules = Rules::new()
+    ///     .routes(["/v1/indexes/{name}", "/v1/indexes/{name}/vectors/{id}"])
+    ///     .rule(Rule::delete("/v1/indexs/{name}").target("index", "name"))
+    ///     .rule(Rule::put("/v1/indexes/{name}/vectors/{id}").target("vector", "vid"));
+    /// let err = rules.check().unwrap_err().to_string();
+    /// assert!(err.contains("rule 1 (`/v1/indexs/{name}`) names none of the routes"));
+    /// assert!(err.contains("rule 2 (`/v1/indexes/{name}/vectors/{id}`): the target's id parameter `vid`"));
+    /// ```
+    pub fn check(&self) -> Result<(), RulesError> {
+        let mut problems = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let n = i + 1;
+            let pattern = rule.pattern.as_str();
+            if let Some(p) = rule.pattern.problem() {
+                problems.push(format!("rule {n}: {p}"));
+                continue;
+            }
+            if let Some((_, Some(param))) = &rule.target
+                && !rule.pattern.has_capture(param)
+            {
+                problems.push(format!(
+                    "rule {n} (`{pattern}`): the target's id parameter `{param}` is not \
+                     captured by the pattern"
+                ));
+            }
+            if let Some(t) = &rule.event_type
+                && let Err(e) = audit_core::EventType::new(t)
+            {
+                problems.push(format!("rule {n} (`{pattern}`): {e}"));
+            }
+            if !self.known.is_empty() && !self.known.iter().any(|r| rule.pattern.covers(r.as_str()))
+            {
+                problems.push(format!(
+                    "rule {n} (`{pattern}`) names none of the routes given to Rules::routes"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RulesError { problems })
+        }
     }
 
     /// Turns the built-in defaults off: unmatched requests are not audited.

@@ -77,6 +77,61 @@ impl RoutePattern {
         &self.source
     }
 
+    /// What is wrong with the pattern as written, if anything: it must start with `/`; a
+    /// capture is a whole segment in braces with a name (`{id}`, `{*rest}` last only), each
+    /// name once; `:id` and `*rest` are axum 0.7's syntax, which matches only literally.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let src = self.source.as_str();
+        if !src.starts_with('/') {
+            return Some(format!("`{src}` does not start with `/`"));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        let count = self.segments.len();
+        for (i, raw) in segments(src).enumerate() {
+            let name = match capture(raw) {
+                Some(name) => name,
+                None if raw.contains(['{', '}']) => {
+                    return Some(format!(
+                        "`{src}`: the segment `{raw}` has a brace but is not a capture (write                          a whole segment as `{{name}}`)"
+                    ));
+                }
+                None if raw.starts_with(':') || (raw.starts_with('*') && raw.len() > 1) => {
+                    return Some(format!(
+                        "`{src}`: `{raw}` is the old `:name`/`*name` syntax, which matches                          only that literal text; write `{{{}}}`",
+                        raw.trim_start_matches(':')
+                    ));
+                }
+                None => continue,
+            };
+            let bare = name.strip_prefix('*').unwrap_or(name);
+            if bare.is_empty() || bare.contains(['{', '}', '*']) {
+                return Some(format!("`{src}`: `{raw}` is not a capture name"));
+            }
+            if name.starts_with('*') && i + 1 != count {
+                return Some(format!("`{src}`: `{raw}` may only be the last segment"));
+            }
+            if names.contains(&bare) {
+                return Some(format!("`{src}`: `{bare}` is captured twice"));
+            }
+            names.push(bare);
+        }
+        None
+    }
+
+    /// Whether the pattern captures a parameter called `name`.
+    pub(crate) fn has_capture(&self, name: &str) -> bool {
+        self.segments.iter().any(|s| match s {
+            Segment::Param(n) | Segment::Rest(n) => n == name,
+            Segment::Literal(_) => false,
+        })
+    }
+
+    /// Whether the pattern names the same route as `route` (a template in the same syntax):
+    /// the same shape, or a literal route this pattern matches.
+    pub(crate) fn covers(&self, route: &str) -> bool {
+        self.is_template(route) || self.captures(route).is_some()
+    }
+
     /// The pattern as written, shared.
     pub(crate) fn text(&self) -> &Text {
         &self.source
@@ -165,5 +220,30 @@ mod tests {
             Some(vec![("path", "a/b.txt")])
         );
         assert_eq!(RoutePattern::new("/").captures("/"), Some(vec![]));
+    }
+
+    #[test]
+    fn malformed_patterns_say_what_is_wrong() {
+        for good in [
+            "/",
+            "/v1/indexes/{name}/vectors/{id}",
+            "/files/{*path}",
+            "/a.b/C",
+        ] {
+            assert_eq!(RoutePattern::new(good).problem(), None, "{good}");
+        }
+        for (bad, says) in [
+            ("v1/indexes", "does not start with `/`"),
+            ("/v1/indexes/{name/vectors", "has a brace"),
+            ("/v1/{a}{b}", "not a capture name"),
+            ("/v1/{}", "not a capture name"),
+            ("/v1/indexes/:name", "old `:name`"),
+            ("/files/*path", "old `:name`"),
+            ("/files/{*path}/x", "only be the last"),
+            ("/v1/{id}/x/{id}", "captured twice"),
+        ] {
+            let problem = RoutePattern::new(bad).problem().unwrap_or_default();
+            assert!(problem.contains(says), "{bad}: {problem}");
+        }
     }
 }
