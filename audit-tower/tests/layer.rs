@@ -1244,3 +1244,51 @@ fn a_pattern_in_old_syntax_is_refused_at_start() {
     let auditor = Auditor::builder().build().unwrap();
     let _ = AuditLayer::new(auditor).rules(Rules::new().rule(Rule::get("/v1/indexes/:name")));
 }
+
+/// A function chooses the rule for one endpoint serving many actions, over a real server:
+/// the action header picks among event types the application chose; what the client sends
+/// never becomes an event type itself.
+#[tokio::test]
+async fn a_chooser_function_names_actions_one_route_serves() {
+    let h = Harness::new();
+    let rules = Rules::new().choose_with(|req| {
+        if req.template != Some("/rpc/{index}") {
+            return None;
+        }
+        let action = req.headers.get("x-rpc-action")?.to_str().ok()?;
+        let event_type = match action {
+            "index.drop" => "data.index.delete",
+            "key.rotate" => "admin.api_key.rotate",
+            _ => "data.rpc.call",
+        };
+        Some(Rule::any("/rpc/{index}").event_type(event_type).target("index", "index"))
+    });
+    let app = Router::new()
+        .route("/rpc/{index}", post(|| async { "ok" }))
+        .layer(AuditLayer::new(h.auditor.clone()).rules(rules));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for action in ["index.drop", "key.rotate", "admin.everything.delete"] {
+        let raw = send_raw(
+            addr,
+            format!(
+                "POST /rpc/products HTTP/1.1\r\nhost: x\r\nx-rpc-action: {action}\r\n\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(raw.starts_with(b"HTTP/1.1 200"));
+    }
+    let events = h.events().await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["data.index.delete", "admin.api_key.rotate", "data.rpc.call"]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.target.as_ref().and_then(|t| t.id.as_deref()) == Some("products"))
+    );
+}

@@ -75,6 +75,7 @@ where
             req.method(),
             req.uri().path(),
             template.as_ref().map(|t| t.as_str()),
+            req.headers(),
         );
         let header = config.request_id.header_name().clone();
         let echo = HeaderValue::from_str(request_id.as_str())

@@ -90,7 +90,9 @@ use defaults::{concat, default_event_type};
 use std::time::Duration;
 
 use audit_core::{Category, Outcome, Severity, Text};
-use http::Method;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
 
 /// How much of a request is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -256,6 +258,34 @@ pub struct Rules {
     defaults: bool,
     /// The application's routes, when given: every rule must name one.
     known: Vec<RoutePattern>,
+    /// Chooses a rule by function before the table is tried.
+    chooser: Option<Chooser>,
+}
+
+/// What a [`Rules::choose_with`] function sees of a request, before the handler runs.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestView<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The path as the client sent it (hostile: never name an event type from it).
+    pub path: &'a str,
+    /// The route template the router matched (axum's `MatchedPath`), when known.
+    pub template: Option<&'a str>,
+    /// The request's headers (as hostile as the path).
+    pub headers: &'a HeaderMap,
+}
+
+type ChooseFn = dyn Fn(&RequestView<'_>) -> Option<Rule> + Send + Sync;
+
+/// A [`Rules::choose_with`] function.
+#[derive(Clone)]
+struct Chooser(Arc<ChooseFn>);
+
+impl std::fmt::Debug for Chooser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Chooser(<fn>)")
+    }
 }
 
 /// Why a rule table cannot be used: each rule at fault, by position and pattern.
@@ -452,6 +482,7 @@ impl Rules {
             rules: Vec::new(),
             defaults: true,
             known: Vec::new(),
+            chooser: None,
         }
     }
 
@@ -530,6 +561,42 @@ impl Rules {
         }
     }
 
+    /// Chooses the rule for a request with `f`, in tower-http's style, before the table is
+    /// tried: for what a pattern cannot say, such as one endpoint serving many actions named
+    /// by a header. A returned rule applies as if it had matched (its method and pattern are
+    /// not checked against the request; its pattern still yields the target's id);
+    /// `None` leaves the request to the table and the defaults. `f` runs on every request,
+    /// on the request path: keep it quick. What it reads is the client's: map it to event
+    /// types you chose, never pass it through.
+    ///
+    /// ```
+    /// use audit_tower::classify::{Rule, Rules};
+    /// use http::Method;
+    ///
+    /// let rules = Rules::new().choose_with(|req| {
+    ///     if req.path != "/rpc" {
+    ///         return None;
+    ///     }
+    ///     let event_type = match req.headers.get("x-rpc-action")?.to_str().ok()? {
+    ///         "index.drop" => "data.index.delete",
+    ///         "key.rotate" => "admin.api_key.rotate",
+    ///         _ => "data.rpc.call",
+    ///     };
+    ///     Some(Rule::any("/rpc").event_type(event_type))
+    /// });
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-rpc-action", "key.rotate".parse().unwrap());
+    /// let c = rules.classify_request(&Method::POST, "/rpc", None, &headers);
+    /// assert_eq!(c.event_type(), "admin.api_key.rotate");
+    /// ```
+    pub fn choose_with<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Option<Rule> + Send + Sync + 'static,
+    {
+        self.chooser = Some(Chooser(Arc::new(f)));
+        self
+    }
+
     /// Turns the built-in defaults off: unmatched requests are not audited.
     pub fn without_defaults(mut self) -> Self {
         self.defaults = false;
@@ -539,12 +606,61 @@ impl Rules {
     /// Classifies a request. `template` is the framework's matched route (axum's
     /// `MatchedPath`) when known; rules match it by shape, else the concrete `path`.
     pub fn classify(&self, method: &Method, path: &str, template: Option<&str>) -> Classification {
-        let mut c = self.classify_lazily(method, path, template);
+        self.classify_request(method, path, template, &HeaderMap::new())
+    }
+
+    /// Like [`classify`](Self::classify), with the request's headers for a
+    /// [`choose_with`](Self::choose_with) function.
+    pub fn classify_request(
+        &self,
+        method: &Method,
+        path: &str,
+        template: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Classification {
+        let mut c = self.classify_lazily(method, path, template, headers);
         c.resolve(method, path, template, None);
         if c.route.is_none() {
             c.route = template.map(Text::new);
         }
         c
+    }
+
+    /// The classification a matching `rule` gives, with the path's captures by its pattern.
+    fn from_rule(
+        rule: &Rule,
+        method: &Method,
+        path: &str,
+        template: Option<&str>,
+        caps: Option<&[(&str, &str)]>,
+    ) -> Classification {
+        let target = rule.target.as_ref().map(|(kind, param)| {
+            let id = param.as_ref().and_then(|p| {
+                caps?
+                    .iter()
+                    .find(|(name, _)| name == p)
+                    .map(|(_, v)| Text::new(v))
+            });
+            (kind.clone(), id)
+        });
+        Classification {
+            lazy_default: false,
+            // A rule without an event type is named from its own pattern, never from
+            // the client's path.
+            event_type: rule.event_type.clone().unwrap_or_else(|| {
+                let pattern = template.unwrap_or_else(|| rule.pattern.text().as_str());
+                default_event_type(method, path, Some(pattern)).event_type
+            }),
+            outcome_suffix: rule.outcome_suffix,
+            keep_on_denial: rule.keep_on_denial,
+            category: rule.category,
+            severity: rule.severity,
+            target,
+            parent: None,
+            level: rule.level,
+            delivery: rule.delivery,
+            route: Some(template.map_or_else(|| rule.pattern.text().clone(), Text::new)),
+        }
     }
 
     /// Like [`classify`](Self::classify), but leaves the default event type of an unmatched
@@ -555,7 +671,20 @@ impl Rules {
         method: &Method,
         path: &str,
         template: Option<&str>,
+        headers: &HeaderMap,
     ) -> Classification {
+        if let Some(Chooser(f)) = &self.chooser {
+            let view = RequestView {
+                method,
+                path,
+                template,
+                headers,
+            };
+            if let Some(rule) = f(&view) {
+                let caps = rule.pattern.captures(path);
+                return Self::from_rule(&rule, method, path, template, caps.as_deref());
+            }
+        }
         for rule in &self.rules {
             if !rule.matches_method(method) {
                 continue;
@@ -565,33 +694,7 @@ impl Rules {
             if !by_template && caps.is_none() {
                 continue;
             }
-            let target = rule.target.as_ref().map(|(kind, param)| {
-                let id = param.as_ref().and_then(|p| {
-                    caps.as_ref()?
-                        .iter()
-                        .find(|(name, _)| name == p)
-                        .map(|(_, v)| Text::new(v))
-                });
-                (kind.clone(), id)
-            });
-            return Classification {
-                lazy_default: false,
-                // A rule without an event type is named from its own pattern, never from
-                // the client's path.
-                event_type: rule.event_type.clone().unwrap_or_else(|| {
-                    let pattern = template.unwrap_or_else(|| rule.pattern.text().as_str());
-                    default_event_type(method, path, Some(pattern)).event_type
-                }),
-                outcome_suffix: rule.outcome_suffix,
-                keep_on_denial: rule.keep_on_denial,
-                category: rule.category,
-                severity: rule.severity,
-                target,
-                parent: None,
-                level: rule.level,
-                delivery: rule.delivery,
-                route: Some(template.map_or_else(|| rule.pattern.text().clone(), Text::new)),
-            };
+            return Self::from_rule(rule, method, path, template, caps.as_deref());
         }
         let level = if !self.defaults || is_health(method, path) {
             Level::None
