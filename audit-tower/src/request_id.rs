@@ -18,6 +18,14 @@
 //! UUIDv7 replaces it and the event records `details.inboundRequestIdRejected` with the
 //! reason (never the rejected value). Our own [`RequestId`] type is used in extensions so that
 //! tower-http 0.6 and 0.7 ids, which do not see each other, do not matter.
+//!
+//! # With tower-http's `SetRequestIdLayer`
+//! Put the `AuditLayer` outside it and turn on
+//! [`share_with_inner_layers`](RequestIdPolicy::share_with_inner_layers): tower-http keeps the
+//! id the request already carries, so both layers, and your logs, use the audit layer's id.
+//! The other way round cannot be made safe: tower-http keeps whatever id a client sent and
+//! puts it in its `RequestId` extension, so that extension proves nothing about who made the
+//! id, and this layer does not read it.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -149,6 +157,17 @@ pub struct RequestIdPolicy {
     header: HeaderName,
     trust: TrustInbound,
     share: bool,
+    make: Option<MakeId>,
+}
+
+/// A [`RequestIdPolicy::make_with`] function.
+#[derive(Clone)]
+struct MakeId(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl fmt::Debug for MakeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MakeId(<fn>)")
+    }
 }
 
 impl Default for RequestIdPolicy {
@@ -158,6 +177,7 @@ impl Default for RequestIdPolicy {
             header: HeaderName::from_static("x-request-id"),
             trust: TrustInbound::Never,
             share: false,
+            make: None,
         }
     }
 }
@@ -188,6 +208,36 @@ impl RequestIdPolicy {
         self
     }
 
+    /// Makes the ids of requests that bring none (or bring one the policy refuses) with `f`,
+    /// in tower-http's style, instead of a UUIDv7: for your own format (`req_` and a ULID,
+    /// say). An id `f` makes that is not 1–128 visible ASCII characters is replaced by a
+    /// UUIDv7, so the header and the trail never carry a malformed one.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use audit_tower::request_id::RequestIdPolicy;
+    ///
+    /// static NEXT: AtomicU64 = AtomicU64::new(1);
+    /// let policy = RequestIdPolicy::default()
+    ///     .make_with(|| format!("req_{:08}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn make_with(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.make = Some(MakeId(std::sync::Arc::new(f)));
+        self
+    }
+
+    /// A fresh id for a request that arrived `now`.
+    fn fresh(&self, now: Timestamp) -> RequestId {
+        match &self.make {
+            Some(MakeId(f)) => {
+                RequestId::parse(&f()).unwrap_or_else(|| RequestId::generate_at(now))
+            }
+            None => RequestId::generate_at(now),
+        }
+    }
+
     pub(crate) fn shares_with_inner_layers(&self) -> bool {
         self.share
     }
@@ -208,7 +258,7 @@ impl RequestIdPolicy {
         vouched: bool,
     ) -> (RequestId, Option<Rejected>) {
         let Some(raw) = inbound else {
-            return (RequestId::generate_at(now), None);
+            return (self.fresh(now), None);
         };
         let trusted = vouched
             || match &self.trust {
@@ -219,11 +269,11 @@ impl RequestIdPolicy {
                 TrustInbound::Never => false,
             };
         if !trusted {
-            return (RequestId::generate_at(now), Some(Rejected::Untrusted));
+            return (self.fresh(now), Some(Rejected::Untrusted));
         }
         match raw.to_str().ok().and_then(RequestId::parse) {
             Some(id) => (id, None),
-            None => (RequestId::generate_at(now), Some(Rejected::Malformed)),
+            None => (self.fresh(now), Some(Rejected::Malformed)),
         }
     }
 }

@@ -1261,7 +1261,11 @@ async fn a_chooser_function_names_actions_one_route_serves() {
             "key.rotate" => "admin.api_key.rotate",
             _ => "data.rpc.call",
         };
-        Some(Rule::any("/rpc/{index}").event_type(event_type).target("index", "index"))
+        Some(
+            Rule::any("/rpc/{index}")
+                .event_type(event_type)
+                .target("index", "index"),
+        )
     });
     let app = Router::new()
         .route("/rpc/{index}", post(|| async { "ok" }))
@@ -1291,4 +1295,50 @@ async fn a_chooser_function_names_actions_one_route_serves() {
             .iter()
             .all(|e| e.target.as_ref().and_then(|t| t.id.as_deref()) == Some("products"))
     );
+}
+
+/// Ids made by the application's own function, over a real server: echoed and recorded; a
+/// malformed one made by the function is replaced, never sent or recorded.
+#[tokio::test]
+async fn request_ids_made_by_a_function_are_echoed_and_recorded() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let h = Harness::new();
+    let policy = RequestIdPolicy::default().make_with(|| {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        if n == 2 {
+            "not valid".to_owned()
+        } else {
+            format!("req_{n:06}")
+        }
+    });
+    let app = Router::new()
+        .route("/v1/items", get(|| async { "ok" }))
+        .layer(AuditLayer::new(h.auditor.clone()).request_id(policy));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut echoed = Vec::new();
+    for _ in 0..2 {
+        let raw = send_raw(
+            addr,
+            "GET /v1/items HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_owned(),
+        )
+        .await;
+        let text = String::from_utf8(raw).unwrap();
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap()
+            .to_owned();
+        echoed.push(id);
+    }
+    assert_eq!(echoed[0], "req_000001");
+    assert_eq!(echoed[1].len(), 36, "a UUIDv7 replaced the malformed id");
+    let events = h.events().await;
+    let recorded: Vec<&str> = events
+        .iter()
+        .map(|e| e.context.as_ref().unwrap().request_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(recorded, echoed);
 }
