@@ -62,7 +62,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn config(message: impl Into<String>) -> Error {
+    /// A configuration error: a setting, address or name that cannot be used. Sinks (this
+    /// crate family's and your own) report what they refuse at construction with it.
+    pub fn config(message: impl Into<String>) -> Error {
         Error {
             kind: Kind::Config,
             message: message.into(),

@@ -20,7 +20,7 @@
 //! use audit_sinks::cloudwatch::{CloudWatchSink, Credentials};
 //!
 //! let cw = CloudWatchSink::new("eu-west-1", "/audit/vector-api", "instance-1", Credentials::from_env()?)?;
-//! # Ok::<(), String>(())
+//! # Ok::<(), audit_core::Error>(())
 //! ```
 
 use std::fmt;
@@ -76,11 +76,13 @@ impl Credentials {
 
     /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and (optionally)
     /// `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Result<Credentials, String> {
+    pub fn from_env() -> Result<Credentials, audit_core::Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => Ok(Credentials::new(id, secret, var("AWS_SESSION_TOKEN"))),
-            _ => Err("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".into()),
+            _ => Err(audit_core::Error::config(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set",
+            )),
         }
     }
 }
@@ -131,12 +133,16 @@ impl CloudWatchSink {
         group: &str,
         stream: &str,
         credentials: Credentials,
-    ) -> Result<CloudWatchSink, String> {
+    ) -> Result<CloudWatchSink, audit_core::Error> {
         if region.is_empty() || group.is_empty() || stream.is_empty() {
-            return Err("CloudWatch needs a region, a log group and a log stream".into());
+            return Err(audit_core::Error::config(
+                "CloudWatch needs a region, a log group and a log stream",
+            ));
         }
         if stream.contains(':') || stream.contains('*') {
-            return Err("a CloudWatch log stream name cannot contain ':' or '*'".into());
+            return Err(audit_core::Error::config(
+                "a CloudWatch log stream name cannot contain ':' or '*'",
+            ));
         }
         Ok(CloudWatchSink {
             client: http::client(Duration::from_secs(30))?,
@@ -425,7 +431,7 @@ impl CloudWatchSpec {
         let credentials =
             Credentials::from_env().map_err(|e| SpecError::new(format!("cloudwatch: {e}")))?;
         let mut s = CloudWatchSink::new(&self.region, &self.group, &self.stream, credentials)
-            .map_err(SpecError::new)?;
+            .map_err(SpecError::from)?;
         if let Some(e) = self.endpoint {
             s = s.endpoint(e);
         }

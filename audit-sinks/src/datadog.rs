@@ -21,7 +21,7 @@
 //! use audit_sinks::DatadogSink;
 //!
 //! let dd = DatadogSink::new("datadoghq.eu", "0123456789abcdef0123456789abcdef")?.tags("env:prod");
-//! # Ok::<(), String>(())
+//! # Ok::<(), audit_core::Error>(())
 //! ```
 
 use std::fmt;
@@ -173,17 +173,17 @@ impl fmt::Debug for DatadogSink {
 impl DatadogSink {
     /// A sink for the Datadog `site` (`datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, …)
     /// or a full intake URL (`https://…/api/v2/logs`, e.g. a proxy), with `api_key`.
-    pub fn new(site_or_url: &str, api_key: &str) -> Result<DatadogSink, String> {
+    pub fn new(site_or_url: &str, api_key: &str) -> Result<DatadogSink, audit_core::Error> {
         if api_key.is_empty() {
-            return Err("Datadog needs an API key".into());
+            return Err(audit_core::Error::config("Datadog needs an API key"));
         }
         let url = if site_or_url.contains("://") {
             site_or_url.to_owned()
         } else {
             format!("https://http-intake.logs.{site_or_url}/api/v2/logs")
         };
-        let url =
-            reqwest::Url::parse(&url).map_err(|e| format!("Datadog URL is not valid: {e}"))?;
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| audit_core::Error::config(format!("Datadog URL is not valid: {e}")))?;
         Ok(DatadogSink {
             client: http::client(Duration::from_secs(30))?,
             url,
@@ -364,7 +364,7 @@ impl DatadogSpec {
     }
 
     pub(crate) async fn build(self) -> Result<DatadogSink, SpecError> {
-        let mut s = DatadogSink::new(&self.url, &self.api_key).map_err(SpecError::new)?;
+        let mut s = DatadogSink::new(&self.url, &self.api_key).map_err(SpecError::from)?;
         if let Some(t) = self.tags {
             s = s.tags(t);
         }

@@ -19,7 +19,7 @@
 //! let es = ElasticsearchSink::new("https://es.example.com:9200", "audit-{date}")?
 //!     .api_key("base64-api-key")
 //!     .format(DocFormat::Ecs);
-//! # Ok::<(), String>(())
+//! # Ok::<(), audit_core::Error>(())
 //! ```
 
 use std::fmt;
@@ -80,11 +80,14 @@ enum Item {
 impl ElasticsearchSink {
     /// A sink for the cluster at `base_url` writing to `target` (an index or data stream
     /// name, optionally with `{date}`).
-    pub fn new(base_url: &str, target: &str) -> Result<ElasticsearchSink, String> {
-        let mut url = reqwest::Url::parse(base_url)
-            .map_err(|e| format!("Elasticsearch URL is not valid: {e}"))?;
+    pub fn new(base_url: &str, target: &str) -> Result<ElasticsearchSink, audit_core::Error> {
+        let mut url = reqwest::Url::parse(base_url).map_err(|e| {
+            audit_core::Error::config(format!("Elasticsearch URL is not valid: {e}"))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("Elasticsearch URL must be http or https".into());
+            return Err(audit_core::Error::config(
+                "Elasticsearch URL must be http or https",
+            ));
         }
         let ok = !target.is_empty()
             && !target.starts_with(['-', '_', '+'])
@@ -92,10 +95,10 @@ impl ElasticsearchSink {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.{}".contains(c));
         if !ok {
-            return Err(format!(
+            return Err(audit_core::Error::config(format!(
                 "Elasticsearch index {target:?} must be lowercase letters, digits, -, _, . \
                  (and {{date}})"
-            ));
+            )));
         }
         url.set_path("/_bulk");
         url.set_query(None);
@@ -361,7 +364,7 @@ impl ElasticsearchSpec {
     }
 
     pub(crate) async fn build(self) -> Result<ElasticsearchSink, SpecError> {
-        let mut s = ElasticsearchSink::new(&self.url, &self.target).map_err(SpecError::new)?;
+        let mut s = ElasticsearchSink::new(&self.url, &self.target).map_err(SpecError::from)?;
         if let Some(k) = self.api_key {
             s = s.api_key(k);
         }

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 
 /// Builds the client all HTTP sinks use: rustls on `ring` (installed as the process default
 /// if none is), the platform's trust roots, and bounded timeouts.
-pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, audit_core::Error> {
     // Already installed (by us or the application) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -17,7 +17,7 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| audit_core::Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// How a receiver answered a batch.

@@ -14,7 +14,7 @@
 //! ```no_run
 //! use audit_sinks::NatsSink;
 //!
-//! # async fn run() -> Result<(), String> {
+//! # async fn run() -> Result<(), audit_core::Error> {
 //! let nats = NatsSink::connect("nats://127.0.0.1:4222", "audit").await?;
 //! # Ok(()) }
 //! ```
@@ -59,15 +59,15 @@ fn token(s: &str) -> String {
 impl NatsSink {
     /// Connects to `url` and publishes under `prefix` (e.g. `audit`); fails when no
     /// JetStream stream stores `<prefix>.>`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<NatsSink, String> {
+    pub async fn connect(url: &str, prefix: &str) -> Result<NatsSink, audit_core::Error> {
         let sink = NatsSink::connect_only(url, prefix).await?;
         let subjects = format!("{prefix}.>");
         match sink.js.stream_by_subject(subjects.clone()).await {
             Ok(_) => Ok(sink),
-            Err(e) => Err(format!(
+            Err(e) => Err(audit_core::Error::config(format!(
                 "no JetStream stream stores {subjects} ({e}): create one, or add ?stream=NAME \
                  to the sink spec to have it created"
-            )),
+            ))),
         }
     }
 
@@ -78,7 +78,7 @@ impl NatsSink {
         url: &str,
         prefix: &str,
         stream: &str,
-    ) -> Result<NatsSink, String> {
+    ) -> Result<NatsSink, audit_core::Error> {
         let sink = NatsSink::connect_only(url, prefix).await?;
         sink.js
             .get_or_create_stream(jetstream::stream::Config {
@@ -88,23 +88,25 @@ impl NatsSink {
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("cannot create JetStream stream {stream:?}: {e}"))?;
+            .map_err(|e| {
+                audit_core::Error::config(format!("cannot create JetStream stream {stream:?}: {e}"))
+            })?;
         NatsSink::connect(url, prefix).await
     }
 
-    async fn connect_only(url: &str, prefix: &str) -> Result<NatsSink, String> {
+    async fn connect_only(url: &str, prefix: &str) -> Result<NatsSink, audit_core::Error> {
         if prefix.is_empty()
             || prefix
                 .split('.')
                 .any(|t| t.is_empty() || t.contains(['*', '>', ' ']))
         {
-            return Err(format!(
+            return Err(audit_core::Error::config(format!(
                 "NATS subject prefix {prefix:?} must be dot-separated tokens without * or >"
-            ));
+            )));
         }
         let client = async_nats::connect(url)
             .await
-            .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+            .map_err(|e| audit_core::Error::config(format!("cannot connect to NATS: {e}")))?;
         Ok(NatsSink {
             js: jetstream::new(client),
             prefix: prefix.to_owned(),
@@ -214,6 +216,6 @@ impl NatsSpec {
             None => NatsSink::connect(&self.url, &self.prefix).await,
         };
         sink.map(|sink| sink.format(format_of(self.format.as_deref())))
-            .map_err(SpecError::new)
+            .map_err(SpecError::from)
     }
 }

@@ -18,7 +18,7 @@
 //! use audit_sinks::otlp::{OtlpSink, Protocol};
 //!
 //! let otlp = OtlpSink::new(Protocol::Grpc, "http://collector:4317", "vector-api")?;
-//! # Ok::<(), String>(())
+//! # Ok::<(), audit_core::Error>(())
 //! ```
 
 use audit_core::sync::LockExt;
@@ -108,7 +108,11 @@ impl OtlpSink {
     /// (`service.name`); an empty `service` takes the auditor's service from the events
     /// (their `context.service`; `audit` when they name none). For HTTP, `endpoint` is the
     /// full URL of the logs path (e.g. `http://collector:4318/v1/logs`).
-    pub fn new(protocol: Protocol, endpoint: &str, service: &str) -> Result<OtlpSink, String> {
+    pub fn new(
+        protocol: Protocol,
+        endpoint: &str,
+        service: &str,
+    ) -> Result<OtlpSink, audit_core::Error> {
         let timeout = Duration::from_secs(15);
         let mut exporter = match protocol {
             Protocol::Grpc => opentelemetry_otlp::LogExporter::builder()
@@ -131,7 +135,7 @@ impl OtlpSink {
                     .build()
             }
         }
-        .map_err(|e| format!("cannot build the OTLP exporter: {e}"))?;
+        .map_err(|e| audit_core::Error::config(format!("cannot build the OTLP exporter: {e}")))?;
         if !service.is_empty() {
             exporter.set_resource(&resource_of(service));
         }
@@ -306,6 +310,6 @@ impl OtlpSpec {
     }
 
     pub(crate) async fn build(self) -> Result<OtlpSink, SpecError> {
-        OtlpSink::new(self.protocol, &self.url, &self.service).map_err(SpecError::new)
+        OtlpSink::new(self.protocol, &self.url, &self.service).map_err(SpecError::from)
     }
 }

@@ -16,7 +16,7 @@
 //! let hec = SplunkSink::new("https://splunk.example.com:8088", "00000000-0000-0000-0000-000000000000")?
 //!     .index("audit")
 //!     .sourcetype("audit:json");
-//! # Ok::<(), String>(())
+//! # Ok::<(), audit_core::Error>(())
 //! ```
 
 use std::fmt;
@@ -52,14 +52,16 @@ impl fmt::Debug for SplunkSink {
 impl SplunkSink {
     /// A sink for the collector at `base_url` (scheme, host and port; the HEC path is added)
     /// authenticating with `token`.
-    pub fn new(base_url: &str, token: &str) -> Result<SplunkSink, String> {
+    pub fn new(base_url: &str, token: &str) -> Result<SplunkSink, audit_core::Error> {
         let mut url = reqwest::Url::parse(base_url)
-            .map_err(|e| format!("Splunk HEC URL is not valid: {e}"))?;
+            .map_err(|e| audit_core::Error::config(format!("Splunk HEC URL is not valid: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("Splunk HEC URL must be http or https".into());
+            return Err(audit_core::Error::config(
+                "Splunk HEC URL must be http or https",
+            ));
         }
         if token.is_empty() {
-            return Err("Splunk HEC needs a token".into());
+            return Err(audit_core::Error::config("Splunk HEC needs a token"));
         }
         url.set_path("/services/collector/event");
         url.set_query(None);
@@ -226,7 +228,7 @@ impl SplunkSpec {
     }
 
     pub(crate) async fn build(self) -> Result<SplunkSink, SpecError> {
-        let mut s = SplunkSink::new(&self.url, &self.token).map_err(SpecError::new)?;
+        let mut s = SplunkSink::new(&self.url, &self.token).map_err(SpecError::from)?;
         if let Some(i) = self.index {
             s = s.index(i);
         }

@@ -62,13 +62,14 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 
 impl WebhookSink {
     /// A sink posting to `url` (`http` or `https`).
-    pub fn new(url: &str) -> Result<WebhookSink, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("webhook URL is not valid: {e}"))?;
+    pub fn new(url: &str) -> Result<WebhookSink, audit_core::Error> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| audit_core::Error::config(format!("webhook URL is not valid: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
+            return Err(audit_core::Error::config(format!(
                 "webhook URL must be http or https, not {:?}",
                 url.scheme()
-            ));
+            )));
         }
         Ok(WebhookSink {
             client: http::client(Duration::from_secs(30))?,
@@ -218,7 +219,7 @@ impl WebhookSpec {
 
     pub(crate) async fn build(self) -> Result<WebhookSink, SpecError> {
         let mut s = WebhookSink::new(&self.url)
-            .map_err(SpecError::new)?
+            .map_err(SpecError::from)?
             .format(format_of(self.format.as_deref()));
         if let Some(secret) = self.secret {
             s = s.secret(secret);

@@ -144,6 +144,7 @@ fn configuration_errors() {
     assert!(
         DatadogSink::new("datadoghq.com", "")
             .unwrap_err()
+            .to_string()
             .contains("API key")
     );
     assert!(DatadogSink::new("datadoghq.eu", KEY).is_ok());

@@ -150,6 +150,7 @@ fn bad_targets_are_clear_errors() {
     assert!(
         ElasticsearchSink::new("http://h:9200", "Audit")
             .unwrap_err()
+            .to_string()
             .contains("lowercase")
     );
     assert!(ElasticsearchSink::new("http://h:9200", "").is_err());

@@ -112,6 +112,7 @@ async fn bad_prefixes_and_missing_streams_are_clear() {
         NatsSink::connect("nats://127.0.0.1:4222", "a.*")
             .await
             .unwrap_err()
+            .to_string()
             .contains("prefix")
     );
     let Some(url) = server().await else { return };
@@ -119,7 +120,8 @@ async fn bad_prefixes_and_missing_streams_are_clear() {
     // than every publish waiting for an acknowledgement that cannot come.
     let err = NatsSink::connect(&url, "no_stream_here_xyz")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no_stream_here_xyz.>") && err.contains("stream="),
         "{err}"

@@ -143,6 +143,7 @@ fn bad_configuration_is_a_clear_error() {
     assert!(
         SplunkSink::new("https://h:8088", "")
             .unwrap_err()
+            .to_string()
             .contains("token")
     );
     assert!(SplunkSink::new("h:8088", "t").is_err());

@@ -171,11 +171,13 @@ fn bad_urls_are_clear_errors_and_debug_hides_secrets() {
     assert!(
         WebhookSink::new("ftp://x/y")
             .unwrap_err()
+            .to_string()
             .contains("http or https")
     );
     assert!(
         WebhookSink::new("not a url")
             .unwrap_err()
+            .to_string()
             .contains("not valid")
     );
     let sink = WebhookSink::new("https://h.example/hook?token=abc")

@@ -127,3 +127,9 @@ pub(crate) fn http_url(name: &str, url: &str) -> Result<(), SpecError> {
 pub(crate) fn format_of(f: Option<&str>) -> crate::format::Format {
     f.and_then(|f| f.parse().ok()).unwrap_or_default()
 }
+
+impl From<audit_core::Error> for SpecError {
+    fn from(e: audit_core::Error) -> SpecError {
+        SpecError::new(e.to_string())
+    }
+}
