@@ -1,7 +1,10 @@
 //! [`PostgresStore`]: one audit trail shared by many service instances (feature `postgres`).
 //!
-//! At start it creates or migrates its schema under an advisory lock, so instances starting
-//! together do not race. Batches go in by binary `COPY` into a staging table and one
+//! By default it creates or migrates its schema at start, under an advisory lock, so
+//! instances starting together do not race. A database run by a DBA separates the two: the
+//! tables' owner migrates once ([`PostgresStore::migrate`], or `audit migrate URL` from the
+//! `audit` command), and the service connects with [`PostgresOptions::migrate`]`(false)` as a
+//! role that may only read and write rows (see [Least privilege](#least-privilege)). Batches go in by binary `COPY` into a staging table and one
 //! `INSERT … ON CONFLICT (id) DO NOTHING`, so a retried batch never duplicates. Text columns use the
 //! `C` collation: ids compare bytewise (stable keyset cursors) and `LIKE 'auth.%'` can use the
 //! event-type index. The full event is kept as `json` (its exact text; `jsonb` costs
@@ -9,6 +12,25 @@
 //!
 //! A lost connection is re-established on the next call; while the server is unreachable,
 //! calls fail with retryable errors and the pipeline keeps the batches and retries.
+//! Retention purges take a second advisory lock without waiting: while one instance purges,
+//! the others skip their run (an empty report) rather than repeat its `DELETE`.
+//!
+//! # Least privilege
+//!
+//! What the service's role needs once the schema is in place (here `audit`, the role
+//! `audit_app`):
+//!
+//! ```sql
+//! GRANT USAGE ON SCHEMA audit TO audit_app;
+//! GRANT SELECT, INSERT ON audit.audit_events, audit.audit_tombstones TO audit_app;
+//! GRANT SELECT ON audit.audit_schema TO audit_app;
+//! -- only for deletions through the API and retention purges:
+//! GRANT DELETE ON audit.audit_events TO audit_app;
+//! ```
+//!
+//! Batches are staged in a temporary table, so the database's default `TEMPORARY`
+//! privilege (granted to every role unless revoked) is used too. Nothing needs `CREATE`, and
+//! no role but the owner may alter the tables.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -52,6 +74,10 @@ pub struct PostgresOptions {
     /// The longest a statement waits for a lock (`lock_timeout`; default 10 s): a `LOCK
     /// TABLE` elsewhere turns into a retryable error naming the lock, not a silent wait.
     pub lock_timeout: std::time::Duration,
+    /// Create or migrate the schema when connecting (default `true`). Off, the store only
+    /// checks that the schema is in place at this crate's version and says how to migrate
+    /// when it is not: for a role without `CREATE` or ownership of the tables.
+    pub migrate: bool,
 }
 
 impl Default for PostgresOptions {
@@ -60,6 +86,7 @@ impl Default for PostgresOptions {
             schema: "public".into(),
             statement_timeout: std::time::Duration::from_secs(30),
             lock_timeout: std::time::Duration::from_secs(10),
+            migrate: true,
         }
     }
 }
@@ -69,6 +96,14 @@ impl PostgresOptions {
     #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> PostgresOptions {
         self.schema = schema.into();
+        self
+    }
+
+    /// Whether connecting creates or migrates the schema (default `true`); see
+    /// [`migrate`](Self::migrate) the field.
+    #[must_use]
+    pub fn migrate(mut self, on: bool) -> PostgresOptions {
+        self.migrate = on;
         self
     }
 
@@ -200,17 +235,74 @@ impl PostgresStore {
             writer: Mutex::new(None),
             reader: Mutex::new(None),
         };
-        store.migrate(&client).await?;
+        if options.migrate {
+            store.run_migrations(&client).await?;
+        } else {
+            store.check_schema(&client).await?;
+        }
         *store.writer.lock().await = Some(client);
         Ok(store)
     }
 
-    async fn migrate(&self, client: &Client) -> Result<(), StoreError> {
+    /// Creates or migrates the schema and returns its version, as the tables' owner would
+    /// before services connect with [`PostgresOptions::migrate`]`(false)`. Safe to run again
+    /// and from several places at once.
+    pub async fn migrate(url: &str, options: PostgresOptions) -> Result<i64, StoreError> {
+        let store = PostgresStore::connect_with(url, options.migrate(true)).await?;
+        let client = store.reader().await?;
+        store
+            .version(&client)
+            .await
+            .map_err(|e| pg_err(&e))?
+            .ok_or_else(|| {
+                StoreError::fatal("postgres: the audit schema has no version after migrating")
+            })
+    }
+
+    /// The schema version recorded in the database, `None` when it records none.
+    async fn version(&self, client: &Client) -> Result<Option<i64>, tokio_postgres::Error> {
+        let row = client
+            .query_one(
+                &format!("SELECT max(version) FROM {}.audit_schema", self.schema),
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Without migrating: the schema must be in place at this crate's version.
+    async fn check_schema(&self, client: &Client) -> Result<(), StoreError> {
+        let how = "run `audit migrate <url>` (or PostgresStore::migrate) as the tables' owner";
+        let version = match self.version(client).await {
+            Ok(v) => v,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Err(StoreError::fatal(format!(
+                    "postgres: the audit schema is not in place in schema {:?}; {how}",
+                    self.schema
+                )));
+            }
+            Err(e) => return Err(pg_err(&e)),
+        };
+        match version {
+            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::fatal(format!(
+                "the database has audit schema version {v}; this version of audit-sinks \
+                 understands up to {SCHEMA_VERSION}"
+            ))),
+            v => Err(StoreError::fatal(format!(
+                "postgres: the audit schema is at version {}, this version of audit-sinks \
+                 needs {SCHEMA_VERSION}; {how}",
+                v.unwrap_or(0)
+            ))),
+        }
+    }
+
+    async fn run_migrations(&self, client: &Client) -> Result<(), StoreError> {
         let s = &self.schema;
         let ddl = format!(
             "SELECT pg_advisory_xact_lock(7242917035);
              CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE IF NOT EXISTS {s}.audit_schema (version bigint NOT NULL);
+             CREATE TABLE IF NOT EXISTS {s}.audit_schema (version bigint PRIMARY KEY);
              CREATE TABLE IF NOT EXISTS {s}.audit_events (
                 id text COLLATE \"C\" PRIMARY KEY,
                 ts bigint NOT NULL,
@@ -244,6 +336,7 @@ impl PostgresStore {
              );
              {chain_columns}
              {indexes}
+             {constraints}
              INSERT INTO {s}.audit_schema (version)
                 SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_schema);",
             // A table made by schema 1 gets schema 2's chain columns (filled below).
@@ -253,6 +346,7 @@ impl PostgresStore {
                     "ALTER TABLE {s}.audit_events ADD COLUMN IF NOT EXISTS {name} {ty};"
                 ))
                 .collect::<String>(),
+            constraints = constraints(s),
             indexes = INDEXES
                 .iter()
                 .map(|(name, cols)| format!(
@@ -266,11 +360,7 @@ impl PostgresStore {
             ))
             .await
             .map_err(|e| pg_err(&e))?;
-        let row = client
-            .query_one(&format!("SELECT max(version) FROM {s}.audit_schema"), &[])
-            .await
-            .map_err(|e| pg_err(&e))?;
-        let version: Option<i64> = row.get(0);
+        let version = self.version(client).await.map_err(|e| pg_err(&e))?;
         if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
             return Err(StoreError::fatal(format!(
                 "the database has audit schema version {v}; this version of audit-sinks \
@@ -335,6 +425,59 @@ impl PostgresStore {
         format!("{}.audit_tombstones", self.schema)
     }
 }
+
+/// Constraints a DBA expects, added where missing (tables made before they existed get them
+/// too): a primary key on the schema-version table, and the closed sets of category,
+/// severity and result as checks.
+fn constraints(s: &str) -> String {
+    let set = |values: &[&str]| {
+        values
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let categories = set(&Category::ALL.map(Category::as_str));
+    let severities = set(&audit_core::Severity::ALL.map(audit_core::Severity::as_str));
+    let outcomes = set(&audit_core::Outcome::ALL.map(audit_core::Outcome::as_str));
+    let checks = [
+        (
+            "audit_events_category_check",
+            format!("category IN ({categories})"),
+        ),
+        (
+            "audit_events_severity_check",
+            format!("severity IN ({severities})"),
+        ),
+        (
+            "audit_events_result_check",
+            format!("result IS NULL OR result IN ({outcomes})"),
+        ),
+    ];
+    let mut out = format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                           WHERE conrelid = '{s}.audit_schema'::regclass AND contype = 'p') THEN
+             ALTER TABLE {s}.audit_schema ADD PRIMARY KEY (version);
+           END IF;
+         END $$;"
+    );
+    for (name, check) in checks {
+        out.push_str(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                               WHERE conrelid = '{s}.audit_events'::regclass
+                                 AND conname = '{name}') THEN
+                 ALTER TABLE {s}.audit_events ADD CONSTRAINT {name} CHECK ({check});
+               END IF;
+             END $$;"
+        ));
+    }
+    out
+}
+
+/// The advisory lock retention purges take without waiting.
+const RETENTION_LOCK: i64 = 7_242_917_036;
 
 /// `json` in the binary COPY format is the text itself.
 #[derive(Debug)]
@@ -648,6 +791,15 @@ impl Store for PostgresStore {
             self.with_writer(async |c: &mut Client| {
                 let tx = c.transaction().await.map_err(|e| pg_err(&e))?;
                 let mut report = PurgeReport::default();
+                // One instance purges at a time; the others skip this run.
+                let locked: bool = tx
+                    .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+                    .await
+                    .map_err(|e| pg_err(&e))?
+                    .get(0);
+                if !locked {
+                    return Ok(report);
+                }
                 for (label, keep, sql) in &statements {
                     let p = params(keep);
                     tx.execute(&keep.text, &refs(&p))

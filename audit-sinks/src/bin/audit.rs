@@ -1,5 +1,6 @@
 //! `audit`: command-line tools for audit trails. `audit verify` checks the hash chain and the
-//! signed checkpoints of JSON-lines files and stores (see `audit help`).
+//! signed checkpoints of JSON-lines files and stores; `audit migrate` puts a store's schema
+//! in place (see `audit help`).
 // A command-line tool's output is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -13,6 +14,11 @@ use audit_core::integrity::{Keyring, Report, Verifier};
 const USAGE: &str = "\
 usage: audit verify [--keys FILE] [--json] [--schema NAME] SOURCE...
        audit verify --manifest MANIFEST [--keys FILE] [--json] EXPORT
+       audit migrate [--schema NAME] postgres://URL
+
+`audit migrate` creates or migrates a PostgreSQL store's schema (default public), as the
+tables' owner, so that services can connect with a role that only reads and writes rows
+(PostgresOptions::migrate(false)). Safe to run again. Exit status 0 done, 3 it failed.
 
 Checks that an audit trail is complete and unaltered: every event's hash, the links between
 events, the gaps (each must be explained by a drop report or a tombstone), and the signed
@@ -388,8 +394,66 @@ fn print_text(r: &Report) {
     }
 }
 
+/// `audit migrate [--schema NAME] URL`.
+fn migrate(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let mut schema = "public".to_owned();
+    let mut url = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--schema" => match args.next() {
+                Some(s) => schema = s,
+                None => return usage_error("--schema needs a name"),
+            },
+            s if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                url = Some(a.clone());
+            }
+            other => return usage_error(&format!("migrate: unexpected argument {other:?}")),
+        }
+    }
+    let Some(url) = url else {
+        return usage_error("migrate needs a postgres:// URL");
+    };
+    #[cfg(feature = "postgres")]
+    {
+        let rt = match runtime() {
+            Ok(rt) => rt,
+            Err(Failure::Read(m) | Failure::Usage(m)) => {
+                eprintln!("audit: {m}");
+                return ExitCode::from(3);
+            }
+        };
+        let options = audit_sinks::PostgresOptions::default().schema(schema.clone());
+        match rt.block_on(audit_sinks::PostgresStore::migrate(&url, options)) {
+            Ok(version) => {
+                println!("audit schema version {version} in place in schema {schema}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("audit: migrate failed: {e}");
+                ExitCode::from(3)
+            }
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (schema, url);
+        eprintln!("audit: this build of audit has no PostgreSQL support (feature `postgres`)");
+        ExitCode::from(3)
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("audit: {msg}\n\n{USAGE}");
+    ExitCode::from(3)
+}
+
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("migrate") {
+        argv.next();
+        return migrate(argv);
+    }
+    let args = match parse(argv) {
         Ok(a) => a,
         Err(Failure::Usage(msg)) => {
             if msg.is_empty() {

@@ -1,0 +1,262 @@
+//! PostgreSQL run as a DBA would: the owner migrates once with `audit migrate` (a real child
+//! process), the service connects as a role that may only read and write rows, the schema
+//! carries the constraints a DBA expects, and one instance purges at a time.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_core::store::{Filter, Query, RetentionPolicy, Store, StoreSink, TenantScope};
+use audit_core::{AuditEvent, Auditor, Timestamp};
+use audit_sinks::{PostgresOptions, PostgresStore};
+use tokio_postgres::{Client, NoTls};
+
+/// The owner's URL, or `None` when PostgreSQL is not reachable and not required.
+async fn owner_url() -> Option<String> {
+    let url = std::env::var("AUDIT_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match tokio_postgres::connect(&url, NoTls).await {
+        Ok(_) => Some(url),
+        Err(e) if std::env::var_os("AUDIT_REQUIRE_SERVICES").is_none() => {
+            eprintln!("skipping: PostgreSQL not reachable ({e}); set AUDIT_POSTGRES_URL");
+            None
+        }
+        Err(e) => panic!("PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable: {e}"),
+    }
+}
+
+async fn client(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// The same server and database as `url`, as `user` (the local server trusts loopback).
+fn url_as(url: &str, user: &str) -> String {
+    let cfg: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &cfg.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let db = cfg.get_dbname().unwrap_or("postgres");
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+fn audit_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_audit"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap(), text)
+}
+
+struct Setup {
+    owner: String,
+    app: String,
+    schema: String,
+    role: String,
+}
+
+impl Setup {
+    async fn new(owner: String, tag: &str) -> Setup {
+        let schema = format!("audit_dba_{tag}_{}", std::process::id());
+        let role = format!("audit_app_{tag}_{}", std::process::id());
+        let c = client(&owner).await;
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE;
+             DO $$ BEGIN
+               IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                 EXECUTE 'DROP OWNED BY {role}'; EXECUTE 'DROP ROLE {role}';
+               END IF;
+             END $$;
+             CREATE ROLE {role} LOGIN;"
+        ))
+        .await
+        .unwrap();
+        let app = url_as(&owner, &role);
+        Setup {
+            owner,
+            app,
+            schema,
+            role,
+        }
+    }
+
+    /// The grants the store's docs list, and no more.
+    async fn grant(&self) {
+        let (s, r) = (&self.schema, &self.role);
+        client(&self.owner)
+            .await
+            .batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA {s} TO {r};
+                 GRANT SELECT, INSERT ON {s}.audit_events, {s}.audit_tombstones TO {r};
+                 GRANT SELECT ON {s}.audit_schema TO {r};
+                 GRANT DELETE ON {s}.audit_events TO {r};"
+            ))
+            .await
+            .unwrap();
+    }
+
+    fn app_options(&self) -> PostgresOptions {
+        PostgresOptions::default()
+            .schema(self.schema.clone())
+            .migrate(false)
+    }
+
+    async fn cleanup(&self) {
+        let (s, r) = (&self.schema, &self.role);
+        client(&self.owner)
+            .await
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {s} CASCADE; DROP OWNED BY {r}; DROP ROLE IF EXISTS {r};"
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+fn event(n: u64) -> AuditEvent {
+    AuditEvent::builder("data.document.read")
+        .organization_id("org-1")
+        .detail("n", n)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_least_privilege_role_runs_the_store_after_the_owner_migrates() {
+    let Some(owner) = owner_url().await else {
+        return;
+    };
+    let setup = Setup::new(owner, "lp").await;
+
+    // Before the migration the app cannot start, and says how to fix it.
+    let err = PostgresStore::connect_with(&setup.app, setup.app_options())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit migrate"), "{err}");
+
+    // The owner migrates with the command-line tool, twice (safe to repeat).
+    for _ in 0..2 {
+        let (code, out) = audit_cli(&["migrate", "--schema", &setup.schema, &setup.owner]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("audit schema version"), "{out}");
+    }
+    setup.grant().await;
+
+    // Migrating as the app fails: it may not create or alter anything.
+    let err = PostgresStore::connect_with(
+        &setup.app,
+        PostgresOptions::default().schema(setup.schema.clone()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("42501"), "a permission error: {err}");
+
+    // Without migrating, everything the service does works with the documented grants.
+    let store = Arc::new(
+        PostgresStore::connect_with(&setup.app, setup.app_options())
+            .await
+            .unwrap(),
+    );
+    let auditor = Auditor::builder()
+        .sink(StoreSink::new(store.clone()))
+        .build()
+        .unwrap();
+    for n in 0..20 {
+        auditor.record(event(n)).unwrap();
+    }
+    let report = auditor.shutdown(Duration::from_secs(10)).await;
+    assert!(report.complete, "{report}");
+    let page = store
+        .search(&Query::new(Filter::scoped(TenantScope::All)).limit(100))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 20);
+    let id = page.events[0].id.to_string();
+    assert!(
+        store
+            .delete(&id, &TenantScope::All, "dba-test")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.tombstones().await.unwrap().len(), 1);
+    // Everything is older than a zero retention an hour from now.
+    let later = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 3_600_000).unwrap();
+    let purged = store
+        .purge(&RetentionPolicy::keep_for(Duration::ZERO), later)
+        .await
+        .unwrap();
+    assert_eq!(purged.deleted, 19);
+    drop(store);
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() {
+    let Some(owner) = owner_url().await else {
+        return;
+    };
+    let setup = Setup::new(owner, "cx").await;
+    let store = PostgresStore::connect_with(
+        &setup.owner,
+        PostgresOptions::default().schema(setup.schema.clone()),
+    )
+    .await
+    .unwrap();
+    let s = &setup.schema;
+    let c = client(&setup.owner).await;
+    let pk: i64 = c
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_constraint \
+                 WHERE conrelid = '{s}.audit_schema'::regclass AND contype = 'p'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1, "the schema-version table has a primary key");
+    let bad = c
+        .batch_execute(&format!(
+            "INSERT INTO {s}.audit_events (id, ts, event_type, category, severity, event) \
+             VALUES ('x', 0, 'data.x.read', 'bogus', 'info', '{{}}')"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad.code(),
+        Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+        "{bad}"
+    );
+
+    store
+        .append(&(0..5).map(|n| Arc::new(event(n))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let later = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 3_600_000).unwrap();
+    let policy = RetentionPolicy::keep_for(Duration::ZERO);
+    // Another instance is purging: this one skips its run.
+    let other = client(&setup.owner).await;
+    other
+        .batch_execute("SELECT pg_advisory_lock(7242917036)")
+        .await
+        .unwrap();
+    assert_eq!(store.purge(&policy, later).await.unwrap().deleted, 0);
+    other
+        .batch_execute("SELECT pg_advisory_unlock(7242917036)")
+        .await
+        .unwrap();
+    assert_eq!(store.purge(&policy, later).await.unwrap().deleted, 5);
+    drop(store);
+    setup.cleanup().await;
+}
