@@ -46,6 +46,8 @@ pub mod export;
 pub mod integrity;
 pub mod limits;
 pub mod live;
+#[cfg(feature = "otel-metrics")]
+pub mod otel_metrics;
 pub mod pipeline;
 pub mod redact;
 pub mod scope;
