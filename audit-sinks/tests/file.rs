@@ -332,3 +332,23 @@ fn secrets_never_reach_the_file() {
     let line: Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(line["redactedFields"].as_array().unwrap().len(), 4);
 }
+
+/// Rotations within one millisecond get `-N` suffixes; the tenth must still come after the
+/// ninth (a name sort put `-10` before `-2`, and a reader got lines out of order).
+#[test]
+fn rotated_files_are_ordered_by_age_past_nine_collisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let stamp = "2026-12-07T06-59-01.123Z";
+    let mut names = vec![format!("audit.jsonl.{stamp}")];
+    names.extend((1..=11).map(|n| format!("audit.jsonl.{stamp}-{n}")));
+    names.push("audit.jsonl.2026-12-07T06-59-01.124Z".to_owned());
+    for n in names.iter().rev() {
+        std::fs::write(dir.path().join(n), "").unwrap();
+    }
+    let got: Vec<String> = file::rotated_files(&path)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(got, names);
+}

@@ -276,7 +276,8 @@ impl Writer {
 }
 
 /// `audit.jsonl` → `audit.jsonl.2026-11-22T02-34-29.123Z` (a `-N` suffix on collisions).
-/// Names sort by age, and contain no `:` so they are valid on every filesystem.
+/// [`rotated_files`] orders them by age; they contain no `:`, so they are valid on every
+/// filesystem.
 fn rotated_name(path: &Path) -> PathBuf {
     let stamp = Timestamp::now().to_string().replace(':', "-");
     let base = format!("{}.{stamp}", file_name(path));
@@ -316,7 +317,17 @@ pub(super) fn rotated_files(path: &Path) -> Vec<PathBuf> {
         })
         .map(|e| e.path())
         .collect();
-    files.sort();
+    // By time stamp, then by collision suffix as a number: `…123Z-10` came after `…123Z-9`
+    // (rotations within one millisecond), which a plain name sort puts first.
+    files.sort_by_cached_key(|p| {
+        let name = file_name(p);
+        match name.rsplit_once("Z-") {
+            Some((stamp, n)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                (stamp.to_owned(), n.parse::<u64>().unwrap_or(u64::MAX))
+            }
+            _ => (name.trim_end_matches('Z').to_owned(), 0),
+        }
+    });
     files
 }
 
