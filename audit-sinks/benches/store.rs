@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p audit-sinks --features sqlite,postgres --bench store
 //! AUDIT_BENCH_EVENTS=1000000 AUDIT_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test …
+//! AUDIT_BENCH_ONLY=postgres …   # or sqlite: one store only
 //! ```
 //!
 //! As a reference in the same run, the JSONL encoding of the same events (what the file sink
@@ -179,18 +180,34 @@ fn main() {
             "{:<28} {:>10.0} events/s   (reference: serde_json to JSONL, no I/O)",
             "JSONL encoding", reference
         );
+        let only = std::env::var("AUDIT_BENCH_ONLY").unwrap_or_default();
         let dir = tempfile::tempdir().unwrap();
-        let full = SqliteStore::open(dir.path().join("full.db")).unwrap();
+        if only != "postgres" {
+            sqlite_stores(dir.path(), total, reference).await;
+        }
+        if only != "sqlite" {
+            postgres_store(total, reference).await;
+        }
+    });
+}
+
+async fn sqlite_stores(dir: &std::path::Path, total: usize, reference: f64) {
+    {
+        let full = SqliteStore::open(dir.join("full.db")).unwrap();
         run_store("sqlite (synchronous=FULL)", &full, total, reference).await;
         drop(full);
         let mut o = SqliteOptions::default();
         o.synchronous = Synchronous::Normal;
-        let normal = SqliteStore::open_with(dir.path().join("normal.db"), o).unwrap();
+        let normal = SqliteStore::open_with(dir.join("normal.db"), o).unwrap();
         let base = Timestamp::now().unix_millis() - SPAN_MS;
         let rate = ingest(&normal, &batches(0..200_000, 200_000, base, 1)).await;
         report("sqlite (synchronous=NORMAL)", rate, reference);
         drop(normal);
+    }
+}
 
+async fn postgres_store(total: usize, reference: f64) {
+    {
         let url = std::env::var("AUDIT_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("audit_bench_{}", std::process::id());
@@ -208,5 +225,5 @@ fn main() {
             }
             Err(e) => println!("postgres: skipped ({e})"),
         }
-    });
+    }
 }

@@ -4,16 +4,22 @@
 //! instances starting together do not race. A database run by a DBA separates the two: the
 //! tables' owner migrates once ([`PostgresStore::migrate`], or `audit migrate URL` from the
 //! `audit` command), and the service connects with [`PostgresOptions::migrate`]`(false)` as a
-//! role that may only read and write rows (see [Least privilege](#least-privilege)). Batches go in by binary `COPY` into a staging table and one
-//! `INSERT … ON CONFLICT (id) DO NOTHING`, so a retried batch never duplicates. Text columns use the
+//! role that may only read and write rows (see [Least privilege](#least-privilege)).
+//!
+//! Batches go in by binary `COPY` straight into the table; a batch that meets an id already
+//! stored (a retry) goes again through a staging table and one `INSERT … ON CONFLICT (id) DO
+//! NOTHING`, so a retried batch never duplicates. Text columns use the
 //! `C` collation: ids compare bytewise (stable keyset cursors) and `LIKE 'auth.%'` can use the
 //! event-type index. The full event is kept as `json` (its exact text; `jsonb` costs
 //! a third of the ingest rate and nothing here queries inside it).
 //!
 //! A lost connection is re-established on the next call; while the server is unreachable,
 //! calls fail with retryable errors and the pipeline keeps the batches and retries.
-//! Retention purges take a second advisory lock without waiting: while one instance purges,
-//! the others skip their run (an empty report) rather than repeat its `DELETE`.
+//! Retention purges run on a connection of their own and take a second advisory lock without
+//! waiting: while one instance purges, the others skip their run (an empty report) rather
+//! than repeat its work. A purge deletes at most 10,000 rows a transaction (each batch's
+//! tombstones and deletion in one `REPEATABLE READ` snapshot), so appends go on between
+//! batches and a purge stopped part-way leaves whole batches done, tombstones included.
 //!
 //! # Least privilege
 //!
@@ -28,8 +34,8 @@
 //! GRANT DELETE ON audit.audit_events TO audit_app;
 //! ```
 //!
-//! Batches are staged in a temporary table, so the database's default `TEMPORARY`
-//! privilege (granted to every role unless revoked) is used too. Nothing needs `CREATE`, and
+//! A batch that meets ids already stored is staged in a temporary table, so the database's
+//! default `TEMPORARY` privilege (granted to every role unless revoked) is used too. Nothing needs `CREATE`, and
 //! no role but the owner may alter the tables.
 //!
 //! ```no_run
@@ -56,7 +62,7 @@ use audit_core::{AuditEvent, Category, Timestamp};
 use tokio::sync::Mutex;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, IsolationLevel, NoTls};
 
 use crate::sql::{
     self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql, TOMBSTONE_COLUMNS,
@@ -500,12 +506,28 @@ impl ToSql for JsonText<'_> {
     to_sql_checked!();
 }
 
-/// Appends a batch: binary `COPY` into a per-connection staging table, then one
-/// `INSERT … SELECT … ON CONFLICT (id) DO NOTHING`, all in one transaction (the staging rows
-/// vanish at commit). COPY is the fastest way into PostgreSQL; the staging step is what lets
-/// a retried batch skip rows already stored.
+/// Appends `rows`, skipping ids already stored, and returns how many were new.
+///
+/// The common case has no id stored yet (a retried batch is the exception): its rows go by
+/// binary `COPY` straight into the table. When that meets an id already there (SQLSTATE
+/// 23505), the transaction is rolled back and the batch goes through a temporary staging
+/// table and one `INSERT … ON CONFLICT (id) DO NOTHING`, which skips what is stored. The
+/// direct path writes each row once instead of twice: with the store bench (200,000 events,
+/// `AUDIT_BENCH_ONLY=postgres`, six alternating runs each) the median ingest went from 56 k
+/// to 62 k events/s.
 async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, StoreError> {
     let err = |e: tokio_postgres::Error| pg_err(&e);
+    let tx = c.transaction().await.map_err(err)?;
+    match copy_rows(&tx, table, rows).await {
+        Ok(n) => {
+            tx.commit().await.map_err(err)?;
+            return Ok(n);
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tx.rollback().await.map_err(err)?;
+        }
+        Err(e) => return Err(err(e)),
+    }
     let tx = c.transaction().await.map_err(err)?;
     tx.batch_execute(
         "CREATE TEMP TABLE IF NOT EXISTS audit_stage (
@@ -517,10 +539,30 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
     )
     .await
     .map_err(err)?;
-    let sink = tx
-        .copy_in(&format!("COPY audit_stage ({COLUMNS}) FROM STDIN BINARY"))
+    copy_rows(&tx, "audit_stage", rows).await.map_err(err)?;
+    let inserted = tx
+        .execute(
+            &format!(
+                "INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM audit_stage \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            &[],
+        )
         .await
         .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    Ok(inserted)
+}
+
+/// Binary `COPY` of `rows` into `table`; returns the rows copied.
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[Row],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx
+        .copy_in(&format!("COPY {table} ({COLUMNS}) FROM STDIN BINARY"))
+        .await?;
     let mut types = vec![Type::TEXT; 19];
     types[1] = Type::INT8;
     types[14] = Type::JSON;
@@ -551,22 +593,9 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
                 &r.prev_hash,
                 &r.hash,
             ])
-            .await
-            .map_err(err)?;
+            .await?;
     }
-    writer.finish().await.map_err(err)?;
-    let inserted = tx
-        .execute(
-            &format!(
-                "INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM audit_stage \
-                 ON CONFLICT (id) DO NOTHING"
-            ),
-            &[],
-        )
-        .await
-        .map_err(err)?;
-    tx.commit().await.map_err(err)?;
-    Ok(inserted)
+    writer.finish().await
 }
 
 fn params(sql: &Sql) -> Vec<Box<dyn ToSql + Sync + Send>> {
@@ -787,35 +816,46 @@ impl Store for PostgresStore {
                 now,
                 &self.table(),
                 &self.tombstone_table(),
+                sql::PURGE_BATCH,
             );
-            self.with_writer(async |c: &mut Client| {
-                let tx = c.transaction().await.map_err(|e| pg_err(&e))?;
-                let mut report = PurgeReport::default();
-                // One instance purges at a time; the others skip this run.
-                let locked: bool = tx
-                    .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])
-                    .await
-                    .map_err(|e| pg_err(&e))?
-                    .get(0);
-                if !locked {
-                    return Ok(report);
-                }
-                for (label, keep, sql) in &statements {
+            let err = |e: tokio_postgres::Error| pg_err(&e);
+            let mut report = PurgeReport::default();
+            // A connection of its own: appends go on between batches, and the session's
+            // advisory lock ends with it, whatever happens.
+            let mut c = open(&self.url, self.timeouts).await?;
+            // One instance purges at a time; the others skip this run.
+            let locked: bool = c
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK])
+                .await
+                .map_err(err)?
+                .get(0);
+            if !locked {
+                return Ok(report);
+            }
+            for (label, keep, delete) in &statements {
+                let mut deleted = 0;
+                loop {
+                    // Both statements see one snapshot, so every deleted chained event
+                    // has its tombstone.
+                    let tx = c
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::RepeatableRead)
+                        .start()
+                        .await
+                        .map_err(err)?;
                     let p = params(keep);
-                    tx.execute(&keep.text, &refs(&p))
-                        .await
-                        .map_err(|e| pg_err(&e))?;
-                    let p = params(sql);
-                    let n = tx
-                        .execute(&sql.text, &refs(&p))
-                        .await
-                        .map_err(|e| pg_err(&e))?;
-                    report.push(label.clone(), n);
+                    tx.execute(&keep.text, &refs(&p)).await.map_err(err)?;
+                    let p = params(delete);
+                    let n = tx.execute(&delete.text, &refs(&p)).await.map_err(err)?;
+                    tx.commit().await.map_err(err)?;
+                    deleted += n;
+                    if n < sql::PURGE_BATCH as u64 {
+                        break;
+                    }
                 }
-                tx.commit().await.map_err(|e| pg_err(&e))?;
-                Ok(report)
-            })
-            .await
+                report.push(label.clone(), deleted);
+            }
+            Ok(report)
         })
     }
 

@@ -275,33 +275,42 @@ impl Sql {
     }
 }
 
-/// The `DELETE` statements of one purge: one per rule, then the default, each with the label
-/// its count is reported under. Each statement deletes only events whose deciding rule (the
-/// first that matches) is its own.
-/// Per rule, the statements that purge its expired events: first one that keeps a
-/// tombstone of each chained one in `tombstones`, then the delete from `events`.
+/// Rows one purge statement deletes at most: each batch is its own transaction, so a purge
+/// of millions of events never holds one long transaction, one huge lock set or one
+/// unbounded write-ahead log record, and ingest goes on between batches.
+pub(crate) const PURGE_BATCH: usize = 10_000;
+
+/// The statements of one purge, per rule and then for the default, each with the label its
+/// count is reported under: first one that keeps a tombstone of each chained event in
+/// `tombstones`, then the delete from `events`. Each pair acts on the same batch of at most
+/// `batch` expired events (the oldest ids first) whose deciding rule (the first that
+/// matches) is its own; run a pair in one transaction that sees one snapshot, again until
+/// the delete removes fewer than `batch`.
 pub(crate) fn purge_statements(
     dialect: Dialect,
     policy: &RetentionPolicy,
     now: Timestamp,
     events: &str,
     tombstones: &str,
+    batch: usize,
 ) -> Vec<(String, Sql, Sql)> {
+    let batch_of = format!("id IN (SELECT id FROM {events} WHERE ts < ");
     let heads = [
         format!(
             "INSERT INTO {tombstones} ({TOMBSTONE_COLUMNS}) \
              SELECT id, stream, seq, prev_hash, hash, {now}, 'retention', 'retention' \
-             FROM {events} WHERE hash IS NOT NULL AND ts < ",
+             FROM {events} WHERE hash IS NOT NULL AND {batch_of}",
             now = now.unix_millis()
         ),
-        format!("DELETE FROM {events} WHERE ts < "),
+        format!("DELETE FROM {events} WHERE {batch_of}"),
     ];
     let mut out = Vec::new();
-    let earlier_excluded = |sql: &mut Sql, rules: &[RetentionRule]| {
-        for earlier in rules {
+    let batch_end = |sql: &mut Sql, earlier: &[RetentionRule]| {
+        for rule in earlier {
             sql.push(" AND NOT ");
-            sql.rule(earlier);
+            sql.rule(rule);
         }
+        sql.push(&format!(" ORDER BY id LIMIT {batch})"));
     };
     for (i, rule) in policy.rules.iter().enumerate() {
         let [keep, delete] = heads.clone().map(|head| {
@@ -309,7 +318,7 @@ pub(crate) fn purge_statements(
             sql.bind(Param::Int(rule.cutoff(now).unix_millis()));
             sql.push(" AND ");
             sql.rule(rule);
-            earlier_excluded(&mut sql, &policy.rules[..i]);
+            batch_end(&mut sql, &policy.rules[..i]);
             sql
         });
         out.push((rule.label(), on_conflict_skip(keep), delete));
@@ -318,7 +327,7 @@ pub(crate) fn purge_statements(
         let [keep, delete] = heads.map(|head| {
             let mut sql = Sql::new(dialect, &head);
             sql.bind(Param::Int(cutoff.unix_millis()));
-            earlier_excluded(&mut sql, &policy.rules);
+            batch_end(&mut sql, &policy.rules);
             sql
         });
         out.push(("default".to_owned(), on_conflict_skip(keep), delete));

@@ -598,27 +598,49 @@ impl Store for SqliteStore {
         policy: &'a RetentionPolicy,
         now: Timestamp,
     ) -> StoreFuture<'a, PurgeReport> {
-        let statements = sql::purge_statements(
+        let statements = Arc::new(sql::purge_statements(
             Dialect::Sqlite,
             policy,
             now,
             "audit_events",
             "audit_tombstones",
-        );
-        Box::pin(self.write(move |c| {
-            let tx = c.transaction().map_err(db_err)?;
+            sql::PURGE_BATCH,
+        ));
+        Box::pin(async move {
             let mut report = PurgeReport::default();
-            for (label, keep, sql) in &statements {
-                tx.execute(&keep.text, params_from_iter(keep.params.iter().map(to_sql)))
-                    .map_err(db_err)?;
-                let n = tx
-                    .execute(&sql.text, params_from_iter(sql.params.iter().map(to_sql)))
-                    .map_err(db_err)?;
-                report.push(label.clone(), n as u64);
+            for i in 0..statements.len() {
+                let mut deleted = 0;
+                loop {
+                    // One batch a transaction: appends go on between batches.
+                    let statements = statements.clone();
+                    let n = self
+                        .write(move |c| {
+                            let (_, keep, delete) = &statements[i];
+                            let tx = c.transaction().map_err(db_err)?;
+                            tx.execute(
+                                &keep.text,
+                                params_from_iter(keep.params.iter().map(to_sql)),
+                            )
+                            .map_err(db_err)?;
+                            let n = tx
+                                .execute(
+                                    &delete.text,
+                                    params_from_iter(delete.params.iter().map(to_sql)),
+                                )
+                                .map_err(db_err)?;
+                            tx.commit().map_err(db_err)?;
+                            Ok(n)
+                        })
+                        .await?;
+                    deleted += n as u64;
+                    if n < sql::PURGE_BATCH {
+                        break;
+                    }
+                }
+                report.push(statements[i].0.clone(), deleted);
             }
-            tx.commit().map_err(db_err)?;
             Ok(report)
-        }))
+        })
     }
 
     fn distinct<'a>(

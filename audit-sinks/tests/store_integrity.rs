@@ -82,6 +82,12 @@ const OLD: u64 = 4;
 /// A trail of 20 events (the first four a year old) with checkpoints every 5, shut down
 /// cleanly, in `store`.
 async fn fill(store: Arc<dyn Store>, key: &CheckpointKey) {
+    fill_n(store, key, EVENTS, OLD).await;
+}
+
+/// A trail of `events` events (the first `old` a year old) with checkpoints every 5, shut
+/// down cleanly, in `store`.
+async fn fill_n(store: Arc<dyn Store>, key: &CheckpointKey, events: u64, old: u64) {
     let auditor = Auditor::builder()
         .stream("svc-9")
         .checkpoints(key.clone())
@@ -91,11 +97,11 @@ async fn fill(store: Arc<dyn Store>, key: &CheckpointKey) {
         .unwrap();
     let year_ago =
         Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 365 * 86_400_000).unwrap();
-    for n in 1..=EVENTS {
+    for n in 1..=events {
         let mut b = AuditEvent::builder("data.document.read")
             .organization_id(if n % 2 == 0 { "org-a" } else { "org-b" })
             .detail("n", n);
-        if n <= OLD {
+        if n <= old {
             b = b.timestamp(year_ago);
         }
         auditor.record(b.build().unwrap()).unwrap();
@@ -245,6 +251,23 @@ where
     let r = verify(&*store, &keys).await;
     assert!(r.is_fully_verified(), "{r:#?}");
     assert_eq!(r.tombstoned, OLD);
+
+    // Retention of more events than one batch deletes: every batch keeps its tombstones.
+    let (store, _) = open("retention-batches").await;
+    fill_n(store.clone(), &key, 25_500, 25_000).await;
+    let purged = store
+        .purge(
+            &RetentionPolicy::keep_for(Duration::from_secs(30 * 86_400)),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged.deleted, 25_000);
+    assert_eq!(purged.by_rule.len(), 1);
+    assert_eq!(store.tombstones().await.unwrap().len(), 25_000);
+    let r = verify(&*store, &keys).await;
+    assert!(r.is_fully_verified(), "{r:#?}");
+    assert_eq!(r.tombstoned, 25_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every event older than its retention period at `now`, keeping a
     /// [`Tombstone`] (reason `retention`) for each chained one so the chain stays verifiable
-    /// across the purge.
+    /// across the purge. The bundled stores delete in batches of 10,000 events, each batch
+    /// with its tombstones in one transaction, so a long purge does not hold back appends.
     fn purge<'a>(
         &'a self,
         policy: &'a RetentionPolicy,
