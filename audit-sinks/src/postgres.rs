@@ -6,20 +6,40 @@
 //! `audit` command), and the service connects with [`PostgresOptions::migrate`]`(false)` as a
 //! role that may only read and write rows (see [Least privilege](#least-privilege)).
 //!
+//! # Schema
+//!
+//! `audit_events` keeps the fields searches filter on as columns and the full event as
+//! `json` (its exact text; `jsonb` costs a third of the ingest rate and nothing here queries
+//! inside it). `ts` is a `timestamptz` (millisecond precision), and the table is partitioned
+//! by month of `ts` (partitions `audit_events_YYYY_MM`, in UTC) with a default partition for
+//! events outside every month made; its primary key is `(id, ts)`. Connecting, every purge
+//! and, once an hour, an append make sure this month's partition and the next two's exist.
+//! Text columns use the `C` collation: ids compare bytewise (stable keyset cursors) and
+//! `LIKE 'auth.%'` can use the event-type index. Category, severity and result are checked
+//! against their closed sets. A table made by schema 1 or 2 (one table, `bigint`
+//! milliseconds) is converted when migrating: it becomes the partition of everything before
+//! next month, its times converted to `timestamptz`.
+//!
 //! Batches go in by binary `COPY` straight into the table; a batch that meets an id already
-//! stored (a retry) goes again through a staging table and one `INSERT … ON CONFLICT (id) DO
-//! NOTHING`, so a retried batch never duplicates. Text columns use the
-//! `C` collation: ids compare bytewise (stable keyset cursors) and `LIKE 'auth.%'` can use the
-//! event-type index. The full event is kept as `json` (its exact text; `jsonb` costs
-//! a third of the ingest rate and nothing here queries inside it).
+//! stored (a retry) goes again through a staging table and one `INSERT … ON CONFLICT DO
+//! NOTHING`, so a retried batch never duplicates.
 //!
 //! A lost connection is re-established on the next call; while the server is unreachable,
 //! calls fail with retryable errors and the pipeline keeps the batches and retries.
-//! Retention purges run on a connection of their own and take a second advisory lock without
+//!
+//! # Retention
+//!
+//! Purges run on a connection of their own and take an advisory lock (per schema) without
 //! waiting: while one instance purges, the others skip their run (an empty report) rather
-//! than repeat its work. A purge deletes at most 10,000 rows a transaction (each batch's
-//! tombstones and deletion in one `REPEATABLE READ` snapshot), so appends go on between
-//! batches and a purge stopped part-way leaves whole batches done, tombstones included.
+//! than repeat its work. A month in which every event has expired under whichever rule
+//! decides it (its end is before the earliest cutoff of the policy) is dropped whole, after
+//! its chained events' tombstones are kept and its events counted per rule. What else has
+//! expired is deleted at most 10,000 rows a transaction (each batch's tombstones and deletion
+//! in one `REPEATABLE READ` snapshot), so appends go on between batches and a purge stopped
+//! part-way leaves whole batches done, tombstones included. Events in the default partition
+//! (before the first month made, or far in the future) are only ever deleted row by row; the
+//! owner can add older months with `SELECT audit.audit_ensure_partitions(first, months)`,
+//! which moves their events out of the default partition.
 //!
 //! # Least privilege
 //!
@@ -32,11 +52,17 @@
 //! GRANT SELECT ON audit.audit_schema TO audit_app;
 //! -- only for deletions through the API and retention purges:
 //! GRANT DELETE ON audit.audit_events TO audit_app;
+//! -- the coming months' partitions, and dropping expired ones:
+//! GRANT EXECUTE ON FUNCTION audit.audit_ensure_partitions(timestamptz, integer),
+//!     audit.audit_drop_partition(text, bigint) TO audit_app;
 //! ```
 //!
-//! A batch that meets ids already stored is staged in a temporary table, so the database's
-//! default `TEMPORARY` privilege (granted to every role unless revoked) is used too. Nothing needs `CREATE`, and
-//! no role but the owner may alter the tables.
+//! The two functions run as their owner (`SECURITY DEFINER`, with a fixed `search_path`);
+//! nobody else may run them until granted. `audit_drop_partition` drops only a monthly
+//! partition of the schema's `audit_events`, and keeps its tombstones first. A batch that
+//! meets ids already stored is staged in a temporary table, so the database's default
+//! `TEMPORARY` privilege (granted to every role unless revoked) is used too. Nothing needs
+//! `CREATE`, and no role but the owner may alter the tables.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -58,15 +84,14 @@ use audit_core::store::{
     ChainPosition, ChainRow, DistinctField, Page, PurgeReport, Query, RetentionPolicy, SortOrder,
     Store, StoreError, StoreFuture, Summary, TenantScope,
 };
+use audit_core::sync::LockExt;
 use audit_core::{AuditEvent, Category, Timestamp};
 use tokio::sync::Mutex;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, IsolationLevel, NoTls};
 
-use crate::sql::{
-    self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql, TOMBSTONE_COLUMNS,
-};
+use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, Sql, TOMBSTONE_COLUMNS};
 
 /// Settings for [`PostgresStore::connect_with`].
 #[derive(Debug, Clone)]
@@ -133,6 +158,8 @@ pub struct PostgresStore {
     timeouts: Timeouts,
     writer: Mutex<Option<Client>>,
     reader: Mutex<Option<Arc<Client>>>,
+    /// When appends next make sure the coming months' partitions exist.
+    next_partitions: std::sync::Mutex<std::time::Instant>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -240,11 +267,13 @@ impl PostgresStore {
             timeouts,
             writer: Mutex::new(None),
             reader: Mutex::new(None),
+            next_partitions: std::sync::Mutex::new(std::time::Instant::now() + PARTITION_CHECK),
         };
         if options.migrate {
             store.run_migrations(&client).await?;
         } else {
             store.check_schema(&client).await?;
+            store.ensure_partitions(&client).await?;
         }
         *store.writer.lock().await = Some(client);
         Ok(store)
@@ -304,95 +333,192 @@ impl PostgresStore {
     }
 
     async fn run_migrations(&self, client: &Client) -> Result<(), StoreError> {
-        let s = &self.schema;
-        let ddl = format!(
-            "SELECT pg_advisory_xact_lock(7242917035);
-             CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE IF NOT EXISTS {s}.audit_schema (version bigint PRIMARY KEY);
-             CREATE TABLE IF NOT EXISTS {s}.audit_events (
-                id text COLLATE \"C\" PRIMARY KEY,
-                ts bigint NOT NULL,
-                event_type text COLLATE \"C\" NOT NULL,
-                category text COLLATE \"C\" NOT NULL,
-                severity text COLLATE \"C\" NOT NULL,
-                result text COLLATE \"C\",
-                tenant text COLLATE \"C\",
-                actor_id text COLLATE \"C\",
-                actor_email text COLLATE \"C\",
-                client_id text COLLATE \"C\",
-                target_type text COLLATE \"C\",
-                target_id text COLLATE \"C\",
-                request_id text COLLATE \"C\",
-                description text,
-                event json NOT NULL,
-                stream text COLLATE \"C\",
-                seq bigint,
-                prev_hash text,
-                hash text
-             );
-             CREATE TABLE IF NOT EXISTS {s}.audit_tombstones (
-                id text COLLATE \"C\" PRIMARY KEY,
-                stream text COLLATE \"C\" NOT NULL,
-                seq bigint NOT NULL,
-                prev_hash text NOT NULL,
-                hash text NOT NULL,
-                deleted_at bigint NOT NULL,
-                deleted_by text NOT NULL,
-                reason text NOT NULL
-             );
-             {chain_columns}
-             {indexes}
-             {constraints}
-             INSERT INTO {s}.audit_schema (version)
-                SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_schema);",
-            // A table made by schema 1 gets schema 2's chain columns (filled below).
-            chain_columns = sql::CHAIN_COLUMNS
-                .iter()
-                .map(|(name, _, ty)| format!(
-                    "ALTER TABLE {s}.audit_events ADD COLUMN IF NOT EXISTS {name} {ty};"
-                ))
-                .collect::<String>(),
-            constraints = constraints(s),
-            indexes = INDEXES
-                .iter()
-                .map(|(name, cols)| format!(
-                    "CREATE INDEX IF NOT EXISTS {name} ON {s}.audit_events ({cols});"
-                ))
-                .collect::<String>(),
-        );
         client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; {ddl} COMMIT;"
-            ))
+            .batch_execute("BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;")
             .await
             .map_err(|e| pg_err(&e))?;
-        let version = self.version(client).await.map_err(|e| pg_err(&e))?;
+        match self.migrate_in_transaction(client).await {
+            Ok(()) => client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| pg_err(&e))?,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+        self.ensure_partitions(client).await
+    }
+
+    /// The migration's steps, inside the transaction `run_migrations` opened.
+    async fn migrate_in_transaction(&self, client: &Client) -> Result<(), StoreError> {
+        let err = |e: tokio_postgres::Error| pg_err(&e);
+        let s = &self.schema;
+        client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock(7242917035);
+                 CREATE SCHEMA IF NOT EXISTS {s};
+                 CREATE TABLE IF NOT EXISTS {s}.audit_schema (version bigint PRIMARY KEY);
+                 CREATE TABLE IF NOT EXISTS {s}.audit_tombstones (
+                    id text COLLATE \"C\" PRIMARY KEY,
+                    stream text COLLATE \"C\" NOT NULL,
+                    seq bigint NOT NULL,
+                    prev_hash text NOT NULL,
+                    hash text NOT NULL,
+                    deleted_at bigint NOT NULL,
+                    deleted_by text NOT NULL,
+                    reason text NOT NULL
+                 );"
+            ))
+            .await
+            .map_err(err)?;
+        let version = self.version(client).await.map_err(err)?;
         if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
             return Err(StoreError::fatal(format!(
                 "the database has audit schema version {v}; this version of audit-sinks \
                  understands up to {SCHEMA_VERSION}"
             )));
         }
-        if version.is_some_and(|v| v < SCHEMA_VERSION) {
-            // Schema 1's events: their chain columns come from their own text.
-            client
-                .batch_execute(&format!(
-                    "BEGIN;
-                     SET LOCAL statement_timeout = 0;
-                     SET LOCAL lock_timeout = 0;
-                     SELECT pg_advisory_xact_lock(7242917035);
+        let kind: Option<i8> = client
+            .query_opt(
+                "SELECT c.relkind::\"char\" FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = 'audit_events'",
+                &[&s.as_str()],
+            )
+            .await
+            .map_err(err)?
+            .map(|r| r.get(0));
+        let indexes = INDEXES
+            .iter()
+            .map(|(name, cols)| {
+                format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.audit_events ({cols});")
+            })
+            .collect::<String>();
+        let functions = partition_functions(s);
+        let constraints = constraints(s);
+        let ddl = match kind.map(|k| k as u8) {
+            // A new schema: the partitioned table.
+            None => format!(
+                "CREATE TABLE {s}.audit_events (
+                    id text COLLATE \"C\" NOT NULL,
+                    ts timestamptz NOT NULL,
+                    event_type text COLLATE \"C\" NOT NULL,
+                    category text COLLATE \"C\" NOT NULL,
+                    severity text COLLATE \"C\" NOT NULL,
+                    result text COLLATE \"C\",
+                    tenant text COLLATE \"C\",
+                    actor_id text COLLATE \"C\",
+                    actor_email text COLLATE \"C\",
+                    client_id text COLLATE \"C\",
+                    target_type text COLLATE \"C\",
+                    target_id text COLLATE \"C\",
+                    request_id text COLLATE \"C\",
+                    description text,
+                    event json NOT NULL,
+                    stream text COLLATE \"C\",
+                    seq bigint,
+                    prev_hash text,
+                    hash text,
+                    PRIMARY KEY (id, ts)
+                 ) PARTITION BY RANGE (ts);
+                 CREATE TABLE {s}.audit_events_default PARTITION OF {s}.audit_events DEFAULT;
+                 {constraints}
+                 {indexes}"
+            ),
+            // Schemas 1 and 2: one table, times in Unix milliseconds. Schema 1 lacks the
+            // chain columns (filled from each event's own text); the table becomes the
+            // partition of everything before next month, converted to `timestamptz`.
+            Some(b'r') => {
+                let chain_columns = sql::CHAIN_COLUMNS
+                    .iter()
+                    .map(|(name, _, ty)| {
+                        format!(
+                            "ALTER TABLE {s}.audit_events ADD COLUMN IF NOT EXISTS {name} {ty};"
+                        )
+                    })
+                    .collect::<String>();
+                let old_indexes = INDEXES
+                    .iter()
+                    .map(|(name, _)| format!("DROP INDEX IF EXISTS {s}.{name};"))
+                    .collect::<String>();
+                format!(
+                    "{chain_columns}
                      UPDATE {s}.audit_events SET
                         stream = event->'integrity'->>'stream',
                         seq = (event->'integrity'->>'seq')::bigint,
                         prev_hash = event->'integrity'->>'prevHash',
                         hash = event->'integrity'->>'hash'
-                      WHERE stream IS NULL;
-                     UPDATE {s}.audit_schema SET version = {SCHEMA_VERSION};
-                     COMMIT;"
-                ))
-                .await
-                .map_err(|e| pg_err(&e))?;
-        }
+                      WHERE stream IS NULL AND event->'integrity' IS NOT NULL;
+                     {constraints}
+                     {old_indexes}
+                     ALTER TABLE {s}.audit_events DROP CONSTRAINT IF EXISTS audit_events_pkey;
+                     ALTER TABLE {s}.audit_events ALTER COLUMN id SET NOT NULL;
+                     ALTER TABLE {s}.audit_events ALTER COLUMN ts TYPE timestamptz
+                        USING timestamptz 'epoch' + ts * interval '1 millisecond';
+                     ALTER TABLE {s}.audit_events RENAME TO audit_events_before_partitioning;
+                     CREATE TABLE {s}.audit_events (
+                        LIKE {s}.audit_events_before_partitioning
+                            INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+                        PRIMARY KEY (id, ts)
+                     ) PARTITION BY RANGE (ts);
+                     CREATE TABLE {s}.audit_events_default PARTITION OF {s}.audit_events DEFAULT;
+                     DO $$
+                     DECLARE
+                       bound timestamptz;
+                     BEGIN
+                       SELECT greatest(date_trunc('month', now() AT TIME ZONE 'UTC'),
+                                       date_trunc('month', max(ts) AT TIME ZONE 'UTC'))
+                              AT TIME ZONE 'UTC'
+                         INTO bound FROM {s}.audit_events_before_partitioning;
+                       bound := ((bound AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+                       EXECUTE format('ALTER TABLE {s}.audit_events ATTACH PARTITION
+                                         {s}.audit_events_before_partitioning
+                                         FOR VALUES FROM (MINVALUE) TO (%L)', bound);
+                     END $$;
+                     {indexes}"
+                )
+            }
+            // Schema 3: in place; anything missing is added.
+            _ => format!("{constraints} {indexes}"),
+        };
+        client
+            .batch_execute(&format!(
+                "{ddl}
+                 {functions}
+                 INSERT INTO {s}.audit_schema (version)
+                    SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_schema);
+                 UPDATE {s}.audit_schema SET version = {SCHEMA_VERSION};"
+            ))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Creates the monthly partitions from this month to [`PARTITIONS_AHEAD`] months on,
+    /// where missing (the definer function moves any of their rows out of the default
+    /// partition first).
+    async fn ensure_partitions(&self, client: &Client) -> Result<(), StoreError> {
+        client
+            .execute(
+                &format!(
+                    "SELECT {}.audit_ensure_partitions(now(), {PARTITIONS_AHEAD})",
+                    self.schema
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| {
+                let mut e = pg_err(&e);
+                if e.to_string().contains("42501") {
+                    e = StoreError::fatal(format!(
+                        "{e}; the tables' owner grants it: GRANT EXECUTE ON FUNCTION \
+                         {}.audit_ensure_partitions(timestamptz, integer) TO <role>",
+                        self.schema
+                    ));
+                }
+                e
+            })?;
         Ok(())
     }
 
@@ -421,6 +547,90 @@ impl PostgresStore {
             return Err(StoreError::unavailable("postgres: no connection"));
         };
         f(client).await
+    }
+
+    /// Drops every monthly partition whose whole month is past the earliest cutoff of
+    /// `policy` (each event in it expired under whichever rule decides it), and returns the
+    /// events dropped per rule (the default last), counted in the same transaction. A
+    /// partition that took an event between the count and the drop is left to the batched
+    /// deletes.
+    async fn drop_expired_partitions(
+        &self,
+        c: &mut Client,
+        policy: &RetentionPolicy,
+        now: Timestamp,
+    ) -> Result<Vec<u64>, StoreError> {
+        let err = |e: tokio_postgres::Error| pg_err(&e);
+        let mut counts = vec![0_u64; policy.rules.len() + 1];
+        // With events kept forever by default, no month is ever wholly expired.
+        let Some(default) = policy.default_cutoff(now) else {
+            return Ok(counts);
+        };
+        let horizon = policy
+            .rules
+            .iter()
+            .map(|r| r.cutoff(now).unix_millis())
+            .fold(default.unix_millis(), i64::min);
+        let s = &self.schema;
+        let parts = c
+            .query(
+                &format!(
+                    "WITH p AS (
+                       SELECT c.relname::text AS name, substr(c.relname, 14, 4)::int AS y,
+                              substr(c.relname, 19, 2)::int AS m
+                         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                        WHERE i.inhparent = '{s}.audit_events'::regclass
+                          AND c.relname ~ '^audit_events_[0-9]{{4}}_[0-9]{{2}}$')
+                     SELECT name,
+                       (extract(epoch FROM make_timestamptz(y, m, 1, 0, 0, 0, 'UTC')) * 1000)::bigint,
+                       (extract(epoch FROM make_timestamptz(y + m / 12, m % 12 + 1, 1, 0, 0, 0,
+                                                            'UTC')) * 1000)::bigint
+                     FROM p ORDER BY 2"
+                ),
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        for part in parts {
+            let (name, lo, hi): (String, i64, i64) = (part.get(0), part.get(1), part.get(2));
+            if hi > horizon {
+                break;
+            }
+            let tx = c.transaction().await.map_err(err)?;
+            // Counting a month may take longer than a statement is otherwise allowed.
+            tx.batch_execute("SET LOCAL statement_timeout = 0")
+                .await
+                .map_err(err)?;
+            let by_rule = sql::rule_counts_sql(Dialect::Postgres, policy, &self.table(), lo, hi);
+            let p = params(&by_rule);
+            let rows = tx.query(&by_rule.text, &refs(&p)).await.map_err(err)?;
+            let held: i64 = tx
+                .query_one(
+                    &format!("SELECT {s}.audit_drop_partition($1, $2)"),
+                    &[&name, &now.unix_millis()],
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            let counted: Vec<(usize, u64)> = rows
+                .iter()
+                .map(|r| {
+                    let i = usize::try_from(r.get::<_, i32>(0)).unwrap_or(0);
+                    (i, u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))
+                })
+                .collect();
+            if counted.iter().map(|(_, n)| *n).sum::<u64>() != u64::try_from(held).unwrap_or(0) {
+                tx.rollback().await.map_err(err)?;
+                continue;
+            }
+            tx.commit().await.map_err(err)?;
+            for (i, n) in counted {
+                if let Some(c) = counts.get_mut(i) {
+                    *c += n;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     fn table(&self) -> String {
@@ -482,8 +692,93 @@ fn constraints(s: &str) -> String {
     out
 }
 
-/// The advisory lock retention purges take without waiting.
-const RETENTION_LOCK: i64 = 7_242_917_036;
+/// Monthly partitions made ahead: this month and the next two.
+const PARTITIONS_AHEAD: i32 = 3;
+
+/// How often appends make sure the coming months' partitions exist (connecting and every
+/// purge do too).
+const PARTITION_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The advisory lock partition maintenance takes (waiting).
+const PARTITION_LOCK: i64 = 7_242_917_037;
+
+/// The schema version this code writes: 3 made `ts` a `timestamptz` and the table
+/// partitioned by month.
+const SCHEMA_VERSION: i64 = 3;
+
+/// The two functions through which a role without ownership of the tables maintains
+/// partitions. Both run as their owner (`SECURITY DEFINER`, a fixed `search_path`) and are
+/// not executable by `PUBLIC`; the owner grants `EXECUTE` to the service's role.
+///
+/// - `audit_ensure_partitions(first, months)` creates the partitions of `months` months from
+///   `first`'s, moving any of their rows out of the default partition; a month already
+///   covered (by the partition of the rows from before partitioning) is skipped.
+/// - `audit_drop_partition(name, deleted_at)` drops one monthly partition, after keeping a
+///   tombstone of each chained event in it; it returns how many events it held.
+fn partition_functions(s: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION {s}.audit_ensure_partitions(first timestamptz, months integer)
+         RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+         SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $f$
+         DECLARE
+           lo timestamptz;
+           hi timestamptz;
+           part text;
+           made integer := 0;
+         BEGIN
+           PERFORM pg_advisory_xact_lock({PARTITION_LOCK});
+           FOR i IN 0 .. months - 1 LOOP
+             lo := date_trunc('month', first) + make_interval(months => i);
+             hi := lo + interval '1 month';
+             part := 'audit_events_' || to_char(lo, 'YYYY_MM');
+             CONTINUE WHEN to_regclass(format('%I.%I', '{s}', part)) IS NOT NULL;
+             BEGIN
+               EXECUTE format('CREATE TABLE %I.%I (LIKE %I.audit_events
+                                 INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', '{s}', part, '{s}');
+               EXECUTE format('WITH moved AS (DELETE FROM %I.audit_events_default
+                                 WHERE ts >= $1 AND ts < $2 RETURNING *)
+                               INSERT INTO %I.%I SELECT * FROM moved', '{s}', '{s}', part)
+                 USING lo, hi;
+               EXECUTE format('ALTER TABLE %I.audit_events ATTACH PARTITION %I.%I
+                                 FOR VALUES FROM (%L) TO (%L)', '{s}', '{s}', part, lo, hi);
+               made := made + 1;
+             EXCEPTION WHEN invalid_object_definition THEN
+               -- An existing partition covers the month.
+               NULL;
+             END;
+           END LOOP;
+           RETURN made;
+         END $f$;
+         REVOKE ALL ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer) FROM PUBLIC;
+         CREATE OR REPLACE FUNCTION {s}.audit_drop_partition(part text, deleted_at bigint)
+         RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+         SET search_path = pg_catalog, pg_temp AS $f$
+         DECLARE
+           n bigint;
+         BEGIN
+           IF part !~ '^audit_events_[0-9]{{4}}_[0-9]{{2}}$' OR NOT EXISTS (
+                SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = '{s}.audit_events'::regclass AND c.relname = part) THEN
+             RAISE EXCEPTION 'not a monthly partition of {s}.audit_events: %', part
+               USING ERRCODE = '22023';
+           END IF;
+           EXECUTE format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', '{s}', part);
+           EXECUTE format('INSERT INTO %I.audit_tombstones ({TOMBSTONE_COLUMNS})
+                             SELECT id, stream, seq, prev_hash, hash, $1, ''retention'',
+                                    ''retention''
+                             FROM %I.%I WHERE hash IS NOT NULL ON CONFLICT (id) DO NOTHING',
+                          '{s}', '{s}', part) USING deleted_at;
+           EXECUTE format('SELECT count(*) FROM %I.%I', '{s}', part) INTO n;
+           EXECUTE format('DROP TABLE %I.%I', '{s}', part);
+           RETURN n;
+         END $f$;
+         REVOKE ALL ON FUNCTION {s}.audit_drop_partition(text, bigint) FROM PUBLIC;"
+    )
+}
+
+/// The advisory lock retention purges take without waiting, as `(RETENTION_LOCK,
+/// hashtext(schema))`: one purge per schema at a time.
+const RETENTION_LOCK: i32 = 724_291_703;
 
 /// `json` in the binary COPY format is the text itself.
 #[derive(Debug)]
@@ -531,7 +826,7 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
     let tx = c.transaction().await.map_err(err)?;
     tx.batch_execute(
         "CREATE TEMP TABLE IF NOT EXISTS audit_stage (
-            id text, ts bigint, event_type text, category text, severity text, result text,
+            id text, ts timestamptz, event_type text, category text, severity text, result text,
             tenant text, actor_id text, actor_email text, client_id text, target_type text,
             target_id text, request_id text, description text, event json,
             stream text, seq bigint, prev_hash text, hash text
@@ -544,7 +839,7 @@ async fn copy_in(c: &mut Client, table: &str, rows: &[Row]) -> Result<u64, Store
         .execute(
             &format!(
                 "INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM audit_stage \
-                 ON CONFLICT (id) DO NOTHING"
+                 ON CONFLICT (id, ts) DO NOTHING"
             ),
             &[],
         )
@@ -564,7 +859,7 @@ async fn copy_rows(
         .copy_in(&format!("COPY {table} ({COLUMNS}) FROM STDIN BINARY"))
         .await?;
     let mut types = vec![Type::TEXT; 19];
-    types[1] = Type::INT8;
+    types[1] = Type::TIMESTAMPTZ;
     types[14] = Type::JSON;
     types[16] = Type::INT8;
     let writer = BinaryCopyInWriter::new(sink, &types);
@@ -574,7 +869,7 @@ async fn copy_rows(
             .as_mut()
             .write(&[
                 &r.id,
-                &r.ts,
+                &system_time(r.ts),
                 &r.event_type,
                 &r.category,
                 &r.severity,
@@ -605,9 +900,20 @@ fn params(sql: &Sql) -> Vec<Box<dyn ToSql + Sync + Send>> {
             match p {
                 Param::Text(s) => Box::new(s.clone()),
                 Param::Int(i) => Box::new(*i),
+                Param::Time(ms) => Box::new(system_time(*ms)),
             }
         })
         .collect()
+}
+
+/// Unix milliseconds as the `SystemTime` tokio-postgres writes as a `timestamptz`.
+fn system_time(ms: i64) -> std::time::SystemTime {
+    let offset = std::time::Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        std::time::UNIX_EPOCH + offset
+    } else {
+        std::time::UNIX_EPOCH - offset
+    }
 }
 
 fn refs(p: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
@@ -632,8 +938,22 @@ impl Store for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::fatal(format!("cannot encode event: {e}")))?;
             let table = self.table();
-            self.with_writer(async |c: &mut Client| copy_in(c, &table, &rows).await)
-                .await
+            self.with_writer(async |c: &mut Client| {
+                let due = {
+                    let mut next = self.next_partitions.lock_ignore_poison();
+                    let now = std::time::Instant::now();
+                    (now >= *next)
+                        .then(|| *next = now + PARTITION_CHECK)
+                        .is_some()
+                };
+                // A failure here loses nothing (the default partition takes the rows);
+                // the next check comes an interval later.
+                if due {
+                    let _ = self.ensure_partitions(c).await;
+                }
+                copy_in(c, &table, &rows).await
+            })
+            .await
         })
     }
 
@@ -825,15 +1145,20 @@ impl Store for PostgresStore {
             let mut c = open(&self.url, self.timeouts).await?;
             // One instance purges at a time; the others skip this run.
             let locked: bool = c
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK])
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&RETENTION_LOCK, &self.schema],
+                )
                 .await
                 .map_err(err)?
                 .get(0);
             if !locked {
                 return Ok(report);
             }
-            for (label, keep, delete) in &statements {
-                let mut deleted = 0;
+            self.ensure_partitions(&c).await?;
+            let dropped = self.drop_expired_partitions(&mut c, policy, now).await?;
+            for (i, (label, keep, delete)) in statements.iter().enumerate() {
+                let mut deleted = dropped.get(i).copied().unwrap_or(0);
                 loop {
                     // Both statements see one snapshot, so every deleted chained event
                     // has its tombstone.

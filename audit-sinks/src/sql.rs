@@ -49,11 +49,24 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The `ts` column as Unix milliseconds (SQLite stores them; PostgreSQL a `timestamptz`).
+    pub(crate) fn ts_millis(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "ts",
+            Dialect::Postgres => "(extract(epoch FROM ts) * 1000)::bigint",
+        }
+    }
+}
+
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Param {
     Text(String),
     Int(i64),
+    /// A point in time, Unix milliseconds: an integer in SQLite, a `timestamptz` in
+    /// PostgreSQL.
+    Time(i64),
 }
 
 /// A SQL fragment under construction with its parameters.
@@ -137,10 +150,10 @@ impl Sql {
             self.scope(&f.tenants);
         }
         if let Some(s) = f.start_time {
-            self.push(" AND ts >= ").bind(Param::Int(s.unix_millis()));
+            self.push(" AND ts >= ").bind(Param::Time(s.unix_millis()));
         }
         if let Some(e) = f.end_time {
-            self.push(" AND ts < ").bind(Param::Int(e.unix_millis()));
+            self.push(" AND ts < ").bind(Param::Time(e.unix_millis()));
         }
         if let Some(p) = &f.event_type {
             if p.is_glob() {
@@ -242,7 +255,7 @@ impl Sql {
             self.push(" AND (ts, id) ")
                 .push(cmp)
                 .push(" (")
-                .bind(Param::Int(c.timestamp.unix_millis()))
+                .bind(Param::Time(c.timestamp.unix_millis()))
                 .push(", ")
                 .text(&c.id)
                 .push(")");
@@ -315,7 +328,7 @@ pub(crate) fn purge_statements(
     for (i, rule) in policy.rules.iter().enumerate() {
         let [keep, delete] = heads.clone().map(|head| {
             let mut sql = Sql::new(dialect, &head);
-            sql.bind(Param::Int(rule.cutoff(now).unix_millis()));
+            sql.bind(Param::Time(rule.cutoff(now).unix_millis()));
             sql.push(" AND ");
             sql.rule(rule);
             batch_end(&mut sql, &policy.rules[..i]);
@@ -326,13 +339,39 @@ pub(crate) fn purge_statements(
     if let Some(cutoff) = policy.default_cutoff(now) {
         let [keep, delete] = heads.map(|head| {
             let mut sql = Sql::new(dialect, &head);
-            sql.bind(Param::Int(cutoff.unix_millis()));
+            sql.bind(Param::Time(cutoff.unix_millis()));
             batch_end(&mut sql, &policy.rules);
             sql
         });
         out.push(("default".to_owned(), on_conflict_skip(keep), delete));
     }
     out
+}
+
+/// Counts the events with `lo <= ts < hi` by their deciding rule: one row per rule that
+/// decides any, `(index, count)`, where index `policy.rules.len()` is the default.
+pub(crate) fn rule_counts_sql(
+    dialect: Dialect,
+    policy: &RetentionPolicy,
+    events: &str,
+    lo: i64,
+    hi: i64,
+) -> Sql {
+    let mut sql = Sql::new(dialect, "SELECT CASE");
+    for (i, rule) in policy.rules.iter().enumerate() {
+        sql.push(" WHEN ");
+        sql.rule(rule);
+        sql.push(&format!(" THEN {i}"));
+    }
+    sql.push(&format!(
+        " ELSE {} END, count(*) FROM {events} WHERE ts >= ",
+        policy.rules.len()
+    ));
+    sql.bind(Param::Time(lo))
+        .push(" AND ts < ")
+        .bind(Param::Time(hi));
+    sql.push(" GROUP BY 1");
+    sql
 }
 
 /// The statements that delete one event in `scope` and keep its tombstone (reason `api`),
@@ -474,8 +513,9 @@ pub(crate) fn chain_rows_sql(
     let mut sql = Sql::new(
         dialect,
         &format!(
-            "SELECT id, coalesce(stream, ''), coalesce(seq, 0), event_type, tenant, ts, event \
-             FROM {table}"
+            "SELECT id, coalesce(stream, ''), coalesce(seq, 0), event_type, tenant, {}, event \
+             FROM {table}",
+            dialect.ts_millis()
         ),
     );
     if let Some(a) = after {

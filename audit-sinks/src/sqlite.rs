@@ -373,7 +373,7 @@ fn migrate(c: &Connection) -> Result<(), StoreError> {
 fn to_sql(p: &Param) -> rusqlite::types::Value {
     match p {
         Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
-        Param::Int(i) => rusqlite::types::Value::Integer(*i),
+        Param::Int(i) | Param::Time(i) => rusqlite::types::Value::Integer(*i),
     }
 }
 

@@ -1,6 +1,7 @@
 //! PostgreSQL run as a DBA would: the owner migrates once with `audit migrate` (a real child
 //! process), the service connects as a role that may only read and write rows, the schema
-//! carries the constraints a DBA expects, and one instance purges at a time.
+//! carries the constraints a DBA expects, one instance purges at a time, and retention drops
+//! the monthly partitions that have wholly expired, tombstones kept.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -8,7 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use audit_core::store::{Filter, Query, RetentionPolicy, Store, StoreSink, TenantScope};
+use audit_core::store::{
+    Filter, Query, RetentionPolicy, RetentionRule, Store, StoreSink, TenantScope, verify_store,
+};
 use audit_core::{AuditEvent, Auditor, Timestamp};
 use audit_sinks::{PostgresOptions, PostgresStore};
 use tokio_postgres::{Client, NoTls};
@@ -97,7 +100,9 @@ impl Setup {
                 "GRANT USAGE ON SCHEMA {s} TO {r};
                  GRANT SELECT, INSERT ON {s}.audit_events, {s}.audit_tombstones TO {r};
                  GRANT SELECT ON {s}.audit_schema TO {r};
-                 GRANT DELETE ON {s}.audit_events TO {r};"
+                 GRANT DELETE ON {s}.audit_events TO {r};
+                 GRANT EXECUTE ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer),
+                    {s}.audit_drop_partition(text, bigint) TO {r};"
             ))
             .await
             .unwrap();
@@ -229,7 +234,7 @@ async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() 
     let bad = c
         .batch_execute(&format!(
             "INSERT INTO {s}.audit_events (id, ts, event_type, category, severity, event) \
-             VALUES ('x', 0, 'data.x.read', 'bogus', 'info', '{{}}')"
+             VALUES ('x', now(), 'data.x.read', 'bogus', 'info', '{{}}')"
         ))
         .await
         .unwrap_err();
@@ -248,15 +253,162 @@ async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() 
     // Another instance is purging: this one skips its run.
     let other = client(&setup.owner).await;
     other
-        .batch_execute("SELECT pg_advisory_lock(7242917036)")
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock(724291703, hashtext('{s}'))"
+        ))
         .await
         .unwrap();
     assert_eq!(store.purge(&policy, later).await.unwrap().deleted, 0);
     other
-        .batch_execute("SELECT pg_advisory_unlock(7242917036)")
+        .batch_execute(&format!(
+            "SELECT pg_advisory_unlock(724291703, hashtext('{s}'))"
+        ))
         .await
         .unwrap();
     assert_eq!(store.purge(&policy, later).await.unwrap().deleted, 5);
+    drop(store);
+    setup.cleanup().await;
+}
+
+/// The monthly partitions of `schema` (name order), and how many events the default holds.
+async fn partitions(c: &Client, s: &str) -> (Vec<String>, i64) {
+    let names = c
+        .query(
+            &format!(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = '{s}.audit_events'::regclass \
+                   AND c.relname ~ '^audit_events_[0-9]{{4}}_[0-9]{{2}}$' ORDER BY 1"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let default: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM {s}.audit_events_default"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (names, default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_months_are_dropped_as_partitions_with_their_tombstones() {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let Some(owner) = owner_url().await else {
+        return;
+    };
+    let setup = Setup::new(owner, "pt").await;
+    let s = &setup.schema;
+    let owner_store =
+        PostgresStore::connect_with(&setup.owner, PostgresOptions::default().schema(s.clone()))
+            .await
+            .unwrap();
+    drop(owner_store);
+    let c = client(&setup.owner).await;
+    // Connecting made this month's partition and the next two's.
+    let (made, _) = partitions(&c, s).await;
+    assert_eq!(made.len(), 3, "{made:?}");
+    let kind: i8 = c
+        .query_one(
+            &format!(
+                "SELECT relkind::\"char\" FROM pg_class WHERE oid = '{s}.audit_events'::regclass"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind as u8, b'p', "the table is partitioned");
+
+    // The service runs as the least-privilege role and records a chained trail whose events
+    // are 150, 120, 95, 40 and 0 days old.
+    setup.grant().await;
+    let store = Arc::new(
+        PostgresStore::connect_with(&setup.app, setup.app_options())
+            .await
+            .unwrap(),
+    );
+    let auditor = Auditor::builder()
+        .stream("svc-pt")
+        .sink(StoreSink::new(store.clone()))
+        .build()
+        .unwrap();
+    let now = Timestamp::now();
+    let mut recorded = Vec::new();
+    for n in 0..300_u64 {
+        let age = [150, 120, 95, 40, 0][(n % 5) as usize];
+        let e = AuditEvent::builder("data.document.read")
+            .organization_id(if n % 2 == 0 { "org-a" } else { "org-b" })
+            .timestamp(
+                Timestamp::from_unix_millis(now.unix_millis() - age * 86_400_000 - 1000).unwrap(),
+            )
+            .detail("n", n)
+            .build()
+            .unwrap();
+        recorded.push(e.clone());
+        auditor.record(e).unwrap();
+    }
+    let report = auditor.shutdown(Duration::from_secs(10)).await;
+    assert!(report.complete, "{report}");
+    let (_, in_default) = partitions(&c, s).await;
+    assert!(
+        in_default >= 180,
+        "older months wait in the default partition: {in_default}"
+    );
+
+    // The owner (a monthly job, say) adds the six months before this one; their events move
+    // out of the default partition.
+    c.batch_execute(&format!(
+        "SELECT {s}.audit_ensure_partitions(now() - interval '6 months', 6)"
+    ))
+    .await
+    .unwrap();
+    let (before, in_default) = partitions(&c, s).await;
+    assert_eq!(before.len(), 9, "{before:?}");
+    assert_eq!(in_default, 0);
+
+    // Retention: 60 days, 90 for org-b. Every month wholly older than 90 days is dropped
+    // whole; the rest of what expired is deleted row by row.
+    let policy = RetentionPolicy::keep_for(60 * DAY)
+        .rule(RetentionRule::keep_for(90 * DAY).for_tenant("org-b"));
+    let purged = store.purge(&policy, now).await.unwrap();
+    let expired = |tenant: Option<&str>| {
+        recorded
+            .iter()
+            .filter(|e| policy.is_expired(e, now))
+            .filter(|e| tenant.is_none_or(|t| e.organization_id() == Some(t)))
+            .count() as u64
+    };
+    assert_eq!(purged.deleted, expired(None));
+    assert_eq!(purged.by_rule[0].deleted, expired(Some("org-b")));
+    assert_eq!(purged.by_rule[1].deleted, expired(Some("org-a")));
+    let (after, _) = partitions(&c, s).await;
+    assert!(
+        after.len() < before.len(),
+        "the month of the 150-day-old events was dropped: {before:?} → {after:?}"
+    );
+    // Every chained event dropped or deleted left its tombstone; the chain verifies.
+    assert_eq!(
+        store.tombstones().await.unwrap().len() as u64,
+        expired(None)
+    );
+    let r = verify_store(&*store, None, |_| {}).await.unwrap();
+    assert!(r.is_intact(), "{r:#?}");
+    assert_eq!(r.tombstoned, expired(None));
+    for e in &recorded {
+        let kept = store
+            .get(&e.id.to_string(), &TenantScope::All)
+            .await
+            .unwrap()
+            .is_some();
+        assert_eq!(kept, !policy.is_expired(e, now));
+    }
     drop(store);
     setup.cleanup().await;
 }

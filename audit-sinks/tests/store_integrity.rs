@@ -405,6 +405,31 @@ async fn a_schema_1_store_is_migrated_in_place() {
         .await
         .unwrap();
     migrates(&store, &line).await;
+    // Schema 3: the old table is the partition of everything before next month, its times
+    // converted to `timestamptz` to the millisecond.
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT (extract(epoch FROM ts) * 1000)::bigint, pg_typeof(ts)::text, \
+                        tableoid::regclass::text, event->>'timestamp' \
+                 FROM {schema}.audit_events"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (millis, ty, part, text): (i64, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(ty, "timestamp with time zone");
+    assert!(part.ends_with("audit_events_before_partitioning"), "{part}");
+    assert_eq!(
+        Timestamp::from_unix_millis(millis).unwrap(),
+        text.parse::<Timestamp>().unwrap()
+    );
     drop(store);
     db.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
 }
