@@ -44,6 +44,21 @@ impl Probe {
             .collect()
     }
 
+    /// The seq audit of what this sink received, as a file of it would read: every hash
+    /// and link checked, every missing seq matched to a loss report in the same trail.
+    fn audit(&self) -> audit_core::integrity::Report {
+        let lines: Vec<String> = self
+            .events()
+            .iter()
+            .map(|e| {
+                let mut line = Vec::new();
+                e.write_json(&mut line).unwrap();
+                String::from_utf8(line).unwrap()
+            })
+            .collect();
+        audit_core::integrity::Verifier::verify_lines(lines.iter().map(String::as_str), None)
+    }
+
     /// Sequence numbers of the user events (type `data.item.create`) received.
     fn user_seqs(&self) -> Vec<u64> {
         self.of_type("data.item.create")
@@ -219,6 +234,10 @@ fn drop_newest_reports_exactly_what_was_lost() {
     // The report arrives after everything accepted before the loss (it is recorded when the
     // worker next makes room).
     assert!(r.seq().unwrap() > *refused.last().unwrap());
+    // The seq audit: every refused seq is explained by the report in the same trail.
+    let audit = probe.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, refused.len() as u64);
 }
 
 #[test]
@@ -261,6 +280,14 @@ fn a_full_sink_queue_drops_only_for_that_sink_and_says_so() {
             .iter()
             .all(|e| e.details["sink"] == "slow")
     );
+    // The seq audit of each sink's trail: the fast one is whole; the slow one's gaps are
+    // all explained by the reports it received.
+    let audit = fast.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, 0);
+    let audit = slow.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, lost);
 }
 
 /// The sinks' tasks share the worker's thread with the draining of the buffer: while a burst
@@ -391,6 +418,8 @@ fn a_dead_sink_does_not_stall_the_others_and_shutdown_reports_it() {
     assert!(dead_m.pending >= 200, "{dead_m:?}");
     assert!(report.undelivered() >= 200);
     assert!(report.to_string().contains("INCOMPLETE"));
+    let audit = healthy.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
 }
 
 /// A delivery that hangs is said to stall while it still hangs (not only once a timeout
@@ -873,6 +902,8 @@ fn a_sink_that_panics_is_reported_and_its_losses_counted() {
         .map(|e| e.details["count"].as_u64().unwrap())
         .sum();
     assert_eq!(lost, 5);
+    let audit = witness.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
 }
 
 #[test]
@@ -1067,6 +1098,10 @@ fn a_loss_that_goes_on_is_reported_within_about_a_second() {
         !done.complete,
         "events were lost: the shutdown is not complete"
     );
+    for probe in [&healthy, &stuck] {
+        let audit = probe.audit();
+        assert!(audit.is_intact(), "{}: {:?}", probe.name, audit.problems);
+    }
 }
 
 #[test]
@@ -1093,6 +1128,8 @@ fn a_shutdown_that_runs_out_of_time_leaves_a_final_account() {
     assert_eq!(owed[0].details["sink"], "down");
     assert_eq!(owed[0].details["count"], 10);
     assert_eq!(owed[0].details["firstSeq"], 1);
+    let audit = healthy.audit();
+    assert!(audit.is_intact(), "{:?}", audit.problems);
 }
 
 /// A required sink that is slow but healthy makes `record` wait (within its block time)

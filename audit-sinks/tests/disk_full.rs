@@ -132,4 +132,8 @@ fn a_full_disk_delays_but_loses_nothing() {
         .filter(|t| t.starts_with("system.sink."))
         .collect();
     assert_eq!(types, ["system.sink.unhealthy", "system.sink.recovered"]);
+    // The file proves itself: every link holds and no seq is missing.
+    let audit = audit_core::integrity::Verifier::verify_lines(text.lines(), None);
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, 0);
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use audit_core::integrity::Verifier;
 use audit_core::{AuditEvent, Auditor, SinkOptions};
 use audit_sinks::file::{self, FileSink, FsyncPolicy};
 use serde_json::Value;
@@ -77,6 +78,7 @@ fn size_rotation_loses_and_duplicates_no_line() {
     );
     files.push(path);
     let mut all = Vec::new();
+    let mut trail = String::new();
     for f in &files {
         let len = std::fs::metadata(f).unwrap().len();
         assert!(len <= max, "{} is {len} bytes", f.display());
@@ -87,8 +89,12 @@ fn size_rotation_loses_and_duplicates_no_line() {
             f.display()
         );
         all.extend(read_lines(f));
+        trail.push_str(&text);
     }
     assert_eq!(user_seqs(&all), recorded, "every line once, in order");
+    // The rotated files, oldest first, are one unbroken chain.
+    let audit = Verifier::verify_lines(trail.lines(), None);
+    assert!(audit.is_intact(), "{:?}", audit.problems);
 }
 
 #[test]
@@ -212,6 +218,15 @@ fn deleting_the_file_mid_run_is_reported_and_loses_nothing_after() {
         "recovery happened mid-run"
     );
     assert!(first <= recovered_seq);
+    // The seq audit of the new file names exactly what the deletion took (everything before
+    // its first line, which the trail's `system.sink.unhealthy` says was deleted) and finds
+    // nothing else wrong.
+    let audit = Verifier::verify_lines(std::fs::read_to_string(&path).unwrap().lines(), None);
+    let first_in_file = lines[0]["integrity"]["seq"].as_u64().unwrap();
+    assert_eq!(audit.problems.len(), 1, "{:?}", audit.problems);
+    let gap = &audit.problems[0];
+    assert_eq!(gap.kind.as_str(), "deleted");
+    assert_eq!((gap.seq, gap.last_seq), (Some(1), Some(first_in_file - 1)));
 }
 
 #[test]
@@ -241,6 +256,11 @@ fn moving_the_file_away_mid_run_splits_events_without_loss_or_duplicates() {
     );
     assert_eq!(of_type(&new, "system.sink.unhealthy").len(), 1);
     assert_eq!(of_type(&new, "system.sink.recovered").len(), 1);
+    // The two files, read in the order they were written, are one unbroken chain.
+    let text = std::fs::read_to_string(&moved).unwrap() + &std::fs::read_to_string(&path).unwrap();
+    let audit = Verifier::verify_lines(text.lines(), None);
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, 0);
 }
 
 #[cfg(unix)]

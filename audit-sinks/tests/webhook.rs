@@ -92,6 +92,25 @@ async fn retries_after_failures_without_duplicates_and_signs_every_body() {
         reqs[0].headers["idempotency-key"],
         reqs[2].headers["idempotency-key"]
     );
+    // The seq audit of what the receiver got, in arrival order, each event once (a retry
+    // carries the same events): one unbroken chain.
+    let mut seen = HashSet::new();
+    let mut trail = Vec::new();
+    for r in &reqs {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        for e in body["events"].as_array().unwrap() {
+            let event: audit_core::AuditEvent = serde_json::from_value(e.clone()).unwrap();
+            if seen.insert(event.id.to_string()) {
+                let mut line = Vec::new();
+                event.write_json(&mut line).unwrap();
+                trail.push(String::from_utf8(line).unwrap());
+            }
+        }
+    }
+    let audit =
+        audit_core::integrity::Verifier::verify_lines(trail.iter().map(String::as_str), None);
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    assert_eq!(audit.dropped, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -409,6 +409,26 @@ impl Verifier {
         self.read(text);
     }
 
+    /// Verifies a whole JSON-lines trail at once (one file's text, or files concatenated in
+    /// the order they were written): every line read, then [`finish`](Self::finish).
+    ///
+    /// ```
+    /// use audit_core::integrity::Verifier;
+    ///
+    /// let report = Verifier::verify_lines("not json\n".lines(), None);
+    /// assert!(!report.is_intact());
+    /// ```
+    pub fn verify_lines<'a>(
+        lines: impl IntoIterator<Item = &'a str>,
+        keys: Option<Keyring>,
+    ) -> Report {
+        let mut v = Verifier::new(keys);
+        for line in lines {
+            v.push_line(line);
+        }
+        v.finish()
+    }
+
     /// Reads one event as written: a JSON line (a trailing newline is ignored) or a store's
     /// event text.
     pub fn push_line(&mut self, line: &str) {
