@@ -1,7 +1,8 @@
 //! The syslog sink against rsyslog itself (Debian's `rsyslogd`, imtcp), a receiver nobody
 //! here wrote: every event arrives, parsed by rsyslog into the RFC 5424 fields we sent,
 //! including across a restart of rsyslog in the middle of the run (where the sink re-sends
-//! what it sent just before, as documented: at least once, never lost).
+//! what it sent just before, as documented: at least once, never lost), and over mutual TLS
+//! through rsyslog's own TLS driver (gtls), with every session ended cleanly.
 #![cfg(feature = "syslog")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -27,6 +28,20 @@ fn rsyslogd() -> Option<PathBuf> {
     None
 }
 
+/// Whether something listens on 127.0.0.1:`port`, read from the kernel's table rather than
+/// by connecting (a probe connection would be a session rsyslog logs as broken).
+fn listening(port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == local && f[3] == "0A"
+        })
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -35,28 +50,49 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One rsyslogd of the test's own: TCP on `port`, each message written as the fields rsyslog
-/// parsed from it, one line each.
+/// One rsyslogd of the test's own, listening on `port`: each message of our app written as
+/// the fields rsyslog parsed from it, one line each, to `out.log`; rsyslog's own messages
+/// (its errors included) to `internal.log`.
 struct Rsyslog {
     child: Child,
 }
 
 impl Rsyslog {
+    /// Plain TCP (imtcp).
     fn start(bin: &Path, dir: &Path, port: u16) -> Rsyslog {
+        Rsyslog::start_with(
+            bin,
+            dir,
+            port,
+            &format!(
+                r#"module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")"#
+            ),
+            "",
+        )
+    }
+
+    /// `input` loads and configures the listener; `global` adds to the global settings.
+    fn start_with(bin: &Path, dir: &Path, port: u16, input: &str, global: &str) -> Rsyslog {
         let out = dir.join("out.log");
+        let internal = dir.join("internal.log");
         let conf = dir.join("rsyslog.conf");
         std::fs::write(
             &conf,
             format!(
-                r#"global(workDirectory="{dir}")
-module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port="{port}")
+                r#"global(workDirectory="{dir}" processInternalMessages="on" {global})
+{input}
 template(name="fields" type="string"
          string="%pri%|%protocol-version%|%timereported:::date-rfc3339%|%hostname%|%app-name%|%procid%|%msgid%|%msg%\n")
-action(type="omfile" file="{out}" template="fields")
+if $app-name == "vector-api" then {{
+  action(type="omfile" file="{out}" template="fields")
+}} else {{
+  action(type="omfile" file="{internal}")
+}}
 "#,
                 dir = dir.display(),
-                out = out.display()
+                out = out.display(),
+                internal = internal.display(),
             ),
         )
         .unwrap();
@@ -70,7 +106,7 @@ action(type="omfile" file="{out}" template="fields")
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !listening(port) {
             assert!(
                 Instant::now() < deadline,
                 "rsyslogd did not listen on {port}"
@@ -228,5 +264,127 @@ fn rsyslog_receives_every_event_once_with_the_fields_we_sent_across_its_restart(
         assert_eq!(fields[3], "web-1");
         assert_eq!(fields[4], "vector-api");
         assert_eq!(fields[5], std::process::id().to_string());
+    }
+}
+
+/// The rsyslog TLS driver (`rsyslog-gnutls`), or `None` when it is not installed and not
+/// required.
+fn gtls_driver() -> Option<()> {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/rsyslog",
+        "/usr/lib/rsyslog",
+        "/usr/lib64/rsyslog",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("lmnsd_gtls.so").exists());
+    if found {
+        return Some(());
+    }
+    if std::env::var_os("AUDIT_REQUIRE_SERVICES").is_some() {
+        panic!("rsyslog's TLS driver required (AUDIT_REQUIRE_SERVICES) but not installed");
+    }
+    eprintln!("skipping: rsyslog-gnutls is not installed (apt-get install rsyslog-gnutls)");
+    None
+}
+
+/// Over TLS with client certificates (rsyslog's gtls driver, `x509/certvalid`): every event
+/// arrives and verifies, and rsyslog logs no error about how the sessions ended (it names a
+/// session closed without TLS `close_notify` as `non-properly terminated`).
+#[test]
+fn rsyslog_over_mutual_tls_receives_everything_and_every_session_ends_cleanly() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let (Some(bin), Some(())) = (rsyslogd(), gtls_driver()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let issue = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = issue("localhost");
+    let (client_cert, client_key) = issue("audit-client");
+    let file = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    let global = format!(
+        r#"DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="{}"
+           DefaultNetstreamDriverCertFile="{}" DefaultNetstreamDriverKeyFile="{}""#,
+        file("ca.pem", &ca.pem()),
+        file("server.pem", &server_cert),
+        file("server-key.pem", &server_key)
+    );
+    let port = free_port();
+    let rsyslog = Rsyslog::start_with(
+        &bin,
+        dir.path(),
+        port,
+        &format!(
+            r#"module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1"
+       StreamDriver.AuthMode="x509/certvalid")
+input(type="imtcp" address="127.0.0.1" port="{port}")"#
+        ),
+        &global,
+    );
+    let sink = SyslogSink::new(Transport::Tls, format!("localhost:{port}"))
+        .hostname("web-1")
+        .app_name("vector-api")
+        .ca_pem(ca.pem())
+        .client_cert_pem(client_cert, client_key);
+    let auditor = Auditor::builder()
+        .sink_with(
+            sink,
+            SinkOptions::new()
+                .max_batch_events(10)
+                .max_wait(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    for n in 0..100 {
+        auditor.record(event(n)).unwrap();
+    }
+    let report = auditor.shutdown_blocking(Duration::from_secs(20));
+    assert!(report.complete, "{report}");
+    let out = dir.path().join("out.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received(&out).len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "rsyslog wrote {}; its own log: {}",
+            received(&out).len(),
+            std::fs::read_to_string(dir.path().join("internal.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give rsyslog the moment it takes to log how the session ended, then stop it.
+    std::thread::sleep(Duration::from_millis(300));
+    rsyslog.stop();
+    let got = received(&out);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<_>>()
+    );
+    assert!(got.values().all(|copies| copies.len() == 1));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let audit = audit_core::integrity::Verifier::verify_lines(
+        text.lines()
+            .map(|line| line.splitn(8, '|').nth(7).unwrap().trim_start()),
+        None,
+    );
+    assert!(audit.is_intact(), "{:?}", audit.problems);
+    let internal = std::fs::read_to_string(dir.path().join("internal.log")).unwrap_or_default();
+    for complaint in ["non-properly terminated", "GnuTLS error", "error -110"] {
+        assert!(
+            !internal.contains(complaint),
+            "rsyslog complained ({complaint}): {internal}"
+        );
     }
 }
