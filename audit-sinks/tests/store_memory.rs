@@ -160,25 +160,30 @@ fn the_sqlite_stores_memory_stays_within_its_cache_budget_under_load() {
     // The same paced load into a sink that keeps nothing: what the pipeline itself holds.
     let base = child(events, &[("STORE_NONE", "1")]);
     let base_held = kb(&base, "peak_kb") - kb(&base, "start_kb");
-    // Into the store, then 8 threads searching at once. glibc gives every thread that
-    // allocates a heap of its own and keeps what it freed there; MALLOC_ARENA_MAX=2, as the
-    // README advises for search-heavy services, caps that.
-    let store = child(events, &[("MALLOC_ARENA_MAX", "2")]);
-    assert_eq!(store["complete"], "true");
-    assert!(kb(&store, "stored") >= events as u64);
-    let ingest_held = kb(&store, "ingest_kb") - kb(&store, "start_kb");
-    let peak_held = kb(&store, "peak_kb") - kb(&store, "start_kb");
+    // Into the store, then 8 threads searching at once (up to 1,000 events each), with
+    // glibc as it comes (a heap per allocating thread, up to 8 per core), then with
+    // MALLOC_ARENA_MAX=2 as the README suggests for search-heavy services.
     let goal = 64 << 10;
-    assert!(
-        ingest_held.saturating_sub(base_held) <= goal,
-        "ingest: the store held {} kB above the pipeline's {base_held} kB",
-        ingest_held - base_held
-    );
-    // Searches add their results and the readers' caches (a quarter of the budget); 8 MiB
-    // over the goal allows for the two heaps' slack.
-    assert!(
-        peak_held.saturating_sub(base_held) <= goal + (8 << 10),
-        "with searches: the store held {} kB above the pipeline's {base_held} kB",
-        peak_held - base_held
-    );
+    for (env, slack) in [
+        (("MALLOC_ARENA_MAX", "2"), 0),
+        (("AUDIT_UNUSED", "1"), 8 << 10),
+    ] {
+        let store = child(events, &[env]);
+        assert_eq!(store["complete"], "true");
+        assert!(kb(&store, "stored") >= events as u64);
+        let ingest_held = kb(&store, "ingest_kb") - kb(&store, "start_kb");
+        let peak_held = kb(&store, "peak_kb") - kb(&store, "start_kb");
+        assert!(
+            ingest_held.saturating_sub(base_held) <= goal,
+            "{env:?} ingest: the store held {} kB above the pipeline's {base_held} kB",
+            ingest_held - base_held
+        );
+        // The slack is for the searching threads' heaps holding their results (measured:
+        // 51–58 MiB in all with two heaps, 67–70 MiB with glibc's default).
+        assert!(
+            peak_held.saturating_sub(base_held) <= goal + slack,
+            "{env:?} with searches: the store held {} kB above the pipeline's {base_held} kB",
+            peak_held - base_held
+        );
+    }
 }
