@@ -59,21 +59,6 @@ impl Db {
             }
         }
     }
-
-    /// The SQL that turns an event text column value into text and back.
-    fn json(&self, expr: &str) -> String {
-        match self {
-            Db::Sqlite(_) => expr.to_owned(),
-            Db::Postgres { .. } => format!("({expr})::json"),
-        }
-    }
-
-    fn text(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "event",
-            Db::Postgres { .. } => "event::text",
-        }
-    }
 }
 
 const EVENTS: u64 = 20;
@@ -142,7 +127,7 @@ where
     // An edited field of one event: which one, by seq and id.
     let (store, db) = fresh("edit").await;
     let (id, _) = db.text_of(7).await;
-    let set = db.json(&format!("replace({}, '\"n\":7', '\"n\":70')", db.text()));
+    let set = "replace(event, '\"n\":7', '\"n\":70')";
     db.exec(&format!(
         "UPDATE audit_events SET event = {set} WHERE seq = 7"
     ))
@@ -162,10 +147,8 @@ where
     let ((_, a), (_, b)) = (db.text_of(3).await, db.text_of(4).await);
     let (a, b) = (a.replace('\'', "''"), b.replace('\'', "''"));
     db.exec(&format!(
-        "UPDATE audit_events SET event = {} WHERE seq = 3; \
-         UPDATE audit_events SET event = {} WHERE seq = 4;",
-        db.json(&format!("'{b}'")),
-        db.json(&format!("'{a}'"))
+        "UPDATE audit_events SET event = '{b}' WHERE seq = 3; \
+         UPDATE audit_events SET event = '{a}' WHERE seq = 4;"
     ))
     .await;
     let r = verify(&*store, &keys).await;
@@ -191,8 +174,8 @@ where
     db.exec(&format!(
         "INSERT INTO audit_events (id, ts, event_type, category, severity, tenant, event, \
          stream, seq, prev_hash, hash) SELECT '{fid}', ts, event_type, category, severity, \
-         'org-x', {}, stream, seq, prev_hash, hash FROM audit_events WHERE seq = 11",
-        db.json(&format!("'{}'", forged.replace('\'', "''")))
+         'org-x', '{}', stream, seq, prev_hash, hash FROM audit_events WHERE seq = 11",
+        forged.replace('\'', "''")
     ))
     .await;
     let r = verify(&*store, &keys).await;
@@ -415,7 +398,7 @@ async fn a_schema_1_store_is_migrated_in_place() {
         .query_one(
             &format!(
                 "SELECT (extract(epoch FROM ts) * 1000)::bigint, pg_typeof(ts)::text, \
-                        tableoid::regclass::text, event->>'timestamp' \
+                        tableoid::regclass::text, event::json->>'timestamp' \
                  FROM {schema}.audit_events"
             ),
             &[],
