@@ -12,6 +12,9 @@
 // The child reports to its parent on stdout; the parent shows the figures on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod memory;
+
+use memory::status_kb;
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
@@ -86,15 +89,6 @@ fn event(i: usize) -> AuditEvent {
         .detail("dimensions", 768)
         .result(Outcome::Success)
         .build()
-        .unwrap()
-}
-
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
 

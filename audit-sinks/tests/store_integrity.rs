@@ -104,6 +104,17 @@ async fn verify(store: &dyn Store, keys: &Keyring) -> Report {
         .unwrap()
 }
 
+/// Purges what is older than 30 days, now.
+async fn purge_after_30_days(store: &dyn Store) -> audit_core::store::PurgeReport {
+    store
+        .purge(
+            &RetentionPolicy::keep_for(Duration::from_secs(30 * 86_400)),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Runs every scenario against fresh stores made by `open`.
 async fn scenarios<F, Fut>(open: F)
 where
@@ -223,13 +234,7 @@ where
 
     // Retention: the year-old events go, their tombstones carry the chain.
     let (store, _) = fresh("retention").await;
-    let purged = store
-        .purge(
-            &RetentionPolicy::keep_for(Duration::from_secs(30 * 86_400)),
-            Timestamp::now(),
-        )
-        .await
-        .unwrap();
+    let purged = purge_after_30_days(&*store).await;
     assert_eq!(purged.deleted, OLD);
     let r = verify(&*store, &keys).await;
     assert!(r.is_fully_verified(), "{r:#?}");
@@ -238,13 +243,7 @@ where
     // Retention of more events than one batch deletes: every batch keeps its tombstones.
     let (store, _) = open("retention-batches").await;
     fill_n(store.clone(), &key, 25_500, 25_000).await;
-    let purged = store
-        .purge(
-            &RetentionPolicy::keep_for(Duration::from_secs(30 * 86_400)),
-            Timestamp::now(),
-        )
-        .await
-        .unwrap();
+    let purged = purge_after_30_days(&*store).await;
     assert_eq!(purged.deleted, 25_000);
     assert_eq!(purged.by_rule.len(), 1);
     assert_eq!(store.tombstones().await.unwrap().len(), 25_000);

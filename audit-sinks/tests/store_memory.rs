@@ -7,6 +7,9 @@
 // The child reports to its parent on stdout; the parent shows the figures on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod memory;
+
+use memory::status_kb;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +17,6 @@ use std::time::Duration;
 use audit_core::store::{QueryParams, Store, StoreSink, TenantScope};
 use audit_core::{Actor, AuditEvent, Auditor};
 use audit_sinks::SqliteStore;
-
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 fn event(i: usize) -> AuditEvent {
     AuditEvent::builder(
