@@ -32,7 +32,11 @@ fn load(
             let (addr, token, stop) = (demo.addr, token.to_owned(), Arc::clone(stop));
             let acked = Arc::clone(acked);
             std::thread::spawn(move || {
-                let probe = Demo { child: None, addr };
+                let probe = Demo {
+                    child: None,
+                    addr,
+                    audit_file: std::path::PathBuf::new(),
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let answer =
                         probe.try_call("PUT", "/v1/config", Some(&token), Some(json!({"k": 1})));

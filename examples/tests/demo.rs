@@ -679,6 +679,7 @@ fn extra_sinks_come_from_flags_and_the_environment() {
     let demo = Demo {
         child: Some(child),
         addr,
+        audit_file: file.clone(),
     };
     login(&demo, "admin@acme.test", "admin-password");
     demo.stop();

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 pub(crate) struct Demo {
     pub(crate) child: Option<Child>,
     pub(crate) addr: SocketAddr,
+    /// The audit file it writes.
+    pub(crate) audit_file: std::path::PathBuf,
 }
 
 impl Drop for Demo {
@@ -68,6 +70,7 @@ impl Demo {
         Demo {
             child: Some(child),
             addr,
+            audit_file: audit_file.to_owned(),
         }
     }
 
@@ -135,6 +138,16 @@ impl Demo {
         assert!(
             exit.success(),
             "the demo exits cleanly after flushing: {exit}"
+        );
+        // The seq audit of every run's audit file: every hash and link holds, and every gap
+        // in a stream is explained in the file itself.
+        let text = std::fs::read_to_string(&self.audit_file).unwrap_or_default();
+        let audit = audit_core::integrity::Verifier::verify_lines(text.lines(), None);
+        assert!(
+            audit.is_intact(),
+            "{}: {:?}",
+            self.audit_file.display(),
+            audit.problems
         );
     }
 }
