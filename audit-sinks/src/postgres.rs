@@ -48,6 +48,9 @@
 //! What the service's role needs once the schema is in place (here `audit`, the role
 //! `audit_app`):
 //!
+//! [`PostgresStore::grants`] returns these statements for a role, and `audit migrate --grant
+//! ROLE URL` runs them after migrating:
+//!
 //! ```sql
 //! GRANT USAGE ON SCHEMA audit TO audit_app;
 //! GRANT SELECT, INSERT ON audit.audit_events, audit.audit_tombstones TO audit_app;
@@ -279,6 +282,46 @@ impl PostgresStore {
         }
         *store.writer.lock().await = Some(client);
         Ok(store)
+    }
+
+    /// The statements that give `role` exactly what a service connecting with
+    /// [`PostgresOptions::migrate`]`(false)` needs in `schema` (the list under [Least
+    /// privilege](#least-privilege)), to run as the tables' owner after migrating. The role
+    /// is quoted as an identifier; the schema must be lowercase letters, digits and `_`.
+    pub fn grants(schema: &str, role: &str) -> Result<String, StoreError> {
+        if !sql::valid_identifier(schema) {
+            return Err(StoreError::fatal(format!(
+                "postgres schema name {schema:?} must be lowercase letters, digits and _"
+            )));
+        }
+        let r = format!("\"{}\"", role.replace('"', "\"\""));
+        let s = schema;
+        Ok(format!(
+            "GRANT USAGE ON SCHEMA {s} TO {r};\n\
+             GRANT SELECT, INSERT ON {s}.audit_events, {s}.audit_tombstones TO {r};\n\
+             GRANT SELECT ON {s}.audit_schema TO {r};\n\
+             GRANT DELETE ON {s}.audit_events TO {r};\n\
+             GRANT EXECUTE ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer), \
+             {s}.audit_drop_partition(text, bigint) TO {r};\n"
+        ))
+    }
+
+    /// Runs [`grants`](Self::grants) for `role` in `options.schema`, connected to `url` as
+    /// the tables' owner (after [`migrate`](Self::migrate)).
+    pub async fn grant(url: &str, options: &PostgresOptions, role: &str) -> Result<(), StoreError> {
+        let sql = PostgresStore::grants(&options.schema, role)?;
+        let client = open(
+            url,
+            Timeouts {
+                statement: options.statement_timeout,
+                lock: options.lock_timeout,
+            },
+        )
+        .await?;
+        client
+            .batch_execute(&format!("BEGIN; {sql} COMMIT;"))
+            .await
+            .map_err(|e| pg_err(&e))
     }
 
     /// Creates or migrates the schema and returns its version, as the tables' owner would

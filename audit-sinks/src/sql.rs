@@ -348,6 +348,7 @@ pub(crate) fn purge_statements(
     out
 }
 
+#[cfg(feature = "postgres")]
 /// Counts the events with `lo <= ts < hi` by their deciding rule: one row per rule that
 /// decides any, `(index, count)`, where index `policy.rules.len()` is the default.
 pub(crate) fn rule_counts_sql(
@@ -549,9 +550,6 @@ pub(crate) const INDEXES: [(&str, &str); 7] = [
         "(coalesce(stream, '')), (coalesce(seq, 0)), id",
     ),
 ];
-
-/// The schema version this code writes; a database with a newer one is refused.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Checks a SQL identifier the caller configured (schema or table name).
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]

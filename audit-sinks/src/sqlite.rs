@@ -40,9 +40,10 @@ use audit_core::store::{
 use audit_core::{AuditEvent, Category, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 
-use crate::sql::{
-    self, COLUMNS, Dialect, INDEXES, Param, Row, SCHEMA_VERSION, Sql, TOMBSTONE_COLUMNS,
-};
+use crate::sql::{self, COLUMNS, Dialect, INDEXES, Param, Row, Sql, TOMBSTONE_COLUMNS};
+
+/// The SQLite schema version this code writes; a database with a newer one is refused.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How hard SQLite works to make each committed batch durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -91,21 +91,15 @@ impl Setup {
         }
     }
 
-    /// The grants the store's docs list, and no more.
+    /// The grants the store's docs list (`PostgresStore::grants`), and no more.
     async fn grant(&self) {
-        let (s, r) = (&self.schema, &self.role);
-        client(&self.owner)
-            .await
-            .batch_execute(&format!(
-                "GRANT USAGE ON SCHEMA {s} TO {r};
-                 GRANT SELECT, INSERT ON {s}.audit_events, {s}.audit_tombstones TO {r};
-                 GRANT SELECT ON {s}.audit_schema TO {r};
-                 GRANT DELETE ON {s}.audit_events TO {r};
-                 GRANT EXECUTE ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer),
-                    {s}.audit_drop_partition(text, bigint) TO {r};"
-            ))
-            .await
-            .unwrap();
+        PostgresStore::grant(
+            &self.owner,
+            &PostgresOptions::default().schema(self.schema.clone()),
+            &self.role,
+        )
+        .await
+        .unwrap();
     }
 
     fn app_options(&self) -> PostgresOptions {
@@ -148,13 +142,21 @@ async fn a_least_privilege_role_runs_the_store_after_the_owner_migrates() {
         .to_string();
     assert!(err.contains("audit migrate"), "{err}");
 
-    // The owner migrates with the command-line tool, twice (safe to repeat).
+    // The owner migrates with the command-line tool and grants the app's role what it
+    // needs, twice (safe to repeat).
     for _ in 0..2 {
-        let (code, out) = audit_cli(&["migrate", "--schema", &setup.schema, &setup.owner]);
+        let (code, out) = audit_cli(&[
+            "migrate",
+            "--schema",
+            &setup.schema,
+            "--grant",
+            &setup.role,
+            &setup.owner,
+        ]);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("audit schema version"), "{out}");
+        assert!(out.contains(&format!("granted {}", setup.role)), "{out}");
     }
-    setup.grant().await;
 
     // Migrating as the app fails: it may not create or alter anything.
     let err = PostgresStore::connect_with(

@@ -14,11 +14,12 @@ use audit_core::integrity::{Keyring, Report, Verifier};
 const USAGE: &str = "\
 usage: audit verify [--keys FILE] [--json] [--schema NAME] SOURCE...
        audit verify --manifest MANIFEST [--keys FILE] [--json] EXPORT
-       audit migrate [--schema NAME] postgres://URL
+       audit migrate [--schema NAME] [--grant ROLE] postgres://URL
 
 `audit migrate` creates or migrates a PostgreSQL store's schema (default public), as the
 tables' owner, so that services can connect with a role that only reads and writes rows
-(PostgresOptions::migrate(false)). Safe to run again. Exit status 0 done, 3 it failed.
+(PostgresOptions::migrate(false)); `--grant ROLE` then grants ROLE exactly that. Safe to
+run again. Exit status 0 done, 3 it failed.
 
 Checks that an audit trail is complete and unaltered: every event's hash, the links between
 events, the gaps (each must be explained by a drop report or a tombstone), and the signed
@@ -394,15 +395,20 @@ fn print_text(r: &Report) {
     }
 }
 
-/// `audit migrate [--schema NAME] URL`.
+/// `audit migrate [--schema NAME] [--grant ROLE] URL`.
 fn migrate(mut args: impl Iterator<Item = String>) -> ExitCode {
     let mut schema = "public".to_owned();
     let mut url = None;
+    let mut roles = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--schema" => match args.next() {
                 Some(s) => schema = s,
                 None => return usage_error("--schema needs a name"),
+            },
+            "--grant" => match args.next() {
+                Some(r) => roles.push(r),
+                None => return usage_error("--grant needs a role"),
             },
             s if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
                 url = Some(a.clone());
@@ -423,20 +429,29 @@ fn migrate(mut args: impl Iterator<Item = String>) -> ExitCode {
             }
         };
         let options = audit_sinks::PostgresOptions::default().schema(schema.clone());
-        match rt.block_on(audit_sinks::PostgresStore::migrate(&url, options)) {
+        match rt.block_on(audit_sinks::PostgresStore::migrate(&url, options.clone())) {
             Ok(version) => {
                 println!("audit schema version {version} in place in schema {schema}");
-                ExitCode::SUCCESS
             }
             Err(e) => {
                 eprintln!("audit: migrate failed: {e}");
-                ExitCode::from(3)
+                return ExitCode::from(3);
             }
         }
+        for role in &roles {
+            match rt.block_on(audit_sinks::PostgresStore::grant(&url, &options, role)) {
+                Ok(()) => println!("granted {role} what the service needs in schema {schema}"),
+                Err(e) => {
+                    eprintln!("audit: granting {role} failed: {e}");
+                    return ExitCode::from(3);
+                }
+            }
+        }
+        ExitCode::SUCCESS
     }
     #[cfg(not(feature = "postgres"))]
     {
-        let _ = (schema, url);
+        let _ = (schema, url, roles);
         eprintln!("audit: this build of audit has no PostgreSQL support (feature `postgres`)");
         ExitCode::from(3)
     }
