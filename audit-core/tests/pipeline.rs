@@ -47,16 +47,8 @@ impl Probe {
     /// The seq audit of what this sink received, as a file of it would read: every hash
     /// and link checked, every missing seq matched to a loss report in the same trail.
     fn audit(&self) -> audit_core::integrity::Report {
-        let lines: Vec<String> = self
-            .events()
-            .iter()
-            .map(|e| {
-                let mut line = Vec::new();
-                e.write_json(&mut line).unwrap();
-                String::from_utf8(line).unwrap()
-            })
-            .collect();
-        audit_core::integrity::Verifier::verify_lines(lines.iter().map(String::as_str), None)
+        let events = self.events();
+        audit_core::integrity::Verifier::verify_events(events.iter().map(|e| &**e), None)
     }
 
     /// Sequence numbers of the user events (type `data.item.create`) received.

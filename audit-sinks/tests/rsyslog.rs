@@ -161,6 +161,17 @@ fn received(path: &Path) -> BTreeMap<u64, Vec<Vec<String>>> {
     by_seq
 }
 
+/// The seq audit of what rsyslog wrote: each message is the event's canonical line, so the
+/// trail verifies through rsyslog.
+fn seq_audit(path: &Path) -> audit_core::integrity::Report {
+    let text = std::fs::read_to_string(path).unwrap();
+    audit_core::integrity::Verifier::verify_lines(
+        text.lines()
+            .map(|line| line.splitn(8, '|').nth(7).unwrap().trim_start()),
+        None,
+    )
+}
+
 #[test]
 fn rsyslog_receives_every_event_once_with_the_fields_we_sent_across_its_restart() {
     let Some(bin) = rsyslogd() else {
@@ -223,12 +234,7 @@ fn rsyslog_receives_every_event_once_with_the_fields_we_sent_across_its_restart(
     second.stop();
     // What rsyslog wrote is the trail itself: each message is the event's canonical line, so
     // its hash chain verifies through rsyslog (the re-sent copies count as repeats).
-    let text = std::fs::read_to_string(&out).unwrap();
-    let report = audit_core::integrity::Verifier::verify_lines(
-        text.lines()
-            .map(|line| line.splitn(8, '|').nth(7).unwrap().trim_start()),
-        None,
-    );
+    let report = seq_audit(&out);
     assert!(report.is_intact(), "{:?}", report.problems);
 
     let got = received(&out);
@@ -373,12 +379,7 @@ input(type="imtcp" address="127.0.0.1" port="{port}")"#
         (1..=100).collect::<Vec<_>>()
     );
     assert!(got.values().all(|copies| copies.len() == 1));
-    let text = std::fs::read_to_string(&out).unwrap();
-    let audit = audit_core::integrity::Verifier::verify_lines(
-        text.lines()
-            .map(|line| line.splitn(8, '|').nth(7).unwrap().trim_start()),
-        None,
-    );
+    let audit = seq_audit(&out);
     assert!(audit.is_intact(), "{:?}", audit.problems);
     let internal = std::fs::read_to_string(dir.path().join("internal.log")).unwrap_or_default();
     for complaint in ["non-properly terminated", "GnuTLS error", "error -110"] {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::chain::{GENESIS, hash_prefix, is_hex64, split_chained};
 use super::checkpoint::{CHECKPOINT_EVENT, CheckpointClaim};
 use super::keys::Keyring;
+use crate::AuditEvent;
 
 /// What the store keeps of a deleted event, so a verifier can tell an authorized deletion
 /// from tampering: enough to carry the chain across it, and who deleted it.
@@ -427,6 +428,24 @@ impl Verifier {
             v.push_line(line);
         }
         v.finish()
+    }
+
+    /// Verifies events held in memory (what a sink received, say) as a file of them would
+    /// read: each is written as its canonical line, then [`verify_lines`](Self::verify_lines).
+    pub fn verify_events<'a>(
+        events: impl IntoIterator<Item = &'a AuditEvent>,
+        keys: Option<Keyring>,
+    ) -> Report {
+        let lines: Vec<String> = events
+            .into_iter()
+            .map(|e| {
+                let mut line = Vec::new();
+                // Writing into a Vec cannot fail.
+                let _ = e.write_json(&mut line);
+                String::from_utf8_lossy(&line).into_owned()
+            })
+            .collect();
+        Verifier::verify_lines(lines.iter().map(String::as_str), keys)
     }
 
     /// Reads one event as written: a JSON line (a trailing newline is ignored) or a store's
