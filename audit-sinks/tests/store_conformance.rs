@@ -189,6 +189,22 @@ async fn appends_are_idempotent(store: &dyn Store) {
     }
 }
 
+/// Batches as large as the pipeline sends (PostgreSQL splits them over two connections): a
+/// retry overlapping what either half stored adds only the rest.
+async fn large_batches_are_idempotent(store: &dyn Store) {
+    let all = arcs(&events(6_000, 7));
+    assert_eq!(store.append(&all[..3_000]).await.unwrap(), 3_000);
+    // Halves [1000, 3500) and [3500, 6000): the first meets 2,000 stored ids.
+    assert_eq!(store.append(&all[1_000..]).await.unwrap(), 3_000);
+    assert_eq!(store.append(&all[..2_000]).await.unwrap(), 0);
+    assert_eq!(store.append(&all).await.unwrap(), 0);
+    let page = store
+        .search(&Query::new(Filter::scoped(TenantScope::All)).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(page.summary.unwrap().total_events, 6_000);
+}
+
 async fn queries_match_the_oracle(store: &dyn Store) {
     let evs = events(500, 2);
     store.append(&arcs(&evs)).await.unwrap();
@@ -440,6 +456,9 @@ fn cases() -> Vec<(&'static str, Case)> {
     vec![
         ("appends_are_idempotent", |s| {
             Box::pin(appends_are_idempotent(s))
+        }),
+        ("large_batches_are_idempotent", |s| {
+            Box::pin(large_batches_are_idempotent(s))
         }),
         ("queries_match_the_oracle", |s| {
             Box::pin(queries_match_the_oracle(s))
