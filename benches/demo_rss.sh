@@ -27,7 +27,7 @@ wrk.headers["authorization"] = "Bearer $TOKEN"
 L
 wrk -t2 -c16 -d30s -s put.lua http://127.0.0.1:$PORT/v1/config > wrk1.txt 2>&1 &
 W1=$!
-if [ "$STORE" != "none" ] && [ -z "$NOSEARCH" ]; then
+if [ "$STORE" != "none" ] && [ -z "${NOSEARCH:-}" ]; then
   wrk -t1 -c8 -d30s -H "authorization: Bearer $ADMIN" "http://127.0.0.1:$PORT/api/audit/logs?eventType=security.*&limit=100" > wrk2.txt 2>&1 &
 fi
 wait $W1; sleep 1

@@ -191,39 +191,36 @@ fn main() {
     });
 }
 
+/// SQLite with `synchronous=FULL` (the default), then `NORMAL`, in `dir`.
 async fn sqlite_stores(dir: &std::path::Path, total: usize, reference: f64) {
-    {
-        let full = SqliteStore::open(dir.join("full.db")).unwrap();
-        run_store("sqlite (synchronous=FULL)", &full, total, reference).await;
-        drop(full);
-        let mut o = SqliteOptions::default();
-        o.synchronous = Synchronous::Normal;
-        let normal = SqliteStore::open_with(dir.join("normal.db"), o).unwrap();
-        let base = Timestamp::now().unix_millis() - SPAN_MS;
-        let rate = ingest(&normal, &batches(0..200_000, 200_000, base, 1)).await;
-        report("sqlite (synchronous=NORMAL)", rate, reference);
-        drop(normal);
-    }
+    let full = SqliteStore::open(dir.join("full.db")).unwrap();
+    run_store("sqlite (synchronous=FULL)", &full, total, reference).await;
+    drop(full);
+    let mut o = SqliteOptions::default();
+    o.synchronous = Synchronous::Normal;
+    let normal = SqliteStore::open_with(dir.join("normal.db"), o).unwrap();
+    let base = Timestamp::now().unix_millis() - SPAN_MS;
+    let rate = ingest(&normal, &batches(0..200_000, 200_000, base, 1)).await;
+    report("sqlite (synchronous=NORMAL)", rate, reference);
+    drop(normal);
 }
 
 async fn postgres_store(total: usize, reference: f64) {
-    {
-        let url = std::env::var("AUDIT_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!("audit_bench_{}", std::process::id());
-        match PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema)).await {
-            Ok(pg) => {
-                run_store("postgres", &pg, total, reference).await;
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .unwrap();
-            }
-            Err(e) => println!("postgres: skipped ({e})"),
+    let url = std::env::var("AUDIT_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("audit_bench_{}", std::process::id());
+    match PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema)).await {
+        Ok(pg) => {
+            run_store("postgres", &pg, total, reference).await;
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
         }
+        Err(e) => println!("postgres: skipped ({e})"),
     }
 }

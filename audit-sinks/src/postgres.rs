@@ -226,6 +226,15 @@ struct Timeouts {
     lock: std::time::Duration,
 }
 
+impl Timeouts {
+    fn of(options: &PostgresOptions) -> Timeouts {
+        Timeouts {
+            statement: options.statement_timeout,
+            lock: options.lock_timeout,
+        }
+    }
+}
+
 async fn open(url: &str, timeouts: Timeouts) -> Result<Client, StoreError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
@@ -264,10 +273,7 @@ impl PostgresStore {
                 options.schema
             )));
         }
-        let timeouts = Timeouts {
-            statement: options.statement_timeout,
-            lock: options.lock_timeout,
-        };
+        let timeouts = Timeouts::of(&options);
         let client = open(url, timeouts).await?;
         let store = PostgresStore {
             url: url.to_owned(),
@@ -313,14 +319,7 @@ impl PostgresStore {
     /// the tables' owner (after [`migrate`](Self::migrate)).
     pub async fn grant(url: &str, options: &PostgresOptions, role: &str) -> Result<(), StoreError> {
         let sql = PostgresStore::grants(&options.schema, role)?;
-        let client = open(
-            url,
-            Timeouts {
-                statement: options.statement_timeout,
-                lock: options.lock_timeout,
-            },
-        )
-        .await?;
+        let client = open(url, Timeouts::of(options)).await?;
         client
             .batch_execute(&format!("BEGIN; {sql} COMMIT;"))
             .await
@@ -559,15 +558,19 @@ impl PostgresStore {
             )
             .await
             .map_err(|e| {
-                let mut e = pg_err(&e);
-                if e.to_string().contains("42501") {
-                    e = StoreError::fatal(format!(
-                        "{e}; the tables' owner grants it: GRANT EXECUTE ON FUNCTION \
-                         {}.audit_ensure_partitions(timestamptz, integer) TO <role>",
+                let denied =
+                    e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+                let e = pg_err(&e);
+                if denied {
+                    StoreError::fatal(format!(
+                        "{e}; the tables' owner grants it: audit migrate --grant <role> \
+                         (GRANT EXECUTE ON FUNCTION \
+                         {}.audit_ensure_partitions(timestamptz, integer) TO <role>)",
                         self.schema
-                    ));
+                    ))
+                } else {
+                    e
                 }
-                e
             })?;
         Ok(())
     }
@@ -691,8 +694,8 @@ impl PostgresStore {
             }
             tx.commit().await.map_err(err)?;
             for (i, n) in counted {
-                if let Some(c) = counts.get_mut(i) {
-                    *c += n;
+                if let Some(slot) = counts.get_mut(i) {
+                    *slot += n;
                 }
             }
         }
@@ -776,8 +779,8 @@ const PARTITION_CHECK: std::time::Duration = std::time::Duration::from_secs(3600
 /// The advisory lock partition maintenance takes (waiting).
 const PARTITION_LOCK: i64 = 7_242_917_037;
 
-/// The schema version this code writes: 3 made `ts` a `timestamptz` and the table
-/// partitioned by month.
+/// The schema version this code writes: 3 made `ts` a `timestamptz`, the event `text` and
+/// the table partitioned by month.
 const SCHEMA_VERSION: i64 = 3;
 
 /// The two functions through which a role without ownership of the tables maintains
@@ -990,22 +993,20 @@ impl Store for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::fatal(format!("cannot encode event: {e}")))?;
             let table = self.table();
-            self.with_writer(async |c: &mut Client| {
-                let due = {
-                    let mut next = self.next_partitions.lock_ignore_poison();
-                    let now = std::time::Instant::now();
-                    (now >= *next)
-                        .then(|| *next = now + PARTITION_CHECK)
-                        .is_some()
-                };
-                // A failure here loses nothing (the default partition takes the rows);
-                // the next check comes an interval later.
-                if due {
-                    let _ = self.ensure_partitions(c).await;
-                }
-                Ok(())
-            })
-            .await?;
+            let due = {
+                let mut next = self.next_partitions.lock_ignore_poison();
+                let now = std::time::Instant::now();
+                (now >= *next)
+                    .then(|| *next = now + PARTITION_CHECK)
+                    .is_some()
+            };
+            if due {
+                // A failure here loses nothing (the default partition takes the rows); the
+                // next check comes an interval later.
+                let _ = self
+                    .with_writer(async |c: &mut Client| self.ensure_partitions(c).await)
+                    .await;
+            }
             if rows.len() < SPLIT_AT {
                 return self
                     .with_writer(async |c: &mut Client| copy_in(c, &table, &rows).await)

@@ -170,8 +170,12 @@ fn reader_threads(
     Ok((tx, handles))
 }
 
+/// A call whose answer never came: its connection's thread stopped, or the call panicked
+/// there (the thread goes on with the next one).
 fn gone() -> StoreError {
-    StoreError::unavailable("sqlite: the store's connection thread has stopped")
+    StoreError::unavailable(
+        "sqlite: the call ended without an answer (it panicked, or the store's connection thread stopped)",
+    )
 }
 
 /// An embedded SQLite event store. Cheap to share as `Arc<SqliteStore>`.

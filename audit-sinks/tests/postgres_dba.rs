@@ -204,6 +204,22 @@ async fn a_least_privilege_role_runs_the_store_after_the_owner_migrates() {
         .unwrap();
     assert_eq!(purged.deleted, 19);
     drop(store);
+    // Without the partition function's grant the service does not start, and says which
+    // grant is missing and how to give it.
+    let (s, r) = (&setup.schema, &setup.role);
+    client(&setup.owner)
+        .await
+        .batch_execute(&format!(
+            "REVOKE EXECUTE ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer) \
+             FROM {r}"
+        ))
+        .await
+        .unwrap();
+    let err = PostgresStore::connect_with(&setup.app, setup.app_options())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("42501") && err.contains("--grant"), "{err}");
     setup.cleanup().await;
 }
 
