@@ -36,7 +36,11 @@
 //! waiting: while one instance purges, the others skip their run (an empty report) rather
 //! than repeat its work. A month in which every event has expired under whichever rule
 //! decides it (its end is before the earliest cutoff of the policy) is dropped whole, after
-//! its chained events' tombstones are kept and its events counted per rule. What else has
+//! its chained events' tombstones are kept and its events counted per rule. Searches go on
+//! while a month's tombstones are kept; the drop then waits for the table's lock at most
+//! 250 ms at a time (appends and searches wait behind it only that long), letting the queue
+//! through between tries, and gives way to a late event written into the month (the month
+//! is then deleted row by row) rather than deadlock with it. What else has
 //! expired is deleted at most 10,000 rows a transaction (each batch's tombstones and deletion
 //! in one `REPEATABLE READ` snapshot), so appends go on between batches and a purge stopped
 //! part-way leaves whole batches done, tombstones included. Events in the default partition
@@ -620,9 +624,10 @@ impl PostgresStore {
 
     /// Drops every monthly partition whose whole month is past the earliest cutoff of
     /// `policy` (each event in it expired under whichever rule decides it), and returns the
-    /// events dropped per rule (the default last), counted in the same transaction. A
-    /// partition that took an event between the count and the drop is left to the batched
-    /// deletes.
+    /// events dropped per rule (the default last), counted in the same transaction. A month
+    /// is left to the batched deletes when it took an event between the count and the drop,
+    /// or when its drop met the write of a late event for it (a deadlock the server broke)
+    /// or a lock it could not get in time.
     async fn drop_expired_partitions(
         &self,
         c: &mut Client,
@@ -665,41 +670,64 @@ impl PostgresStore {
             if hi > horizon {
                 break;
             }
-            let tx = c.transaction().await.map_err(err)?;
-            // Counting a month may take longer than a statement is otherwise allowed.
-            tx.batch_execute("SET LOCAL statement_timeout = 0")
-                .await
-                .map_err(err)?;
-            let by_rule = sql::rule_counts_sql(Dialect::Postgres, policy, &self.table(), lo, hi);
-            let p = params(&by_rule);
-            let rows = tx.query(&by_rule.text, &refs(&p)).await.map_err(err)?;
-            let held: i64 = tx
-                .query_one(
-                    &format!("SELECT {s}.audit_drop_partition($1, $2)"),
-                    &[&name, &now.unix_millis()],
-                )
-                .await
-                .map_err(err)?
-                .get(0);
-            let counted: Vec<(usize, u64)> = rows
-                .iter()
-                .map(|r| {
-                    let i = usize::try_from(r.get::<_, i32>(0)).unwrap_or(0);
-                    (i, u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))
-                })
-                .collect();
-            if counted.iter().map(|(_, n)| *n).sum::<u64>() != u64::try_from(held).unwrap_or(0) {
-                tx.rollback().await.map_err(err)?;
-                continue;
-            }
-            tx.commit().await.map_err(err)?;
-            for (i, n) in counted {
-                if let Some(slot) = counts.get_mut(i) {
-                    *slot += n;
+            match self.drop_partition(c, policy, &name, (lo, hi), now).await {
+                Ok(Some(counted)) => {
+                    for (i, n) in counted {
+                        if let Some(slot) = counts.get_mut(i) {
+                            *slot += n;
+                        }
+                    }
                 }
+                Ok(None) => {}
+                // A late event for the month, written while the month was being dropped,
+                // can deadlock with the drop (40P01), or a lock wait can time out (55P03):
+                // the month is left to the batched deletes.
+                Err(e)
+                    if e.code()
+                        .is_some_and(|c| matches!(c.code(), "40P01" | "55P03")) => {}
+                Err(e) => return Err(err(e)),
             }
         }
         Ok(counts)
+    }
+
+    /// Drops the monthly partition `name`, covering `[lo, hi)`, and returns its events
+    /// counted per rule, or `None` (nothing changed) when the count and the drop disagree:
+    /// an event came in between them, and the month is left to the batched deletes.
+    async fn drop_partition(
+        &self,
+        c: &mut Client,
+        policy: &RetentionPolicy,
+        name: &str,
+        (lo, hi): (i64, i64),
+        now: Timestamp,
+    ) -> Result<Option<Vec<(usize, u64)>>, tokio_postgres::Error> {
+        let tx = c.transaction().await?;
+        // Counting a month may take longer than a statement is otherwise allowed.
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+        let by_rule = sql::rule_counts_sql(Dialect::Postgres, policy, &self.table(), lo, hi);
+        let p = params(&by_rule);
+        let rows = tx.query(&by_rule.text, &refs(&p)).await?;
+        let held: i64 = tx
+            .query_one(
+                &format!("SELECT {}.audit_drop_partition($1, $2)", self.schema),
+                &[&name, &now.unix_millis()],
+            )
+            .await?
+            .get(0);
+        let counted: Vec<(usize, u64)> = rows
+            .iter()
+            .map(|r| {
+                let i = usize::try_from(r.get::<_, i32>(0)).unwrap_or(0);
+                (i, u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))
+            })
+            .collect();
+        if counted.iter().map(|(_, n)| *n).sum::<u64>() != u64::try_from(held).unwrap_or(0) {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(counted))
     }
 
     fn table(&self) -> String {
@@ -791,7 +819,9 @@ const SCHEMA_VERSION: i64 = 3;
 ///   `first`'s, moving any of their rows out of the default partition; a month already
 ///   covered (by the partition of the rows from before partitioning) is skipped.
 /// - `audit_drop_partition(name, deleted_at)` drops one monthly partition, after keeping a
-///   tombstone of each chained event in it; it returns how many events it held.
+///   tombstone of each chained event in it; it returns how many events it held. It waits
+///   for a lock [`DROP_LOCK_WAIT_MS`] at a time, and gives way (SQLSTATE 55P03) after
+///   [`DROP_LOCK_ATTEMPTS`] tries or to a writer waiting for the month.
 fn partition_functions(s: &str) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION {s}.audit_ensure_partitions(first timestamptz, months integer)
@@ -829,9 +859,10 @@ fn partition_functions(s: &str) -> String {
          REVOKE ALL ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer) FROM PUBLIC;
          CREATE OR REPLACE FUNCTION {s}.audit_drop_partition(part text, deleted_at bigint)
          RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
-         SET search_path = pg_catalog, pg_temp AS $f$
+         SET search_path = pg_catalog, pg_temp SET lock_timeout = '{DROP_LOCK_WAIT_MS}ms' AS $f$
          DECLARE
            n bigint;
+           rel oid;
          BEGIN
            IF part !~ '^audit_events_[0-9]{{4}}_[0-9]{{2}}$' OR NOT EXISTS (
                 SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -839,19 +870,48 @@ fn partition_functions(s: &str) -> String {
              RAISE EXCEPTION 'not a monthly partition of {s}.audit_events: %', part
                USING ERRCODE = '22023';
            END IF;
-           EXECUTE format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', '{s}', part);
+           rel := format('%I.%I', '{s}', part)::regclass;
+           -- SHARE stops writes into the month and lets searches go on.
+           EXECUTE format('LOCK TABLE %I.%I IN SHARE MODE', '{s}', part);
            EXECUTE format('INSERT INTO %I.audit_tombstones ({TOMBSTONE_COLUMNS})
                              SELECT id, stream, seq, prev_hash, hash, $1, ''retention'',
                                     ''retention''
                              FROM %I.%I WHERE hash IS NOT NULL ON CONFLICT (id) DO NOTHING',
                           '{s}', '{s}', part) USING deleted_at;
            EXECUTE format('SELECT count(*) FROM %I.%I', '{s}', part) INTO n;
+           -- Dropping a partition needs the parent table's ACCESS EXCLUSIVE lock, and
+           -- while it waits for statements in flight every new one waits behind it. So it
+           -- waits briefly, then lets the queue through and tries again. A writer waiting
+           -- for the month (a late event for it) holds the parent's lock: the drop gives
+           -- way at once rather than deadlock with it.
+           FOR attempt IN 1 .. {DROP_LOCK_ATTEMPTS} LOOP
+             IF EXISTS (SELECT 1 FROM pg_locks WHERE relation = rel AND NOT granted) THEN
+               RAISE EXCEPTION 'the month % is being written to', part USING ERRCODE = '55P03';
+             END IF;
+             BEGIN
+               EXECUTE format('LOCK TABLE %I.audit_events IN ACCESS EXCLUSIVE MODE', '{s}');
+               EXIT;
+             EXCEPTION WHEN lock_not_available THEN
+               IF attempt = {DROP_LOCK_ATTEMPTS} THEN
+                 RAISE;
+               END IF;
+               PERFORM pg_sleep({DROP_LOCK_WAIT_MS} / 1000.0);
+             END;
+           END LOOP;
            EXECUTE format('DROP TABLE %I.%I', '{s}', part);
            RETURN n;
          END $f$;
          REVOKE ALL ON FUNCTION {s}.audit_drop_partition(text, bigint) FROM PUBLIC;"
     )
 }
+
+/// How long a partition drop waits for a lock at a time: every statement on the table
+/// waits behind its request for the parent's lock, so this bounds the stall it causes.
+const DROP_LOCK_WAIT_MS: u32 = 250;
+
+/// How often a partition drop asks for the parent's lock before it leaves the month to the
+/// batched deletes.
+const DROP_LOCK_ATTEMPTS: u32 = 8;
 
 /// The advisory lock retention purges take without waiting, as `(RETENTION_LOCK,
 /// hashtext(schema))`: one purge per schema at a time.

@@ -358,16 +358,21 @@ pub(crate) fn rule_counts_sql(
     lo: i64,
     hi: i64,
 ) -> Sql {
-    let mut sql = Sql::new(dialect, "SELECT CASE");
-    for (i, rule) in policy.rules.iter().enumerate() {
-        sql.push(" WHEN ");
-        sql.rule(rule);
-        sql.push(&format!(" THEN {i}"));
+    let default = policy.rules.len();
+    // A policy of only a default has no `WHEN` to put in a `CASE`.
+    let mut sql = Sql::new(dialect, "SELECT ");
+    if default == 0 {
+        sql.push("0");
+    } else {
+        sql.push("CASE");
+        for (i, rule) in policy.rules.iter().enumerate() {
+            sql.push(" WHEN ");
+            sql.rule(rule);
+            sql.push(&format!(" THEN {i}"));
+        }
+        sql.push(&format!(" ELSE {default} END"));
     }
-    sql.push(&format!(
-        " ELSE {} END, count(*) FROM {events} WHERE ts >= ",
-        policy.rules.len()
-    ));
+    sql.push(&format!(", count(*) FROM {events} WHERE ts >= "));
     sql.bind(Param::Time(lo))
         .push(" AND ts < ")
         .bind(Param::Time(hi));
