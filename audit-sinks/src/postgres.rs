@@ -16,6 +16,9 @@
 //! by month of `ts` (partitions `audit_events_YYYY_MM`, in UTC) with a default partition for
 //! events outside every month made; its primary key is `(id, ts)`. Connecting, every purge
 //! and, once an hour, an append make sure this month's partition and the next two's exist.
+//! Attaching a month needs the default partition's lock, which searches wait behind: it is
+//! asked for at most 250 ms at a time, and a month whose locks stay busy is left to a later
+//! check (the default partition holds its events meanwhile).
 //! Text columns use the `C` collation: ids compare bytewise (stable keyset cursors) and
 //! `LIKE 'auth.%'` can use the event-type index. Category, severity and result are checked
 //! against their closed sets. A table made by schema 1 or 2 (one table, `bigint`
@@ -817,23 +820,29 @@ const SCHEMA_VERSION: i64 = 3;
 ///
 /// - `audit_ensure_partitions(first, months)` creates the partitions of `months` months from
 ///   `first`'s, moving any of their rows out of the default partition; a month already
-///   covered (by the partition of the rows from before partitioning) is skipped.
+///   covered (by the partition of the rows from before partitioning) is skipped, and so is
+///   one whose locks it could not get in [`LOCK_ATTEMPTS`] tries of [`LOCK_WAIT_MS`]. It
+///   returns how many it made.
 /// - `audit_drop_partition(name, deleted_at)` drops one monthly partition, after keeping a
 ///   tombstone of each chained event in it; it returns how many events it held. It waits
-///   for a lock [`DROP_LOCK_WAIT_MS`] at a time, and gives way (SQLSTATE 55P03) after
-///   [`DROP_LOCK_ATTEMPTS`] tries or to a writer waiting for the month.
+///   for a lock [`LOCK_WAIT_MS`] at a time, and gives way (SQLSTATE 55P03) after
+///   [`LOCK_ATTEMPTS`] tries or to a writer waiting for the month.
 fn partition_functions(s: &str) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION {s}.audit_ensure_partitions(first timestamptz, months integer)
          RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
-         SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $f$
+         SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
+         SET lock_timeout = '{LOCK_WAIT_MS}ms' AS $f$
          DECLARE
            lo timestamptz;
            hi timestamptz;
            part text;
            made integer := 0;
          BEGIN
+           -- Another session making months is waited for, however long it takes.
+           PERFORM set_config('lock_timeout', '0', true);
            PERFORM pg_advisory_xact_lock({PARTITION_LOCK});
+           PERFORM set_config('lock_timeout', '{LOCK_WAIT_MS}ms', true);
            FOR i IN 0 .. months - 1 LOOP
              lo := date_trunc('month', first) + make_interval(months => i);
              hi := lo + interval '1 month';
@@ -846,12 +855,26 @@ fn partition_functions(s: &str) -> String {
                                  WHERE ts >= $1 AND ts < $2 RETURNING *)
                                INSERT INTO %I.%I SELECT * FROM moved', '{s}', '{s}', part)
                  USING lo, hi;
-               EXECUTE format('ALTER TABLE %I.audit_events ATTACH PARTITION %I.%I
-                                 FOR VALUES FROM (%L) TO (%L)', '{s}', '{s}', part, lo, hi);
+               -- Attaching takes the default partition's ACCESS EXCLUSIVE lock, which every
+               -- search waits behind: asked for briefly, the queue let through between tries.
+               FOR attempt IN 1 .. {LOCK_ATTEMPTS} LOOP
+                 BEGIN
+                   EXECUTE format('ALTER TABLE %I.audit_events ATTACH PARTITION %I.%I
+                                     FOR VALUES FROM (%L) TO (%L)', '{s}', '{s}', part, lo, hi);
+                   EXIT;
+                 EXCEPTION WHEN lock_not_available THEN
+                   IF attempt = {LOCK_ATTEMPTS} THEN
+                     RAISE;
+                   END IF;
+                   PERFORM pg_sleep({LOCK_WAIT_MS} / 1000.0);
+                 END;
+               END LOOP;
                made := made + 1;
-             EXCEPTION WHEN invalid_object_definition THEN
+             EXCEPTION
                -- An existing partition covers the month.
-               NULL;
+               WHEN invalid_object_definition THEN NULL;
+               -- The table stayed busy: the month is made by a later check.
+               WHEN lock_not_available THEN NULL;
              END;
            END LOOP;
            RETURN made;
@@ -859,7 +882,7 @@ fn partition_functions(s: &str) -> String {
          REVOKE ALL ON FUNCTION {s}.audit_ensure_partitions(timestamptz, integer) FROM PUBLIC;
          CREATE OR REPLACE FUNCTION {s}.audit_drop_partition(part text, deleted_at bigint)
          RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
-         SET search_path = pg_catalog, pg_temp SET lock_timeout = '{DROP_LOCK_WAIT_MS}ms' AS $f$
+         SET search_path = pg_catalog, pg_temp SET lock_timeout = '{LOCK_WAIT_MS}ms' AS $f$
          DECLARE
            n bigint;
            rel oid;
@@ -884,7 +907,7 @@ fn partition_functions(s: &str) -> String {
            -- waits briefly, then lets the queue through and tries again. A writer waiting
            -- for the month (a late event for it) holds the parent's lock: the drop gives
            -- way at once rather than deadlock with it.
-           FOR attempt IN 1 .. {DROP_LOCK_ATTEMPTS} LOOP
+           FOR attempt IN 1 .. {LOCK_ATTEMPTS} LOOP
              IF EXISTS (SELECT 1 FROM pg_locks WHERE relation = rel AND NOT granted) THEN
                RAISE EXCEPTION 'the month % is being written to', part USING ERRCODE = '55P03';
              END IF;
@@ -892,10 +915,10 @@ fn partition_functions(s: &str) -> String {
                EXECUTE format('LOCK TABLE %I.audit_events IN ACCESS EXCLUSIVE MODE', '{s}');
                EXIT;
              EXCEPTION WHEN lock_not_available THEN
-               IF attempt = {DROP_LOCK_ATTEMPTS} THEN
+               IF attempt = {LOCK_ATTEMPTS} THEN
                  RAISE;
                END IF;
-               PERFORM pg_sleep({DROP_LOCK_WAIT_MS} / 1000.0);
+               PERFORM pg_sleep({LOCK_WAIT_MS} / 1000.0);
              END;
            END LOOP;
            EXECUTE format('DROP TABLE %I.%I', '{s}', part);
@@ -905,13 +928,15 @@ fn partition_functions(s: &str) -> String {
     )
 }
 
-/// How long a partition drop waits for a lock at a time: every statement on the table
-/// waits behind its request for the parent's lock, so this bounds the stall it causes.
-const DROP_LOCK_WAIT_MS: u32 = 250;
+/// How long partition maintenance waits for a lock at a time. Dropping a month needs the
+/// parent table's `ACCESS EXCLUSIVE` lock and attaching one the default partition's; every
+/// statement reaching that table waits behind such a request, so this bounds the stall.
+const LOCK_WAIT_MS: u32 = 250;
 
-/// How often a partition drop asks for the parent's lock before it leaves the month to the
-/// batched deletes.
-const DROP_LOCK_ATTEMPTS: u32 = 8;
+/// How often partition maintenance asks for such a lock, letting the queue through between
+/// tries, before it leaves the work to later (a month to drop to the batched deletes, a
+/// month to make to the next check).
+const LOCK_ATTEMPTS: u32 = 8;
 
 /// The advisory lock retention purges take without waiting, as `(RETENTION_LOCK,
 /// hashtext(schema))`: one purge per schema at a time.

@@ -599,3 +599,81 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     drop(store);
     setup.cleanup().await;
 }
+
+/// Making a month attaches a partition, which needs the default partition's lock: while a
+/// long statement holds that partition, searches wait behind the request only a moment at a
+/// time, and the month is left to a later check instead of stalling the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_a_month_does_not_stall_searches_behind_a_long_statement() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let Some(owner) = owner_url().await else {
+        return;
+    };
+    let setup = Setup::new(owner, "mk").await;
+    let s = &setup.schema;
+    drop(
+        PostgresStore::connect_with(&setup.owner, PostgresOptions::default().schema(s.clone()))
+            .await
+            .unwrap(),
+    );
+    setup.grant().await;
+    let store = Arc::new(
+        PostgresStore::connect_with(&setup.app, setup.app_options())
+            .await
+            .unwrap(),
+    );
+    store
+        .append(&(0..100).map(|n| Arc::new(event(n))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    // A long statement (a report, say) holds the default partition for six seconds.
+    let long = client(&setup.owner).await;
+    long.batch_execute(&format!(
+        "BEGIN; LOCK TABLE {s}.audit_events_default IN ACCESS SHARE MODE"
+    ))
+    .await
+    .unwrap();
+    let held = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        long.batch_execute("COMMIT").await.unwrap();
+    });
+
+    // Searches go on while the service makes a month five months on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let searcher = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            while !stop.load(Relaxed) {
+                let started = std::time::Instant::now();
+                let q = Query::new(Filter::scoped(TenantScope::All)).limit(20);
+                store.search(&q).await.unwrap();
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            slowest
+        })
+    };
+    let app = client(&setup.app).await;
+    let make = format!("SELECT {s}.audit_ensure_partitions(now() + interval '5 months', 1)");
+    let made: i32 = app.query_one(&make, &[]).await.unwrap().get(0);
+    stop.store(true, Relaxed);
+    let slowest = searcher.await.unwrap();
+    eprintln!("slowest search while the month was being made: {slowest:?}");
+    assert_eq!(
+        made, 0,
+        "the default partition stayed busy: the month is left for later"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "searches waited {slowest:?} behind the attach"
+    );
+
+    // Once the long statement is done, the next check makes the month.
+    held.await.unwrap();
+    let made: i32 = app.query_one(&make, &[]).await.unwrap().get(0);
+    assert_eq!(made, 1);
+    drop(store);
+    setup.cleanup().await;
+}
