@@ -828,6 +828,19 @@ const SCHEMA_VERSION: i64 = 3;
 ///   for a lock [`LOCK_WAIT_MS`] at a time, and gives way (SQLSTATE 55P03) after
 ///   [`LOCK_ATTEMPTS`] tries or to a writer waiting for the month.
 fn partition_functions(s: &str) -> String {
+    let attach = patiently(
+        "",
+        &format!(
+            "EXECUTE format('ALTER TABLE %I.audit_events ATTACH PARTITION %I.%I
+                FOR VALUES FROM (%L) TO (%L)', '{s}', '{s}', part, lo, hi);"
+        ),
+    );
+    let lock_parent = patiently(
+        "IF EXISTS (SELECT 1 FROM pg_locks WHERE relation = rel AND NOT granted) THEN
+           RAISE EXCEPTION 'the month % is being written to', part USING ERRCODE = '55P03';
+         END IF;",
+        &format!("EXECUTE format('LOCK TABLE %I.audit_events IN ACCESS EXCLUSIVE MODE', '{s}');"),
+    );
     format!(
         "CREATE OR REPLACE FUNCTION {s}.audit_ensure_partitions(first timestamptz, months integer)
          RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
@@ -857,18 +870,7 @@ fn partition_functions(s: &str) -> String {
                  USING lo, hi;
                -- Attaching takes the default partition's ACCESS EXCLUSIVE lock, which every
                -- search waits behind: asked for briefly, the queue let through between tries.
-               FOR attempt IN 1 .. {LOCK_ATTEMPTS} LOOP
-                 BEGIN
-                   EXECUTE format('ALTER TABLE %I.audit_events ATTACH PARTITION %I.%I
-                                     FOR VALUES FROM (%L) TO (%L)', '{s}', '{s}', part, lo, hi);
-                   EXIT;
-                 EXCEPTION WHEN lock_not_available THEN
-                   IF attempt = {LOCK_ATTEMPTS} THEN
-                     RAISE;
-                   END IF;
-                   PERFORM pg_sleep({LOCK_WAIT_MS} / 1000.0);
-                 END;
-               END LOOP;
+               {attach}
                made := made + 1;
              EXCEPTION
                -- An existing partition covers the month.
@@ -907,24 +909,32 @@ fn partition_functions(s: &str) -> String {
            -- waits briefly, then lets the queue through and tries again. A writer waiting
            -- for the month (a late event for it) holds the parent's lock: the drop gives
            -- way at once rather than deadlock with it.
-           FOR attempt IN 1 .. {LOCK_ATTEMPTS} LOOP
-             IF EXISTS (SELECT 1 FROM pg_locks WHERE relation = rel AND NOT granted) THEN
-               RAISE EXCEPTION 'the month % is being written to', part USING ERRCODE = '55P03';
-             END IF;
-             BEGIN
-               EXECUTE format('LOCK TABLE %I.audit_events IN ACCESS EXCLUSIVE MODE', '{s}');
-               EXIT;
-             EXCEPTION WHEN lock_not_available THEN
-               IF attempt = {LOCK_ATTEMPTS} THEN
-                 RAISE;
-               END IF;
-               PERFORM pg_sleep({LOCK_WAIT_MS} / 1000.0);
-             END;
-           END LOOP;
+           {lock_parent}
            EXECUTE format('DROP TABLE %I.%I', '{s}', part);
            RETURN n;
          END $f$;
          REVOKE ALL ON FUNCTION {s}.audit_drop_partition(text, bigint) FROM PUBLIC;"
+    )
+}
+
+/// PL/pgSQL that runs `statement` (which waits for a lock under the function's
+/// `lock_timeout` of [`LOCK_WAIT_MS`]) up to [`LOCK_ATTEMPTS`] times, sleeping as long
+/// between tries so the statements queued behind it go through, and re-raises the last
+/// `lock_not_available`. `first` runs before each try.
+fn patiently(first: &str, statement: &str) -> String {
+    format!(
+        "FOR attempt IN 1 .. {LOCK_ATTEMPTS} LOOP
+           {first}
+           BEGIN
+             {statement}
+             EXIT;
+           EXCEPTION WHEN lock_not_available THEN
+             IF attempt = {LOCK_ATTEMPTS} THEN
+               RAISE;
+             END IF;
+             PERFORM pg_sleep({LOCK_WAIT_MS} / 1000.0);
+           END;
+         END LOOP;"
     )
 }
 

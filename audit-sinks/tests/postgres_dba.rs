@@ -67,6 +67,12 @@ struct Setup {
 }
 
 impl Setup {
+    /// A fresh schema and role named after `tag`, or `None` when PostgreSQL is not reachable
+    /// and not required.
+    async fn start(tag: &str) -> Option<Setup> {
+        Some(Setup::new(owner_url().await?, tag).await)
+    }
+
     async fn new(owner: String, tag: &str) -> Setup {
         let schema = format!("audit_dba_{tag}_{}", std::process::id());
         let role = format!("audit_app_{tag}_{}", std::process::id());
@@ -102,6 +108,25 @@ impl Setup {
         .unwrap();
     }
 
+    /// The owner connects once, which migrates the schema.
+    async fn migrate_as_owner(&self) {
+        PostgresStore::connect_with(
+            &self.owner,
+            PostgresOptions::default().schema(self.schema.clone()),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The store as the service runs it: as the role, without migrating.
+    async fn app_store(&self) -> Arc<PostgresStore> {
+        Arc::new(
+            PostgresStore::connect_with(&self.app, self.app_options())
+                .await
+                .unwrap(),
+        )
+    }
+
     fn app_options(&self) -> PostgresOptions {
         PostgresOptions::default()
             .schema(self.schema.clone())
@@ -130,10 +155,9 @@ fn event(n: u64) -> AuditEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_least_privilege_role_runs_the_store_after_the_owner_migrates() {
-    let Some(owner) = owner_url().await else {
+    let Some(setup) = Setup::start("lp").await else {
         return;
     };
-    let setup = Setup::new(owner, "lp").await;
 
     // Before the migration the app cannot start, and says how to fix it.
     let err = PostgresStore::connect_with(&setup.app, setup.app_options())
@@ -225,10 +249,9 @@ async fn a_least_privilege_role_runs_the_store_after_the_owner_migrates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() {
-    let Some(owner) = owner_url().await else {
+    let Some(setup) = Setup::start("cx").await else {
         return;
     };
-    let setup = Setup::new(owner, "cx").await;
     let store = PostgresStore::connect_with(
         &setup.owner,
         PostgresOptions::default().schema(setup.schema.clone()),
@@ -288,6 +311,11 @@ async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() 
     setup.cleanup().await;
 }
 
+/// The one number `sql` selects.
+async fn count(c: &Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 /// The monthly partitions of `schema` (name order), and how many events the default holds.
 async fn partitions(c: &Client, s: &str) -> (Vec<String>, i64) {
     let names = c
@@ -304,30 +332,18 @@ async fn partitions(c: &Client, s: &str) -> (Vec<String>, i64) {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let default: i64 = c
-        .query_one(
-            &format!("SELECT count(*) FROM {s}.audit_events_default"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let default = count(c, &format!("SELECT count(*) FROM {s}.audit_events_default")).await;
     (names, default)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_months_are_dropped_as_partitions_with_their_tombstones() {
     const DAY: Duration = Duration::from_secs(86_400);
-    let Some(owner) = owner_url().await else {
+    let Some(setup) = Setup::start("pt").await else {
         return;
     };
-    let setup = Setup::new(owner, "pt").await;
     let s = &setup.schema;
-    let owner_store =
-        PostgresStore::connect_with(&setup.owner, PostgresOptions::default().schema(s.clone()))
-            .await
-            .unwrap();
-    drop(owner_store);
+    setup.migrate_as_owner().await;
     let c = client(&setup.owner).await;
     // Connecting made this month's partition and the next two's.
     let (made, _) = partitions(&c, s).await;
@@ -347,11 +363,7 @@ async fn expired_months_are_dropped_as_partitions_with_their_tombstones() {
     // The service runs as the least-privilege role and records a chained trail whose events
     // are 150, 120, 95, 40 and 0 days old.
     setup.grant().await;
-    let store = Arc::new(
-        PostgresStore::connect_with(&setup.app, setup.app_options())
-            .await
-            .unwrap(),
-    );
+    let store = setup.app_store().await;
     let auditor = Auditor::builder()
         .stream("svc-pt")
         .sink(StoreSink::new(store.clone()))
@@ -441,16 +453,11 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     const DAY: Duration = Duration::from_secs(86_400);
     // Per month: 200 days old (dropped by the first purge) and 125 (by the second).
     const OLD: u64 = 30_000;
-    let Some(owner) = owner_url().await else {
+    let Some(setup) = Setup::start("busy").await else {
         return;
     };
-    let setup = Setup::new(owner, "busy").await;
     let s = &setup.schema;
-    drop(
-        PostgresStore::connect_with(&setup.owner, PostgresOptions::default().schema(s.clone()))
-            .await
-            .unwrap(),
-    );
+    setup.migrate_as_owner().await;
     let c = client(&setup.owner).await;
     c.batch_execute(&format!(
         "SELECT {s}.audit_ensure_partitions(now() - interval '8 months', 8)"
@@ -458,11 +465,7 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     .await
     .unwrap();
     setup.grant().await;
-    let store = Arc::new(
-        PostgresStore::connect_with(&setup.app, setup.app_options())
-            .await
-            .unwrap(),
-    );
+    let store = setup.app_store().await;
     let now = Timestamp::now();
     let ago = move |days: i64| {
         Timestamp::from_unix_millis(now.unix_millis() - days * 86_400_000).unwrap()
@@ -575,15 +578,9 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     // is counted once and leaves one tombstone.
     let third = store.purge(&policy, now).await.unwrap();
     assert_eq!(second.deleted + third.deleted, OLD + sent_late);
-    let expired: i64 = c
-        .query_one(
-            &format!("SELECT count(*) FROM {s}.audit_events WHERE ts < now() - interval '90 days'"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(expired, 0);
+    let expired =
+        format!("SELECT count(*) FROM {s}.audit_events WHERE ts < now() - interval '90 days'");
+    assert_eq!(count(&c, &expired).await, 0);
     assert_eq!(
         store.tombstones().await.unwrap().len() as u64,
         2 * OLD + sent_late
@@ -606,22 +603,13 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn making_a_month_does_not_stall_searches_behind_a_long_statement() {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-    let Some(owner) = owner_url().await else {
+    let Some(setup) = Setup::start("mk").await else {
         return;
     };
-    let setup = Setup::new(owner, "mk").await;
     let s = &setup.schema;
-    drop(
-        PostgresStore::connect_with(&setup.owner, PostgresOptions::default().schema(s.clone()))
-            .await
-            .unwrap(),
-    );
+    setup.migrate_as_owner().await;
     setup.grant().await;
-    let store = Arc::new(
-        PostgresStore::connect_with(&setup.app, setup.app_options())
-            .await
-            .unwrap(),
-    );
+    let store = setup.app_store().await;
     store
         .append(&(0..100).map(|n| Arc::new(event(n))).collect::<Vec<_>>())
         .await
