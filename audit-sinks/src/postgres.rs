@@ -122,6 +122,10 @@ pub struct PostgresOptions {
     /// checks that the schema is in place at this crate's version and says how to migrate
     /// when it is not: for a role without `CREATE` or ownership of the tables.
     pub migrate: bool,
+    /// How often appends make sure this month's partition and the next two's exist (default
+    /// one hour; connecting and every purge check too). A failed check loses nothing: the
+    /// default partition takes the events until a later one succeeds.
+    pub partition_check: std::time::Duration,
 }
 
 impl Default for PostgresOptions {
@@ -131,6 +135,7 @@ impl Default for PostgresOptions {
             statement_timeout: std::time::Duration::from_secs(30),
             lock_timeout: std::time::Duration::from_secs(10),
             migrate: true,
+            partition_check: PARTITION_CHECK,
         }
     }
 }
@@ -148,6 +153,14 @@ impl PostgresOptions {
     #[must_use]
     pub fn migrate(mut self, on: bool) -> PostgresOptions {
         self.migrate = on;
+        self
+    }
+
+    /// Sets how often appends check the coming months' partitions (at least 1 ms); see
+    /// [`partition_check`](Self::partition_check) the field.
+    #[must_use]
+    pub fn partition_check(mut self, every: std::time::Duration) -> PostgresOptions {
+        self.partition_check = every.max(std::time::Duration::from_millis(1));
         self
     }
 
@@ -173,7 +186,9 @@ pub struct PostgresStore {
     /// half of a large batch.
     writers: [Mutex<Option<Client>>; 2],
     reader: Mutex<Option<Arc<Client>>>,
-    /// When appends next make sure the coming months' partitions exist.
+    /// How often appends make sure the coming months' partitions exist.
+    partition_check: std::time::Duration,
+    /// When appends next do.
     next_partitions: std::sync::Mutex<std::time::Instant>,
 }
 
@@ -288,7 +303,10 @@ impl PostgresStore {
             timeouts,
             writers: [Mutex::new(None), Mutex::new(None)],
             reader: Mutex::new(None),
-            next_partitions: std::sync::Mutex::new(std::time::Instant::now() + PARTITION_CHECK),
+            partition_check: options.partition_check,
+            next_partitions: std::sync::Mutex::new(
+                std::time::Instant::now() + options.partition_check,
+            ),
         };
         if options.migrate {
             store.run_migrations(&client).await?;
@@ -803,8 +821,7 @@ const PARTITIONS_AHEAD: i32 = 3;
 /// skipped (ids already stored).
 const SPLIT_AT: usize = 2_000;
 
-/// How often appends make sure the coming months' partitions exist (connecting and every
-/// purge do too).
+/// How often appends make sure the coming months' partitions exist by default.
 const PARTITION_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The advisory lock partition maintenance takes (waiting).
@@ -1092,7 +1109,7 @@ impl Store for PostgresStore {
                 let mut next = self.next_partitions.lock_ignore_poison();
                 let now = std::time::Instant::now();
                 (now >= *next)
-                    .then(|| *next = now + PARTITION_CHECK)
+                    .then(|| *next = now + self.partition_check)
                     .is_some()
             };
             if due {

@@ -665,3 +665,40 @@ async fn making_a_month_does_not_stall_searches_behind_a_long_statement() {
     drop(store);
     setup.cleanup().await;
 }
+
+/// Appends make sure the coming months' partitions exist, once per `partition_check`: a
+/// missing month (dropped here by the owner) is made again by an append once a check is
+/// due, and not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_make_missing_months_once_a_check_is_due() {
+    let Some(setup) = Setup::start("hc").await else {
+        return;
+    };
+    let s = &setup.schema;
+    setup.migrate_as_owner().await;
+    setup.grant().await;
+    let store = PostgresStore::connect_with(
+        &setup.app,
+        setup
+            .app_options()
+            .partition_check(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let c = client(&setup.owner).await;
+    let (months, _) = partitions(&c, s).await;
+    let last = months.last().unwrap().clone();
+    c.batch_execute(&format!("DROP TABLE {s}.{last}"))
+        .await
+        .unwrap();
+    let append = async |n: u64| {
+        store.append(&[Arc::new(event(n))]).await.unwrap();
+        partitions(&c, s).await.0
+    };
+    // Connecting just checked: the next check is not due yet.
+    assert!(!append(1).await.contains(&last));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(append(2).await, months);
+    drop(store);
+    setup.cleanup().await;
+}
