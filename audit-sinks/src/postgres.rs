@@ -647,8 +647,8 @@ impl PostgresStore {
     /// `policy` (each event in it expired under whichever rule decides it), and returns the
     /// events dropped per rule (the default last), counted in the same transaction. A month
     /// is left to the batched deletes when it took an event between the count and the drop,
-    /// or when its drop met the write of a late event for it (a deadlock the server broke)
-    /// or a lock it could not get in time.
+    /// when its drop gave way to a late event being written into it, or when the drop could
+    /// not get its lock in time.
     async fn drop_expired_partitions(
         &self,
         c: &mut Client,
@@ -700,9 +700,9 @@ impl PostgresStore {
                     }
                 }
                 Ok(None) => {}
-                // A late event for the month, written while the month was being dropped,
-                // can deadlock with the drop (40P01), or a lock wait can time out (55P03):
-                // the month is left to the batched deletes.
+                // The drop could not get its lock in time, or gave way to a late event being
+                // written into the month (55P03), or, should one still arise, lost a
+                // deadlock (40P01): the month is left to the batched deletes.
                 Err(e)
                     if e.code()
                         .is_some_and(|c| matches!(c.code(), "40P01" | "55P03")) => {}
