@@ -97,7 +97,7 @@ impl Default for SqliteOptions {
 struct Inner {
     writer: Option<std::sync::mpsc::Sender<WriteJob>>,
     readers: Option<std::sync::mpsc::Sender<ReadJob>>,
-    reader_count: usize,
+    /// The connections' threads: the readers', then the writer's.
     threads: Vec<std::thread::JoinHandle<()>>,
     path: PathBuf,
 }
@@ -188,7 +188,7 @@ impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
-            .field("readers", &self.inner.reader_count)
+            .field("readers", &self.inner.threads.len().saturating_sub(1))
             .finish()
     }
 }
@@ -250,7 +250,6 @@ impl SqliteStore {
                 Ok(c)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let reader_count = readers.len();
         let (writer, writer_handle) = writer_thread(writer)?;
         let (readers, mut threads) = if readers.is_empty() {
             (None, Vec::new())
@@ -263,7 +262,6 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Some(writer),
                 readers,
-                reader_count,
                 threads,
                 path,
             }),
@@ -281,7 +279,6 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Some(writer),
                 readers: None,
-                reader_count: 0,
                 threads: vec![handle],
                 path: PathBuf::from(":memory:"),
             }),

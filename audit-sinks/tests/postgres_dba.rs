@@ -14,27 +14,10 @@ use audit_core::store::{
 };
 use audit_core::{AuditEvent, Auditor, Timestamp};
 use audit_sinks::{PostgresOptions, PostgresStore};
-use tokio_postgres::{Client, NoTls};
+use pg::client;
+use tokio_postgres::Client;
 
-/// The owner's URL, or `None` when PostgreSQL is not reachable and not required.
-async fn owner_url() -> Option<String> {
-    let url = std::env::var("AUDIT_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match tokio_postgres::connect(&url, NoTls).await {
-        Ok(_) => Some(url),
-        Err(e) if std::env::var_os("AUDIT_REQUIRE_SERVICES").is_none() => {
-            eprintln!("skipping: PostgreSQL not reachable ({e}); set AUDIT_POSTGRES_URL");
-            None
-        }
-        Err(e) => panic!("PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable: {e}"),
-    }
-}
-
-async fn client(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
+mod pg;
 
 /// The same server and database as `url`, as `user` (the local server trusts loopback).
 fn url_as(url: &str, user: &str) -> String {
@@ -70,7 +53,7 @@ impl Setup {
     /// A fresh schema and role named after `tag`, or `None` when PostgreSQL is not reachable
     /// and not required.
     async fn start(tag: &str) -> Option<Setup> {
-        Some(Setup::new(owner_url().await?, tag).await)
+        Some(Setup::new(pg::url().await?, tag).await)
     }
 
     async fn new(owner: String, tag: &str) -> Setup {
@@ -311,6 +294,53 @@ async fn the_schema_has_the_constraints_a_dba_expects_and_one_purge_at_a_time() 
     setup.cleanup().await;
 }
 
+/// What searchers saw: searches done, the errors of those that failed, the slowest.
+#[derive(Default)]
+struct Searched {
+    ok: u64,
+    failed: Vec<String>,
+    slowest: Duration,
+}
+
+/// `n` searchers over every month (20 events a search, `pause` between searches) until
+/// `stop` is set; what they saw, together.
+fn search_until(
+    store: &Arc<PostgresStore>,
+    n: usize,
+    pause: Duration,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Searched> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Searched::default();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = std::time::Instant::now();
+                    let q = Query::new(Filter::scoped(TenantScope::All)).limit(20);
+                    match store.search(&q).await {
+                        Ok(_) => seen.ok += 1,
+                        Err(e) => seen.failed.push(e.to_string()),
+                    }
+                    seen.slowest = seen.slowest.max(started.elapsed());
+                    tokio::time::sleep(pause).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::spawn(async move {
+        let mut all = Searched::default();
+        for t in tasks {
+            let seen = t.await.unwrap();
+            all.ok += seen.ok;
+            all.failed.extend(seen.failed);
+            all.slowest = all.slowest.max(seen.slowest);
+        }
+        all
+    })
+}
+
 /// The one number `sql` selects.
 async fn count(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
@@ -495,21 +525,7 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     // Searches over every month and a live stream of appends (5,000 a second) throughout.
     let stop = Arc::new(AtomicBool::new(false));
     let late = Arc::new(AtomicBool::new(false));
-    let mut searchers = Vec::new();
-    for _ in 0..3 {
-        let (store, stop) = (store.clone(), stop.clone());
-        searchers.push(tokio::spawn(async move {
-            let (mut ok, mut failed) = (0_u64, Vec::new());
-            while !stop.load(Relaxed) {
-                let q = Query::new(Filter::scoped(TenantScope::All)).limit(20);
-                match store.search(&q).await {
-                    Ok(_) => ok += 1,
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        }));
-    }
+    let searchers = search_until(&store, 3, Duration::ZERO, &stop);
     let live = Auditor::builder()
         .stream("svc-live")
         .sink(StoreSink::new(store.clone()))
@@ -560,15 +576,20 @@ async fn months_are_dropped_while_searches_and_appends_go_on() {
     let second = purge(&policy).await;
     stop.store(true, Relaxed);
     let (recorded, sent_late) = recorder.await.unwrap();
-    let mut searched = 0;
-    for h in searchers {
-        let (ok, failed) = h.await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "searches failed during the purges: {failed:?}"
-        );
-        searched += ok;
-    }
+    let searched = searchers.await.unwrap();
+    assert!(
+        searched.failed.is_empty(),
+        "searches failed during the purges: {:?}",
+        searched.failed
+    );
+    // A search waits for a drop's lock at most one try (250 ms) at a time.
+    eprintln!("slowest search during the purges: {:?}", searched.slowest);
+    assert!(
+        searched.slowest < Duration::from_secs(2),
+        "a search waited {:?}",
+        searched.slowest
+    );
+    let searched = searched.ok;
     eprintln!("{searched} searches, {recorded} live events ({sent_late} late) meanwhile");
     assert!(searched > 0 && sent_late > 0);
     let report = live.shutdown(Duration::from_secs(30)).await;
@@ -629,25 +650,14 @@ async fn making_a_month_does_not_stall_searches_behind_a_long_statement() {
 
     // Searches go on while the service makes a month five months on.
     let stop = Arc::new(AtomicBool::new(false));
-    let searcher = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut slowest = Duration::ZERO;
-            while !stop.load(Relaxed) {
-                let started = std::time::Instant::now();
-                let q = Query::new(Filter::scoped(TenantScope::All)).limit(20);
-                store.search(&q).await.unwrap();
-                slowest = slowest.max(started.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            slowest
-        })
-    };
+    let searcher = search_until(&store, 1, Duration::from_millis(20), &stop);
     let app = client(&setup.app).await;
     let make = format!("SELECT {s}.audit_ensure_partitions(now() + interval '5 months', 1)");
     let made: i32 = app.query_one(&make, &[]).await.unwrap().get(0);
     stop.store(true, Relaxed);
-    let slowest = searcher.await.unwrap();
+    let searched = searcher.await.unwrap();
+    assert!(searched.failed.is_empty(), "{:?}", searched.failed);
+    let slowest = searched.slowest;
     eprintln!("slowest search while the month was being made: {slowest:?}");
     assert_eq!(
         made, 0,

@@ -15,6 +15,8 @@ use audit_core::store::{
 use audit_core::{Actor, AuditEvent, Category, EventId, Outcome, Severity, Target, Timestamp};
 use audit_sinks::{PostgresOptions, PostgresStore, SqliteStore};
 
+mod pg;
+
 const TYPES: [&str; 8] = [
     "auth.login.success",
     "auth.login.failure",
@@ -500,34 +502,8 @@ async fn sqlite_memory_store_conforms() {
     }
 }
 
-/// The PostgreSQL URL for tests, or `None` (with the reason printed) when the server is not
-/// reachable and `AUDIT_REQUIRE_SERVICES` is unset.
-async fn postgres_url() -> Option<String> {
-    let url = std::env::var("AUDIT_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok(_) => Some(url),
-        Err(e) if std::env::var_os("AUDIT_REQUIRE_SERVICES").is_none() => {
-            eprintln!("skipping: PostgreSQL not reachable ({e}); set AUDIT_POSTGRES_URL");
-            None
-        }
-        Err(e) => panic!("PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable: {e}"),
-    }
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-}
-
 async fn fresh_postgres(url: &str, schema: &str) -> PostgresStore {
-    drop_schema(url, schema).await;
+    pg::drop_schema(url, schema).await;
     PostgresStore::connect_with(url, PostgresOptions::default().schema(schema))
         .await
         .unwrap()
@@ -535,7 +511,7 @@ async fn fresh_postgres(url: &str, schema: &str) -> PostgresStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_conforms() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = pg::url().await else {
         return;
     };
     for (i, (name, case)) in cases().into_iter().enumerate() {
@@ -544,13 +520,13 @@ async fn postgres_store_conforms() {
         eprintln!("postgres: {name}");
         case(&store).await;
         drop(store);
-        drop_schema(&url, &schema).await;
+        pg::drop_schema(&url, &schema).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migration_is_idempotent_and_concurrent() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = pg::url().await else {
         return;
     };
     let schema = format!("audit_mig_{}", std::process::id());
@@ -568,7 +544,7 @@ async fn postgres_migration_is_idempotent_and_concurrent() {
     }
     first.append(&arcs(&events(5, 8))).await.unwrap();
     drop(first);
-    drop_schema(&url, &schema).await;
+    pg::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +560,7 @@ async fn postgres_unreachable_is_a_retryable_error() {
 /// Errors keep the server's SQLSTATE and message, never the connection string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_errors_say_why() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = pg::url().await else {
         return;
     };
     let missing = format!("{}_no_such_db", url.trim_end_matches('/'));
@@ -598,11 +574,11 @@ async fn postgres_errors_say_why() {
 /// PostgreSQL's reason, retryable, instead of waiting in silence; once released it succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_table_is_a_prompt_retryable_error() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = pg::url().await else {
         return;
     };
     let schema = format!("audit_lock_{}", std::process::id());
-    drop_schema(&url, &schema).await;
+    pg::drop_schema(&url, &schema).await;
     let store = PostgresStore::connect_with(
         &url,
         PostgresOptions::default()
@@ -611,10 +587,7 @@ async fn a_locked_table_is_a_prompt_retryable_error() {
     )
     .await
     .unwrap();
-    let (locker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let locker = pg::client(&url).await;
     locker
         .batch_execute(&format!(
             "BEGIN; LOCK TABLE {schema}.audit_events IN ACCESS EXCLUSIVE MODE;"
@@ -632,7 +605,7 @@ async fn a_locked_table_is_a_prompt_retryable_error() {
     assert!(err.message().contains("55P03"), "lock_not_available: {err}");
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(store.append(&arcs(&events(3, 8))).await.unwrap(), 3);
-    drop_schema(&url, &schema).await;
+    pg::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,7 +670,7 @@ fn sqlite_files_are_private_and_newer_schemas_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_reconnects_after_the_server_drops_its_connections() {
-    let Some(url) = postgres_url().await else {
+    let Some(url) = pg::url().await else {
         return;
     };
     let schema = format!("audit_reconnect_{}", std::process::id());
@@ -706,7 +679,7 @@ async fn postgres_reconnects_after_the_server_drops_its_connections() {
         "{url}{}application_name={app}",
         if url.contains('?') { "&" } else { "?" }
     );
-    drop_schema(&url, &schema).await;
+    pg::drop_schema(&url, &schema).await;
     let store = PostgresStore::connect_with(&tagged, PostgresOptions::default().schema(&schema))
         .await
         .unwrap();
@@ -715,10 +688,7 @@ async fn postgres_reconnects_after_the_server_drops_its_connections() {
     let all = Query::new(Filter::scoped(TenantScope::All));
     assert_eq!(store.search(&all).await.unwrap().events.len(), 5);
     // The server ends every connection of this store (a restart or failover looks the same).
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = pg::client(&url).await;
     let killed = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -742,5 +712,5 @@ async fn postgres_reconnects_after_the_server_drops_its_connections() {
     };
     assert_eq!(page.events.len(), 10);
     drop(store);
-    drop_schema(&url, &schema).await;
+    pg::drop_schema(&url, &schema).await;
 }

@@ -14,6 +14,8 @@ use audit_core::store::{RetentionPolicy, Store, StoreSink, TenantScope, verify_s
 use audit_core::{AuditEvent, Auditor, Timestamp};
 use audit_sinks::{PostgresOptions, PostgresStore, SqliteStore};
 
+mod pg;
+
 /// Where raw SQL goes, bypassing the store.
 enum Db {
     Sqlite(std::path::PathBuf),
@@ -28,10 +30,7 @@ impl Db {
                 c.execute_batch(sql).unwrap();
             }
             Db::Postgres { url, schema } => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
+                let client = pg::client(url).await;
                 client
                     .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
                     .await
@@ -48,10 +47,7 @@ impl Db {
                 c.query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
             }
             Db::Postgres { url, schema } => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
+                let client = pg::client(url).await;
                 let q =
                     format!("SELECT id, event::text FROM {schema}.audit_events WHERE seq = {seq}");
                 let row = client.query_one(&q, &[]).await.unwrap();
@@ -268,15 +264,9 @@ async fn sqlite_tampering_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_tampering_is_named() {
-    let url = std::env::var("AUDIT_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if let Err(e) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        if std::env::var_os("AUDIT_REQUIRE_SERVICES").is_some() {
-            panic!("PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable: {e}");
-        }
-        eprintln!("skipping: PostgreSQL not reachable ({e})");
+    let Some(url) = pg::url().await else {
         return;
-    }
+    };
     let pid = std::process::id();
     let schemas = std::sync::Mutex::new(Vec::new());
     scenarios(|name| {
@@ -361,18 +351,9 @@ async fn a_schema_1_store_is_migrated_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     migrates(&store, &line).await;
 
-    let url = std::env::var("AUDIT_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("AUDIT_REQUIRE_SERVICES").is_none(),
-            "PostgreSQL required (AUDIT_REQUIRE_SERVICES) but unreachable"
-        );
+    let Some(url) = pg::url().await else {
         return;
-    }
+    };
     let schema = format!("audit_schema1_{}", std::process::id());
     let db = Db::Postgres {
         url: url.clone(),
@@ -389,10 +370,7 @@ async fn a_schema_1_store_is_migrated_in_place() {
     migrates(&store, &line).await;
     // Schema 3: the old table is the partition of everything before next month, its times
     // converted to `timestamptz` to the millisecond.
-    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let c = pg::client(&url).await;
     let row = c
         .query_one(
             &format!(

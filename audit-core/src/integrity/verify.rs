@@ -436,16 +436,15 @@ impl Verifier {
         events: impl IntoIterator<Item = &'a AuditEvent>,
         keys: Option<Keyring>,
     ) -> Report {
-        let lines: Vec<String> = events
-            .into_iter()
-            .map(|e| {
-                let mut line = Vec::new();
-                // Writing into a Vec cannot fail.
-                let _ = e.write_json(&mut line);
-                String::from_utf8_lossy(&line).into_owned()
-            })
-            .collect();
-        Verifier::verify_lines(lines.iter().map(String::as_str), keys)
+        let mut v = Verifier::new(keys);
+        let mut line = Vec::new();
+        for e in events {
+            line.clear();
+            // Writing into a Vec cannot fail.
+            let _ = e.write_json(&mut line);
+            v.push_line(&String::from_utf8_lossy(&line));
+        }
+        v.finish()
     }
 
     /// Reads one event as written: a JSON line (a trailing newline is ignored) or a store's
